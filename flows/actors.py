@@ -1,0 +1,87 @@
+"""Ray actors own a trial's device state. The Prefect task that drives one only waits and reports."""
+from __future__ import annotations
+
+import os
+
+import ray
+
+
+def _device() -> str:
+    import torch
+
+    # Ray sets CUDA_VISIBLE_DEVICES to the GPUs it assigned; no assignment means CPU.
+    if ray.get_gpu_ids() and torch.cuda.is_available():
+        return "cuda:0"
+    return "cpu"
+
+
+@ray.remote
+class TrialActor:
+    """Trains one trial. Threaded (max_concurrency=2) so progress() answers while train() runs."""
+
+    def __init__(self, num_threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, num_threads))  # one trial must not oversubscribe its CPUs
+        self.progress_ = (0, 0, 0.0)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def progress(self) -> tuple[int, int, float]:
+        return self.progress_
+
+    def _on_progress(self, step: int, steps: int, rate: float) -> None:
+        self.progress_ = (step, steps, rate)
+
+    def train(self, cfg, storage, sweep_id: str) -> dict:
+        from gan_tasks.train import run_trial
+
+        return run_trial(cfg, storage, sweep_id, _device(), self._on_progress)
+
+    def evaluate(self, cfg, storage, sweep_id: str, ev) -> list[dict]:
+        from gan_tasks.evaluate import evaluate_trial
+
+        return evaluate_trial(cfg, storage, sweep_id, ev, _device())
+
+
+class ActorPool:
+    """A fixed set of TrialActors shared by a sweep's trials and evaluations.
+
+    Starting an actor costs seconds (a fresh process importing torch); a pool pays that once per
+    slot, not once per trial. Threads borrow an actor, use it, and give it back.
+    """
+
+    def __init__(self, size: int, gpus: float, cpus: float, restarts: int = 2):
+        import queue
+
+        self.actors = [make_actor(gpus, cpus, restarts) for _ in range(size)]
+        self._free: "queue.Queue" = queue.Queue()
+        for a in self.actors:
+            self._free.put(a)
+
+    def borrow(self):
+        return self._free.get()
+
+    def give_back(self, actor) -> None:
+        self._free.put(actor)
+
+    def shutdown(self) -> None:
+        for a in self.actors:
+            ray.kill(a)
+
+
+def slots(gpus: float, cpus: float, limit: int) -> int:
+    """How many trials the cluster can run at once with this request (at least 1)."""
+    total = ray.cluster_resources()
+    n = int(total.get("CPU", 1) // cpus) if cpus else limit
+    if gpus:
+        n = min(n, int(total.get("GPU", 0) // gpus))
+    return max(1, min(n, limit))
+
+
+def make_actor(gpus: float, cpus: float, restarts: int = 2):
+    """An actor with the trial's resource request; Ray restarts it (and retries the call) if its
+    process dies, and the retried train() resumes from the latest checkpoint."""
+    return TrialActor.options(num_gpus=gpus, num_cpus=cpus, max_concurrency=2, max_restarts=restarts,
+                              max_task_retries=restarts).remote(int(cpus) or 1)

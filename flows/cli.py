@@ -1,0 +1,111 @@
+"""The gansweep command line."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="GAN sweeps on Ray, orchestrated by Prefect.")
+console = Console()
+
+STORAGE_HELP = "fsspec URL: a local path, file://PATH or s3://bucket/prefix"
+ENDPOINT_HELP = "S3-compatible endpoint (MinIO, moto); env GANSWEEP_S3_ENDPOINT_URL"
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {msg}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _load(config: str):
+    from gan_tasks.config import ConfigError, load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as e:
+        _fail(str(e))
+
+
+@app.command()
+def validate(config: str) -> None:
+    """Check a sweep YAML without running it."""
+    from gan_tasks.config import expand_grid
+
+    sweep = _load(config)
+    trials = expand_grid(sweep)
+    console.print(f"[green]ok[/green] {config}: sweep {sweep.name!r}, {len(trials)} trials "
+                  f"({len(sweep.grid.loss)} losses x {len(sweep.grid.optimizer)} optimizers x "
+                  f"{len(sweep.grid.seed)} seeds)")
+
+
+@app.command()
+def run(config: str,
+        storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
+        sweep_id: Optional[str] = typer.Option(None, help="default: <name>-<UTC timestamp>"),
+        ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="existing Ray cluster"),
+        s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL", help=ENDPOINT_HELP),
+        ) -> None:
+    """Run a sweep: every trial a Prefect task run inside a Ray actor, then evaluation and report."""
+    from gan_tasks.config import expand_grid
+    from gan_tasks.storage import Storage
+
+    sweep = _load(config)
+    expand_grid(sweep)
+    try:
+        st = Storage.parse(storage, s3_endpoint_url)
+    except ValueError as e:
+        _fail(str(e))
+    from flows.sweep import default_sweep_id, sweep_flow
+
+    sid = sweep_id or default_sweep_id(sweep.name)
+    t0 = time.perf_counter()
+    out = sweep_flow(sweep.model_dump(mode="json"), st.url, sid, ray_address, s3_endpoint_url)
+    console.print(f"\nsweep [bold]{sid}[/bold] finished in {time.perf_counter() - t0:.0f} s: {out['counts']}")
+    console.print(f"results: {st.uri('sweeps', sid)}")
+    console.print(f"report:  {out['report']}")
+    if out["not_completed"]:
+        console.print(f"[yellow]{out['not_completed']} trial(s) did not complete[/yellow]")
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_(what: str = typer.Argument(..., help="losses | optimizers | models | datasets | metrics")) -> None:
+    """List registered names with a one-line description."""
+    from gan_tasks.datasets import DATASETS
+    from gan_tasks.losses import LOSSES
+    from gan_tasks.metrics import METRICS
+    from gan_tasks.models import MODELS
+    from gan_tasks.optimizers import OPTIMIZERS
+
+    registries = {"losses": LOSSES, "optimizers": OPTIMIZERS, "models": MODELS, "datasets": DATASETS,
+                  "metrics": METRICS}
+    if what not in registries:
+        _fail(f"cannot list {what!r}; valid: {', '.join(registries)}")
+    table = Table(show_header=True)
+    table.add_column("name"), table.add_column("description")
+    for name, doc in registries[what].describe().items():
+        table.add_row(name, doc)
+    console.print(table)
+
+
+@app.command()
+def report(sweep_id: str, storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
+           s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
+                                                         help=ENDPOINT_HELP)) -> None:
+    """Regenerate a sweep's report/index.html from storage alone."""
+    from gan_tasks.report import write_report
+    from gan_tasks.storage import Storage
+
+    st = Storage.parse(storage, s3_endpoint_url)
+    if not st.exists("sweeps", sweep_id, "config.yaml"):
+        _fail(f"no sweep {sweep_id!r} in {st.url}; sweeps there: {', '.join(st.ls('sweeps')) or '(none)'}")
+    console.print(write_report(st, sweep_id))
+
+
+if __name__ == "__main__":
+    sys.exit(app())

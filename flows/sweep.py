@@ -1,0 +1,145 @@
+"""The sweep flow: validate -> dataset -> one task run per trial (each in a Ray actor) -> evaluate -> report."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import ray
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
+    update_progress_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from prefect.cache_policies import NO_CACHE
+
+from flows.actors import ActorPool, slots
+from gan_tasks.config import ConfigError, SweepConfig, TrialConfig, dump_config, expand_grid, \
+    parse_config, EvalConfig
+from gan_tasks.datasets import ensure_dataset
+from gan_tasks.report import load_frames, summary_table, write_report
+from gan_tasks.storage import Storage
+from gan_tasks.train import trial_row, write_trial_row
+
+POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
+
+
+def default_sweep_id(name: str) -> str:
+    return f"{name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+
+
+def _completed(storage: Storage, sweep_id: str, tid: str) -> bool:
+    t = storage.read_table("sweeps", sweep_id, "trials") if storage.exists("sweeps", sweep_id, "trials",
+                                                                            f"{tid}.parquet") else None
+    return t is not None and any(r["trial_id"] == tid and r["status"] == "completed" for r in t.to_pylist())
+
+
+@task(retries=2, retry_delay_seconds=5)
+def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
+    path = ("sweeps", sweep_id, "config.yaml")
+    text = dump_config(sweep)
+    if storage.exists(*path) and storage.read_bytes(*path).decode() != text:
+        raise ConfigError(f"sweep {sweep_id} exists in {storage.url} with a different config; "
+                          "choose another --sweep-id")
+    storage.write_bytes(text.encode(), *path)
+    ensure_dataset(storage, sweep.dataset.name, sweep.dataset.params)
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPool) -> dict:
+    """Runs one trial in a Ray actor of the sweep's pool and reports its progress while it trains."""
+    logger = get_run_logger()
+    if _completed(storage, sweep_id, cfg.trial_id):
+        logger.info("%s already completed in %s: skipped", cfg.label, sweep_id)
+        return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
+    art = create_progress_artifact(0.0, description=f"{cfg.label} ({cfg.trial_id})")
+    actor = pool.borrow()
+    started = datetime.now(timezone.utc)
+    try:
+        ref = actor.train.remote(cfg, storage, sweep_id)
+        shown = 0.0
+        while not ray.wait([ref], timeout=POLL_SECONDS)[0]:
+            step, steps, rate = ray.get(actor.progress.remote())
+            if steps and step / steps >= shown + 0.1:  # log every 10 %, not every poll
+                shown = step / steps
+                update_progress_artifact(art, 100.0 * shown)
+                logger.info("%s: step %d/%d (%.0f steps/s)", cfg.label, step, steps, rate)
+        row = ray.get(ref)
+    except ray.exceptions.RayError as e:
+        # The actor died more often than Ray restarts it: record the failure, let the sweep go on.
+        row = trial_row(cfg, sweep_id, "failed", 0, started, datetime.now(timezone.utc), f"{type(e).__name__}: {e}")
+        write_trial_row(storage, row)
+    finally:
+        pool.give_back(actor)
+    update_progress_artifact(art, 100.0)
+    logger.info("%s: %s after %d steps %s", cfg.label, row["status"], row["steps"], row.get("error") or "")
+    return {"trial_id": cfg.trial_id, "status": row["status"]}
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig, pool: ActorPool) -> list[dict]:
+    actor = pool.borrow()
+    try:
+        return ray.get(actor.evaluate.remote(cfg, storage, sweep_id, ev))
+    finally:
+        pool.give_back(actor)
+
+
+@task
+def report(storage: Storage, sweep_id: str) -> dict:
+    url = write_report(storage, sweep_id)
+    table = summary_table(load_frames(storage, sweep_id))
+    create_table_artifact(table.fillna("").to_dict(orient="records"), key=_key(sweep_id, "trials"),
+                          description=f"Trials of sweep {sweep_id}")
+    counts = table["status"].value_counts().to_dict() if not table.empty else {}
+    create_markdown_artifact(f"# Sweep {sweep_id}\n\nReport: `{url}`\n\nStatus: {counts}\n\n"
+                             + table.drop(columns=["error"], errors="ignore").to_markdown(index=False),
+                             key=_key(sweep_id, "report"), description="Sweep report")
+    return {"report": url, "counts": counts}
+
+
+def _key(sweep_id: str, what: str) -> str:
+    # Artifact keys allow lowercase letters, digits and dashes only.
+    return "".join(c if c.isalnum() else "-" for c in f"{what}-{sweep_id}".lower())
+
+
+@flow(name="gansweep", log_prints=True)
+def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_address: str | None = None,
+               s3_endpoint_url: str | None = None) -> dict:
+    sweep = parse_config(config)
+    trials = expand_grid(sweep)
+    storage = Storage.parse(storage_url, s3_endpoint_url)
+    sweep_id = sweep_id or default_sweep_id(sweep.name)
+    started_ray = _ensure_ray(ray_address)
+    try:
+        prepare(sweep, storage, sweep_id)
+        res = sweep.resources
+        n = slots(res.gpus_per_trial, res.cpus_per_trial, min(res.max_parallel or len(trials), len(trials)))
+        pool = ActorPool(n, res.gpus_per_trial, res.cpus_per_trial)
+        runner = ThreadPoolTaskRunner(max_workers=min(64, len(trials)))
+        with runner:  # threads only wait on Ray actors; the pool bounds how many train at once
+            futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]",
+                                                tags=[f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}",
+                                                      f"seed:{t.seed}"])
+                       .submit(t, storage, sweep_id, pool) for t in trials]
+            results = [f.result() for f in futures]
+            done = [t for t, r in zip(trials, results) if r["status"] == "completed"]
+            evals = [evaluate_trial.with_options(task_run_name=f"evaluate {t.label} [{t.trial_id}]")
+                     .submit(t, storage, sweep_id, sweep.evaluation, pool) for t in done]
+            [f.result() for f in evals]
+        pool.shutdown()
+        out = report(storage, sweep_id)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    return {"sweep_id": sweep_id, "storage": storage.url, **out,
+            "not_completed": sum(r["status"] != "completed" for r in results)}
+
+
+def _ensure_ray(address: str | None) -> bool:
+    """Connect to a cluster or start a local Ray; True if we started it (and so must stop it)."""
+    if ray.is_initialized():
+        return False
+    # The dashboard is off and anything local binds to 127.0.0.1: nothing is exposed by default.
+    ray.init(address=address, include_dashboard=False, log_to_driver=True,
+             **({} if address else {"_node_ip_address": "127.0.0.1"}))
+    return True

@@ -1,0 +1,226 @@
+"""Sweep YAML -> frozen, typed models -> one TrialConfig per grid point.
+
+Validation happens here, before any Ray or Prefect work: an unknown key, a wrong type or an
+unknown registered name is a ConfigError naming the field and the valid values.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gan_tasks.datasets import DATASETS, resolve_params
+from gan_tasks.losses import LOSSES
+from gan_tasks.models import MODELS
+from gan_tasks.optimizers import OPTIMIZERS
+from gan_tasks.registry import check_params
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ConfigError(ValueError):
+    """A sweep config that cannot run; the message names every bad field."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def _entry(v: Any) -> Any:
+    """A grid/registry entry may be a bare name or {name: ..., params: {...}}."""
+    return {"name": v} if isinstance(v, str) else v
+
+
+class LossEntry(_Frozen):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "LossEntry":
+        loss = LOSSES.get(self.name)
+        resolved = check_params("loss", self.name, self.params, loss.defaults)
+        if loss.check:
+            loss.check(resolved)
+        object.__setattr__(self, "params", resolved)
+        return self
+
+
+class OptimizerEntry(_Frozen):
+    name: str
+    lr_g: float | None = Field(None, gt=0)  # None: the optimizer's paper default
+    lr_d: float | None = Field(None, gt=0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "OptimizerEntry":
+        spec = OPTIMIZERS.get(self.name)
+        resolved = check_params("optimizer", self.name, self.params, spec.defaults)
+        object.__setattr__(self, "params", resolved)
+        object.__setattr__(self, "lr_g", self.lr_g or spec.lr)
+        object.__setattr__(self, "lr_d", self.lr_d or spec.lr)
+        return self
+
+
+class DatasetEntry(_Frozen):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "DatasetEntry":
+        if not _NAME.match(self.name) or ".." in self.name:
+            raise ValueError(f"dataset name {self.name!r} may hold only letters, digits, '-', '_', '.'")
+        object.__setattr__(self, "params", resolve_params(self.name, self.params))
+        return self
+
+
+class ModelEntry(_Frozen):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "ModelEntry":
+        spec = MODELS.get(self.name)
+        object.__setattr__(self, "params", check_params("model", self.name, self.params, spec.defaults))
+        return self
+
+
+class TrainConfig(_Frozen):
+    steps: int = Field(2000, gt=0)  # generator steps
+    batch_size: int = Field(256, gt=0)  # PacGAN / VEEGAN 2D experiments use a few hundred
+    z_dim: int = Field(16, gt=0)
+    log_every: int = Field(10, gt=0)  # steps between metric rows; buffered, not on the hot path
+    checkpoint_every: int = Field(500, gt=0)  # also when buffered metrics are flushed to storage
+    keep_checkpoints: int = Field(2, gt=0)  # the latest K; K >= 2 survives one truncated file
+
+
+class Resources(_Frozen):
+    gpus_per_trial: float = Field(0.0, ge=0)  # fractional packs several trials on one GPU
+    cpus_per_trial: float = Field(1.0, gt=0)
+    max_parallel: int | None = Field(None, gt=0)  # None: as many as Ray can place
+
+
+class EvalConfig(_Frozen):
+    n_samples: int = Field(2500, gt=0)  # PacGAN / VEEGAN: 2,500 samples for mode coverage
+    std_threshold: float = Field(3.0, gt=0)  # "high quality" = within 3 std of its nearest mode
+
+
+class Grid(_Frozen):
+    loss: tuple[LossEntry, ...] = Field(min_length=1)
+    optimizer: tuple[OptimizerEntry, ...] = Field(min_length=1)
+    seed: tuple[int, ...] = Field(min_length=1)
+
+    @field_validator("loss", "optimizer", mode="before")
+    @classmethod
+    def _entries(cls, v: Any) -> Any:
+        return [_entry(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
+class SweepConfig(_Frozen):
+    name: str
+    dataset: DatasetEntry
+    model: ModelEntry
+    grid: Grid
+    train: TrainConfig = TrainConfig()
+    resources: Resources = Resources()
+    evaluation: EvalConfig = EvalConfig()
+
+    @field_validator("dataset", "model", mode="before")
+    @classmethod
+    def _entries(cls, v: Any) -> Any:
+        return _entry(v)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("name may hold only letters, digits, '-', '_', '.'")
+        return v
+
+    @model_validator(mode="after")
+    def _model_fits_data(self) -> "SweepConfig":
+        kind = DATASETS.get(self.dataset.name).kind
+        if kind not in MODELS.get(self.model.name).data_kinds:
+            valid = [m for m in MODELS.names() if kind in MODELS.get(m).data_kinds]
+            raise ValueError(f"model {self.model.name!r} cannot fit {kind} dataset {self.dataset.name!r}; "
+                             f"valid models: {', '.join(valid)}")
+        return self
+
+
+class TrialConfig(_Frozen):
+    """Everything that determines one trial's results. Its hash is the trial id."""
+
+    sweep_name: str
+    dataset: DatasetEntry
+    model: ModelEntry
+    loss: LossEntry
+    optimizer: OptimizerEntry
+    seed: int
+    train: TrainConfig
+
+    @property
+    def trial_id(self) -> str:
+        return trial_id(self)
+
+    @property
+    def label(self) -> str:
+        return f"{self.loss.name}/{self.optimizer.name}/seed{self.seed}"
+
+
+def trial_id(t: TrialConfig) -> str:
+    # sort_keys: the id must not depend on the order keys appear in the YAML
+    blob = json.dumps(t.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def expand_grid(sweep: SweepConfig) -> list[TrialConfig]:
+    """Pure: the cartesian product loss x optimizer x seed, in YAML order."""
+    trials = [
+        TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss,
+                    optimizer=opt, seed=seed, train=sweep.train)
+        for loss, opt, seed in itertools.product(sweep.grid.loss, sweep.grid.optimizer, sweep.grid.seed)
+    ]
+    ids = [t.trial_id for t in trials]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ConfigError(f"grid: {len(ids) - len(set(ids))} duplicate trials (same resolved config): {dupes}")
+    return trials
+
+
+def _format(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {field}: {msg}")
+    return "invalid sweep config:\n" + "\n".join(lines)
+
+
+def parse_config(data: Any) -> SweepConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("invalid sweep config: the top level must be a mapping")
+    try:
+        return SweepConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format(e)) from None
+
+
+def load_config(path: str) -> SweepConfig:
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+    return parse_config(data)
+
+
+def dump_config(sweep: SweepConfig) -> str:
+    return yaml.safe_dump(sweep.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,150 @@
+"""GAN losses as small pure functions of discriminator outputs (StudioGAN losses.py style).
+
+Discriminators return raw scores (logits) with no sigmoid; D(x) = sigmoid(score) for the
+probabilistic losses, raw scores for LSGAN / WGAN / hinge. Each loss carries its paper
+defaults (critic steps, clip, penalty weight) that a sweep YAML may override.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gan_tasks.registry import Registry
+
+LossFn = Callable[[Tensor, Tensor, dict], Tensor]
+
+
+@dataclass(frozen=True)
+class Loss:
+    d_loss: LossFn  # (score_real, score_fake, params) -> scalar to minimise over D
+    g_loss: LossFn  # (score_real, score_fake, params) -> scalar to minimise over G
+    defaults: dict[str, Any] = field(default_factory=dict)
+    # Regulariser added to the D loss: (D, real, fake, params, generator) -> scalar.
+    penalty: Callable[..., Tensor] | None = None
+    # Called after every D optimiser step (WGAN weight clipping).
+    after_d_step: Callable[[nn.Module, dict], None] | None = None
+    # Logged as "wasserstein" when the critic estimates W(P_r, P_g).
+    wasserstein: bool = False
+    # Raises ValueError on parameters that make the loss meaningless (e.g. LSGAN a == b).
+    check: Callable[[dict], None] | None = None
+
+
+LOSSES: Registry[Loss] = Registry("loss")
+
+# d_steps=1: Goodfellow 2014 Algorithm 1 used k=1, "the least expensive option" (seed 001).
+_ONE_STEP = {"d_steps": 1}
+
+
+def _minimax_d(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
+    # L_D = -E log D(x) - E log(1 - D(G(z)))   (seed 001, Bayes-optimal D* = p_d/(p_d+p_g))
+    return F.softplus(-sr).mean() + F.softplus(sf).mean()
+
+
+def _minimax_g(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
+    # L_G = E log(1 - D(G(z)))   saturates when D rejects samples early in training
+    return -F.softplus(sf).mean()
+
+
+def _nonsat_g(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
+    # L_G = -E log D(G(z))   the non-saturating heuristic (seed 001)
+    return F.softplus(-sf).mean()
+
+
+def _maxlik_g(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
+    # L_G = -E exp(sigma^-1(D(G(z)))) = -E exp(score)   (seed 001, Goodfellow 2014b).
+    # The score is clamped so one confident D output cannot overflow exp().
+    return -torch.exp(sf.clamp(max=p["max_score"])).mean()
+
+
+def _lsgan_d(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
+    # L_D = 1/2 E (D(x) - b)^2 + 1/2 E (D(G(z)) - a)^2   (seed 000/003 Eq. 2)
+    return 0.5 * ((sr - p["b"]) ** 2).mean() + 0.5 * ((sf - p["a"]) ** 2).mean()
+
+
+def _lsgan_g(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
+    # L_G = 1/2 E (D(G(z)) - c)^2
+    return 0.5 * ((sf - p["c"]) ** 2).mean()
+
+
+def _lsgan_check(p: dict) -> None:
+    if p["a"] == p["b"]:
+        raise ValueError(f"lsgan labels a and b must differ (a = b = {p['a']}): D could not tell real from fake")
+
+
+def _wgan_d(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
+    # L_D = E D(G(z)) - E D(x)   (negated critic objective, seed 004 Table 1)
+    return sf.mean() - sr.mean()
+
+
+def _wgan_g(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
+    # L_G = -E D(G(z))
+    return -sf.mean()
+
+
+def _hinge_d(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
+    # L_D = E max(0, 1 - D(x)) + E max(0, 1 + D(G(z)))   (Lim & Ye 2017; SAGAN/BigGAN)
+    return F.relu(1 - sr).mean() + F.relu(1 + sf).mean()
+
+
+def _clip_weights(d: nn.Module, p: dict) -> None:
+    # WGAN: theta_d <- clip(theta_d, -c, c) after each critic update (seed 002/004)
+    with torch.no_grad():
+        for w in d.parameters():
+            w.clamp_(-p["clip"], p["clip"])
+
+
+def grad_penalty(d: nn.Module, points: Tensor, target: float = 1.0) -> Tensor:
+    """E (||grad_x D(x)||_2 - target)^2 at the given points."""
+    points = points.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(points).sum(), points, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - target) ** 2).mean()
+
+
+def _wgan_gp_penalty(d: nn.Module, real: Tensor, fake: Tensor, p: dict, gen: torch.Generator) -> Tensor:
+    # lambda * E (||grad D(x_hat)||_2 - 1)^2, x_hat = eps x + (1 - eps) G(z), eps ~ U[0,1]  (seed 004 Eq. 6)
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=gen, device=gen.device)
+    return p["gp_lambda"] * grad_penalty(d, eps * real + (1 - eps) * fake.detach())
+
+
+def _dragan_penalty(d: nn.Module, real: Tensor, fake: Tensor, p: dict, gen: torch.Generator) -> Tensor:
+    # lambda * E (||grad D(x_p)||_2 - 1)^2 with x_p = x + alpha * c * std(x) * u, u ~ U[0,1]
+    # (Kodali et al. 2017, DRAGAN: penalise sharp gradients around the real data only).
+    shape = real.shape
+    u = torch.rand(shape, generator=gen, device=gen.device)
+    alpha = torch.rand((shape[0],) + (1,) * (real.dim() - 1), generator=gen, device=gen.device)
+    perturbed = real + alpha * p["perturb"] * real.std() * u
+    return p["gp_lambda"] * grad_penalty(d, perturbed)
+
+
+LOSSES.add("minimax", Loss(_minimax_d, _minimax_g, dict(_ONE_STEP)),
+           "saturating generator cost log(1 - D(G(z))) of the original minimax game")
+LOSSES.add("non-saturating", Loss(_minimax_d, _nonsat_g, dict(_ONE_STEP)),
+           "generator minimises -log D(G(z)) (DCGAN default)")
+LOSSES.add("max-likelihood", Loss(_minimax_d, _maxlik_g, {**_ONE_STEP, "max_score": 20.0}),
+           "generator cost -E exp(sigma^-1(D(G(z)))) (maximum-likelihood cost, seed 001)")
+LOSSES.add("lsgan", Loss(_lsgan_d, _lsgan_g, {**_ONE_STEP, "a": 0.0, "b": 1.0, "c": 1.0}, check=_lsgan_check),
+           "least squares GAN with free labels a (fake), b (real), c (G target)")
+# Eq. 9 of the LSGAN paper (seed 003): the 0-1 coding the authors train with.
+LOSSES.add("lsgan-011", Loss(_lsgan_d, _lsgan_g, {**_ONE_STEP, "a": 0.0, "b": 1.0, "c": 1.0}, check=_lsgan_check),
+           "LSGAN preset a=0, b=1, c=1 (Eq. 9)")
+# Eq. 8: b - c = 1 and b - a = 2 make the objective the Pearson chi^2 divergence.
+LOSSES.add("lsgan-m110", Loss(_lsgan_d, _lsgan_g, {**_ONE_STEP, "a": -1.0, "b": 1.0, "c": 0.0}, check=_lsgan_check),
+           "LSGAN preset a=-1, b=1, c=0 (Eq. 8, Pearson chi^2)")
+# c = 0.01 and 5 critic steps: WGAN paper defaults (seed 002 Algorithm, seed 004 Table 1).
+LOSSES.add("wgan", Loss(_wgan_d, _wgan_g, {"d_steps": 5, "clip": 0.01}, after_d_step=_clip_weights,
+                        wasserstein=True),
+           "Wasserstein GAN with weight clipping to [-clip, clip]")
+# lambda = 10 and 5 critic steps: Gulrajani et al. 2017 (seed 004 Table 1).
+LOSSES.add("wgan-gp", Loss(_wgan_d, _wgan_g, {"d_steps": 5, "gp_lambda": 10.0}, penalty=_wgan_gp_penalty,
+                           wasserstein=True),
+           "Wasserstein GAN with gradient penalty on random interpolates")
+# lambda = 10, perturbation scale 0.5 std: Kodali et al. 2017 defaults.
+LOSSES.add("dragan", Loss(_minimax_d, _nonsat_g, {**_ONE_STEP, "gp_lambda": 10.0, "perturb": 0.5},
+                          penalty=_dragan_penalty),
+           "non-saturating GAN with a gradient penalty around perturbed real data")
+LOSSES.add("hinge", Loss(_hinge_d, _wgan_g, dict(_ONE_STEP)),
+           "hinge loss for D, -D(G(z)) for G (SAGAN / BigGAN)")

@@ -1,0 +1,62 @@
+"""One registry per kind of thing (loss, optimizer, model, dataset, metric).
+
+Every entry is looked up by a short name; an unknown name is a ValueError that
+lists the valid ones (torch-fidelity registry.py / stylegan2-ada metric_main.py
+style). No if-chains on mode strings anywhere else in the code.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._docs: dict[str, str] = {}
+
+    def register(self, name: str, doc: str = "") -> Callable[[T], T]:
+        def deco(obj: T) -> T:
+            self.add(name, obj, doc or (getattr(obj, "__doc__", "") or "").strip().split("\n")[0])
+            return obj
+
+        return deco
+
+    def add(self, name: str, obj: T, doc: str = "") -> None:
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._items[name] = obj
+        self._docs[name] = doc
+
+    def get(self, name: str) -> T:
+        if name not in self._items:
+            raise ValueError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}")
+        return self._items[name]
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def describe(self) -> dict[str, str]:
+        return {n: self._docs[n] for n in self.names()}
+
+
+def check_params(kind: str, name: str, params: dict[str, Any], allowed: dict[str, Any]) -> dict[str, Any]:
+    """Merge user params over defaults; an unknown key is an error naming the valid keys."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"{kind} {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(sorted(allowed)) or '(none)'}"
+        )
+    return {**allowed, **params}

@@ -1,0 +1,30 @@
+"""The Parquet schemas of a sweep's outputs: written down once, used by every writer, tested."""
+import pyarrow as pa
+
+_TS = pa.timestamp("us", tz="UTC")
+
+TRIALS = pa.schema([
+    ("sweep_id", pa.string()), ("trial_id", pa.string()), ("loss", pa.string()), ("optimizer", pa.string()),
+    ("seed", pa.int64()), ("dataset", pa.string()), ("model", pa.string()),
+    ("status", pa.string()),  # running | completed | diverged | failed
+    ("steps", pa.int64()),  # generator steps done
+    ("wall_seconds", pa.float64()), ("started_at", _TS), ("finished_at", _TS),
+    ("error", pa.string()),  # "" unless diverged/failed
+    ("device", pa.string()),  # cpu | cuda:N
+    ("config_json", pa.string()),  # the resolved TrialConfig; its sha256[:12] is trial_id
+])
+
+METRICS = pa.schema([
+    ("sweep_id", pa.string()), ("trial_id", pa.string()), ("step", pa.int64()),
+    ("loss_d", pa.float64()), ("loss_g", pa.float64()),
+    ("penalty", pa.float64()),  # gradient penalty term (wgan-gp, dragan), NaN otherwise
+    ("d_real", pa.float64()), ("d_fake", pa.float64()),  # mean raw D score on the batch
+    ("grad_norm_d", pa.float64()), ("grad_norm_g", pa.float64()),
+    ("wasserstein", pa.float64()),  # critic's W estimate E D(x) - E D(G(z)) for wgan*, NaN otherwise
+])
+
+EVALUATIONS = pa.schema([
+    ("sweep_id", pa.string()), ("trial_id", pa.string()),
+    ("step", pa.int64()),  # generator step the metric was measured at
+    ("metric", pa.string()), ("value", pa.float64()),
+])

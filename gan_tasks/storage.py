@@ -1,0 +1,126 @@
+"""Object storage through fsspec: a local folder, file://, or s3://bucket/prefix (s3fs).
+
+The storage layout under the root (documented in README "Storage layout"):
+  datasets/<name>/<params-hash>/...          data written once, read by every trial
+  sweeps/<sweep_id>/config.yaml              the resolved sweep config
+  sweeps/<sweep_id>/trials/<trial_id>.parquet
+  sweeps/<sweep_id>/metrics/<trial_id>-<first_step:09d>.parquet
+  sweeps/<sweep_id>/evaluations/<trial_id>.parquet
+  sweeps/<sweep_id>/checkpoints/<trial_id>/step-<step:09d>.pt  (+ config.json)
+  sweeps/<sweep_id>/report/index.html
+Credentials are never part of a Storage: s3fs takes them from the standard AWS chain
+(environment, profile, instance role), so they never reach configs, logs or outputs.
+"""
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMES = ("file", "s3")
+
+
+@dataclass(frozen=True)
+class Storage:
+    url: str  # normalised root: an absolute local path or s3://bucket/prefix, no trailing slash
+    endpoint_url: str | None = None  # S3-compatible servers (MinIO, moto); None = AWS
+    region: str | None = None
+
+    @classmethod
+    def parse(cls, url: str, endpoint_url: str | None = None, region: str | None = None) -> "Storage":
+        url = str(url).strip()
+        if not url:
+            raise ValueError("storage: empty URL; give a local path, file://PATH or s3://bucket/prefix")
+        scheme = urlparse(url).scheme
+        if len(scheme) <= 1:  # a plain path (or a Windows drive letter)
+            return cls(os.path.abspath(url))
+        if scheme not in SCHEMES:
+            raise ValueError(f"storage: unsupported scheme {scheme!r} in {url!r}; valid: {', '.join(SCHEMES)} "
+                             "or a local path")
+        if scheme == "file":
+            return cls(os.path.abspath(url[len("file://"):]))
+        if not urlparse(url).netloc:
+            raise ValueError(f"storage: {url!r} names no bucket; use s3://bucket/prefix")
+        endpoint_url = endpoint_url or os.environ.get("GANSWEEP_S3_ENDPOINT_URL") or None
+        region = region or os.environ.get("GANSWEEP_S3_REGION") or None
+        return cls(url.rstrip("/"), endpoint_url, region)
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url.startswith("s3://")
+
+    @property
+    def storage_options(self) -> dict:
+        """What pandas / pyarrow / fsspec need besides the URL (never credentials)."""
+        if not self.is_s3:
+            return {}
+        client: dict = {}
+        if self.endpoint_url:
+            client["endpoint_url"] = self.endpoint_url
+        if self.region:
+            client["region_name"] = self.region
+        return {"client_kwargs": client} if client else {}
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        # fsspec caches filesystem instances by their arguments: this is cheap after the first call.
+        return fsspec.filesystem("s3" if self.is_s3 else "file", **self.storage_options)
+
+    def uri(self, *parts: str) -> str:
+        """A full URL usable with pandas.read_parquet(uri, storage_options=...)."""
+        return "/".join([self.url, *[p.strip("/") for p in parts if p]])
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self.uri(*parts))
+
+    def read_bytes(self, *parts: str) -> bytes:
+        return self.fs.cat_file(self.uri(*parts))
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        """Publish atomically: readers see the old object or the whole new one, never a part.
+
+        S3 PUTs are atomic by themselves; on a local disk we write aside and rename.
+        """
+        path = self.uri(*parts)
+        if self.is_s3:
+            self.fs.pipe_file(path, data)
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def ls(self, *parts: str) -> list[str]:
+        """Names (not paths) directly under a folder; [] if it does not exist."""
+        try:
+            return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.uri(*parts), detail=False))
+        except FileNotFoundError:
+            return []
+
+    def rm(self, *parts: str, recursive: bool = False) -> None:
+        try:
+            self.fs.rm(self.uri(*parts), recursive=recursive)
+        except FileNotFoundError:
+            pass
+
+    def write_parquet(self, table: pa.Table, *parts: str) -> None:
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        self.write_bytes(buf.getvalue(), *parts)
+
+    def read_table(self, *parts: str) -> pa.Table | None:
+        """All Parquet files of one folder as one table; None if the folder is empty."""
+        names = [n for n in self.ls(*parts) if n.endswith(".parquet")]
+        if not names:
+            return None
+        tables = [pq.read_table(io.BytesIO(self.read_bytes(*parts, n))) for n in names]
+        return pa.concat_tables(tables, promote_options="default")

@@ -1,0 +1,236 @@
+"""One trial: train a GAN, checkpoint, log metrics to Parquet, resume from the latest checkpoint.
+
+Plain PyTorch: no Prefect, no Ray. `run_trial` is what a Ray actor calls; it can also be called
+from a notebook. Metrics are buffered in memory and flushed to storage with each checkpoint,
+so storage writes never sit on the per-step hot path.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from gan_tasks.config import TrialConfig
+from gan_tasks.datasets import dataset_path, load_array
+from gan_tasks.losses import LOSSES
+from gan_tasks.models import build_models
+from gan_tasks.optimizers import make_optimizer
+from gan_tasks.storage import Storage
+from gan_tasks import schema
+
+log = logging.getLogger("gansweep.train")
+
+
+class Diverged(RuntimeError):
+    def __init__(self, step: int, what: str):
+        super().__init__(f"non-finite {what} at step {step}")
+        self.step = step
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Trial:
+    """The state of one trial on one device: models, optimisers, RNGs, step counter."""
+
+    def __init__(self, cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "cpu"):
+        self.cfg, self.storage, self.sweep_id, self.device = cfg, storage, sweep_id, torch.device(device)
+        self.tid = cfg.trial_id
+        self.loss = LOSSES.get(cfg.loss.name)
+        self.lp = cfg.loss.params
+        data = load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params))
+        self.data = torch.from_numpy(data).to(self.device)
+        torch.manual_seed(cfg.seed)  # model init and dropout draw from the global RNG
+        self.G, self.D = build_models(cfg.model.name, self.data.shape[1:], cfg.train.z_dim, cfg.model.params)
+        self.G.to(self.device), self.D.to(self.device)
+        o = cfg.optimizer
+        self.opt_g = make_optimizer(o.name, self.G.parameters(), o.lr_g, o.params)
+        self.opt_d = make_optimizer(o.name, self.D.parameters(), o.lr_d, o.params)
+        # Batches and z come from a generator of our own, so their stream is checkpointed exactly.
+        self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
+        self.step = 0
+        self.rows: list[dict] = []
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def _ckpt_dir(self) -> tuple[str, ...]:
+        return ("sweeps", self.sweep_id, "checkpoints", self.tid)
+
+    def state(self) -> dict:
+        s = {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
+             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+             "rng_torch": torch.get_rng_state(), "rng_gen": self.gen.get_state()}
+        if self.device.type == "cuda":
+            s["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return s
+
+    def save_checkpoint(self) -> None:
+        buf = io.BytesIO()
+        torch.save(self.state(), buf)
+        d = self._ckpt_dir()
+        self.storage.write_bytes(buf.getvalue(), *d, f"step-{self.step:09d}.pt")
+        old = [n for n in self.storage.ls(*d) if n.startswith("step-") and n.endswith(".pt")]
+        for name in old[: -self.cfg.train.keep_checkpoints]:
+            self.storage.rm(*d, name)
+
+    def try_resume(self) -> bool:
+        """Load the newest readable checkpoint; a truncated one falls back to the one before."""
+        d = self._ckpt_dir()
+        names = [n for n in self.storage.ls(*d) if n.startswith("step-") and n.endswith(".pt")]
+        for name in reversed(names):
+            try:
+                s = torch.load(io.BytesIO(self.storage.read_bytes(*d, name)), map_location=self.device,
+                               weights_only=True)
+            except Exception as e:  # noqa: BLE001 - any unreadable file means: try the previous one
+                log.warning("checkpoint %s of trial %s is unreadable (%s); falling back", name, self.tid, e)
+                continue
+            self.G.load_state_dict(s["G"]), self.D.load_state_dict(s["D"])
+            self.opt_g.load_state_dict(s["opt_g"]), self.opt_d.load_state_dict(s["opt_d"])
+            torch.set_rng_state(s["rng_torch"].cpu())
+            self.gen.set_state(s["rng_gen"].cpu())
+            if "rng_cuda" in s and self.device.type == "cuda":
+                torch.cuda.set_rng_state(s["rng_cuda"].cpu(), self.device)
+            self.step = int(s["step"])
+            return True
+        return False
+
+    # --- metrics -------------------------------------------------------------------------------
+    def _metrics_dir(self) -> tuple[str, ...]:
+        return ("sweeps", self.sweep_id, "metrics")
+
+    def drop_metrics_after(self, step: int) -> None:
+        """Rows logged after the checkpoint we resume from are logged again: drop them first."""
+        for name in self.storage.ls(*self._metrics_dir()):
+            if name.startswith(f"{self.tid}-") and int(name.rsplit("-", 1)[1].split(".")[0]) > step:
+                self.storage.rm(*self._metrics_dir(), name)
+
+    def flush_metrics(self) -> None:
+        if not self.rows:
+            return
+        table = pa.Table.from_pylist(self.rows, schema=schema.METRICS)
+        self.storage.write_parquet(table, *self._metrics_dir(), f"{self.tid}-{self.rows[0]['step']:09d}.parquet")
+        self.rows = []
+
+    # --- training ------------------------------------------------------------------------------
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        bs = self.cfg.train.batch_size
+        idx = torch.randint(len(self.data), (bs,), generator=self.gen, device=self.device)
+        z = torch.randn(bs, self.cfg.train.z_dim, generator=self.gen, device=self.device)
+        return self.data[idx], z
+
+    def train_step(self, log_now: bool) -> dict | None:
+        d_steps = int(self.lp.get("d_steps", 1))
+        for _ in range(d_steps):
+            real, z = self._batch()
+            fake = self.G(z).detach()
+            sr, sf = self.D(real), self.D(fake)
+            loss_d = self.loss.d_loss(sr, sf, self.lp)
+            pen = self.loss.penalty(self.D, real, fake, self.lp, self.gen) if self.loss.penalty else None
+            self.opt_d.zero_grad(set_to_none=True)
+            (loss_d + pen if pen is not None else loss_d).backward()
+            gn_d = _grad_norm(self.D) if log_now else None
+            self.opt_d.step()
+            if self.loss.after_d_step:
+                self.loss.after_d_step(self.D, self.lp)
+        _, z = self._batch()
+        sf_g = self.D(self.G(z))
+        loss_g = self.loss.g_loss(sr.detach(), sf_g, self.lp)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        gn_g = _grad_norm(self.G) if log_now else None
+        self.opt_g.step()
+        self.step += 1
+        if not log_now:
+            return None
+        row = {"sweep_id": self.sweep_id, "trial_id": self.tid, "step": self.step,
+               "loss_d": loss_d.item(), "loss_g": loss_g.item(),
+               "penalty": pen.item() if pen is not None else math.nan,
+               "d_real": sr.mean().item(), "d_fake": sf.mean().item(),
+               "grad_norm_d": gn_d, "grad_norm_g": gn_g,
+               "wasserstein": (sr.mean() - sf.mean()).item() if self.loss.wasserstein else math.nan}
+        for k in ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g"):
+            if not math.isfinite(row[k]):
+                raise Diverged(self.step, k)
+        return row
+
+    def check_weights(self) -> None:
+        for name, m in (("generator weights", self.G), ("discriminator weights", self.D)):
+            if not all(torch.isfinite(p).all() for p in m.parameters()):
+                raise Diverged(self.step, name)
+
+    def run(self, on_progress: Callable[[int, int, float], None] | None = None) -> None:
+        t = self.cfg.train
+        t0, s0 = time.perf_counter(), self.step
+        while self.step < t.steps:
+            log_now = (self.step + 1) % t.log_every == 0 or self.step + 1 == t.steps
+            row = self.train_step(log_now)
+            if row is not None:
+                self.rows.append(row)
+                if on_progress:  # cheap: the actor only records the numbers
+                    on_progress(self.step, t.steps, (self.step - s0) / (time.perf_counter() - t0))
+            if self.step % t.checkpoint_every == 0 or self.step == t.steps:
+                self.check_weights()
+                self.flush_metrics()  # metrics before the checkpoint: a resume re-logs, never loses
+                self.save_checkpoint()
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 12345) -> np.ndarray:
+        """n samples from the current generator, with a fixed z seed so evaluations are comparable."""
+        self.G.eval()
+        g = torch.Generator(self.device).manual_seed(seed)
+        z = torch.randn(n, self.cfg.train.z_dim, generator=g, device=self.device)
+        out = self.G(z).float().cpu().numpy()
+        self.G.train()
+        return out
+
+
+def _grad_norm(m: torch.nn.Module) -> float:
+    grads = [p.grad.detach().flatten() for p in m.parameters() if p.grad is not None]
+    return torch.cat(grads).norm().item() if grads else 0.0
+
+
+def trial_row(cfg: TrialConfig, sweep_id: str, status: str, steps: int, started: datetime,
+              finished: datetime | None, error: str = "", device: str = "") -> dict:
+    return {"sweep_id": sweep_id, "trial_id": cfg.trial_id, "loss": cfg.loss.name, "optimizer": cfg.optimizer.name,
+            "seed": cfg.seed, "dataset": cfg.dataset.name, "model": cfg.model.name, "status": status,
+            "steps": steps, "wall_seconds": ((finished or _now()) - started).total_seconds(),
+            "started_at": started, "finished_at": finished, "error": error, "device": device,
+            "config_json": json.dumps(cfg.model_dump(mode="json"), sort_keys=True)}
+
+
+def write_trial_row(storage: Storage, row: dict) -> None:
+    table = pa.Table.from_pylist([row], schema=schema.TRIALS)
+    storage.write_parquet(table, "sweeps", row["sweep_id"], "trials", f"{row['trial_id']}.parquet")
+
+
+def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "cpu",
+              on_progress: Callable[[int, int, float], None] | None = None) -> dict:
+    """Train (or resume) one trial to completion; record its status row. Returns that row."""
+    started = _now()
+    trial = Trial(cfg, storage, sweep_id, device)
+    base = ("sweeps", sweep_id, "checkpoints", cfg.trial_id)
+    storage.write_bytes(json.dumps(cfg.model_dump(mode="json"), indent=1).encode(), *base, "config.json")
+    if trial.try_resume():
+        log.info("trial %s resumes at step %d", cfg.trial_id, trial.step)
+    trial.drop_metrics_after(trial.step)
+    write_trial_row(storage, trial_row(cfg, sweep_id, "running", trial.step, started, None, device=device))
+    try:
+        trial.run(on_progress)
+        status, err = "completed", ""
+    except Diverged as e:
+        trial.flush_metrics()
+        status, err = "diverged", str(e)
+    except Exception as e:  # noqa: BLE001 - a trial's failure is recorded, the sweep goes on
+        trial.flush_metrics()
+        status, err = "failed", f"{type(e).__name__}: {e}"
+    row = trial_row(cfg, sweep_id, status, trial.step, started, _now(), err, device)
+    write_trial_row(storage, row)
+    return row
