@@ -80,3 +80,12 @@ def tiny_config(**over) -> dict:
     for k, v in over.items():
         cfg[k] = {**cfg[k], **v} if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
     return cfg
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A real (temporary, local) Prefect API for flows run inside the test process."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
