@@ -70,6 +70,12 @@ class ActorPool:
         for a in self.actors:
             ray.kill(a)
 
+    def __enter__(self) -> "ActorPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
 
 def slots(gpus: float, cpus: float, limit: int) -> int:
     """How many trials the cluster can run at once with this request (at least 1)."""

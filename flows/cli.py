@@ -49,6 +49,7 @@ def run(config: str,
         sweep_id: Optional[str] = typer.Option(None, help="default: <name>-<UTC timestamp>"),
         ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="existing Ray cluster"),
         s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL", help=ENDPOINT_HELP),
+        force: bool = typer.Option(False, "--force", help="retrain trials that already completed"),
         ) -> None:
     """Run a sweep: every trial a Prefect task run inside a Ray actor, then evaluation and report."""
     from gan_tasks.config import expand_grid
@@ -62,9 +63,22 @@ def run(config: str,
         _fail(str(e))
     from flows.sweep import default_sweep_id, sweep_flow
 
-    sid = sweep_id or default_sweep_id(sweep.name)
+    from flows.lock import SweepLocked
+
+    from gan_tasks.config import ConfigError, check_sweep_id
+
+    try:
+        sid = check_sweep_id(sweep_id or default_sweep_id(sweep.name))
+    except ConfigError as e:
+        _fail(str(e))
     t0 = time.perf_counter()
-    out = sweep_flow(sweep.model_dump(mode="json"), st.url, sid, ray_address, s3_endpoint_url)
+    state = sweep_flow(sweep.model_dump(mode="json"), st.url, sid, ray_address, s3_endpoint_url, force,
+                       return_state=True)
+    out = state.result(raise_on_failure=False)
+    if isinstance(out, SweepLocked):
+        _fail(str(out), 3)
+    if isinstance(out, BaseException):
+        raise out
     console.print(f"\nsweep [bold]{sid}[/bold] finished in {time.perf_counter() - t0:.0f} s: {out['counts']}")
     console.print(f"results: {st.uri('sweeps', sid)}")
     console.print(f"report:  {out['report']}")

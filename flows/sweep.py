@@ -12,8 +12,11 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from prefect.cache_policies import NO_CACHE
 
+from prefect.states import Failed
+
 from flows.actors import ActorPool, slots
-from gan_tasks.config import ConfigError, SweepConfig, TrialConfig, dump_config, expand_grid, \
+from flows.lock import SweepLock
+from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
 from gan_tasks.datasets import ensure_dataset
 from gan_tasks.report import load_frames, summary_table, write_report
@@ -44,11 +47,22 @@ def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
     ensure_dataset(storage, sweep.dataset.name, sweep.dataset.params)
 
 
+def forget_trial(storage: Storage, sweep_id: str, tid: str) -> None:
+    """--force: remove a trial's outputs so it trains from scratch."""
+    storage.rm("sweeps", sweep_id, "checkpoints", tid, recursive=True)
+    for folder in ("trials", "evaluations", "metrics"):
+        for name in storage.ls("sweeps", sweep_id, folder):
+            if name.startswith(tid):
+                storage.rm("sweeps", sweep_id, folder, name)
+
+
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPool) -> dict:
+def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPool, force: bool = False) -> dict:
     """Runs one trial in a Ray actor of the sweep's pool and reports its progress while it trains."""
     logger = get_run_logger()
-    if _completed(storage, sweep_id, cfg.trial_id):
+    if force:
+        forget_trial(storage, sweep_id, cfg.trial_id)
+    elif _completed(storage, sweep_id, cfg.trial_id):
         logger.info("%s already completed in %s: skipped", cfg.label, sweep_id)
         return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
     art = create_progress_artifact(0.0, description=f"{cfg.label} ({cfg.trial_id})")
@@ -88,7 +102,8 @@ def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalCo
 def report(storage: Storage, sweep_id: str) -> dict:
     url = write_report(storage, sweep_id)
     table = summary_table(load_frames(storage, sweep_id))
-    create_table_artifact(table.fillna("").to_dict(orient="records"), key=_key(sweep_id, "trials"),
+    create_table_artifact(table.astype(object).where(table.notna(), None).to_dict(orient="records"),
+                          key=_key(sweep_id, "trials"),
                           description=f"Trials of sweep {sweep_id}")
     counts = table["status"].value_counts().to_dict() if not table.empty else {}
     create_markdown_artifact(f"# Sweep {sweep_id}\n\nReport: `{url}`\n\nStatus: {counts}\n\n"
@@ -104,11 +119,22 @@ def _key(sweep_id: str, what: str) -> str:
 
 @flow(name="gansweep", log_prints=True)
 def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_address: str | None = None,
-               s3_endpoint_url: str | None = None) -> dict:
+               s3_endpoint_url: str | None = None, force: bool = False):
     sweep = parse_config(config)
     trials = expand_grid(sweep)
     storage = Storage.parse(storage_url, s3_endpoint_url)
-    sweep_id = sweep_id or default_sweep_id(sweep.name)
+    sweep_id = check_sweep_id(sweep_id or default_sweep_id(sweep.name))
+    with SweepLock(storage, sweep_id):  # before any Ray work: a second run of this id stops here
+        out = _run(sweep, trials, storage, sweep_id, ray_address, force)
+    if out["not_completed"]:
+        # The flow's final state says how many trials did not complete; the data stays readable.
+        return Failed(message=f"{out['not_completed']} of {len(trials)} trials did not complete: {out['counts']}",
+                      data=out)
+    return out
+
+
+def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, ray_address: str | None,
+         force: bool) -> dict:
     started_ray = _ensure_ray(ray_address)
     try:
         prepare(sweep, storage, sweep_id)
@@ -116,17 +142,18 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
         n = slots(res.gpus_per_trial, res.cpus_per_trial, min(res.max_parallel or len(trials), len(trials)))
         pool = ActorPool(n, res.gpus_per_trial, res.cpus_per_trial)
         runner = ThreadPoolTaskRunner(max_workers=min(64, len(trials)))
-        with runner:  # threads only wait on Ray actors; the pool bounds how many train at once
+        with runner, pool:  # threads only wait on Ray actors; the pool bounds how many train at once
             futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]",
                                                 tags=[f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}",
                                                       f"seed:{t.seed}"])
-                       .submit(t, storage, sweep_id, pool) for t in trials]
+                       .submit(t, storage, sweep_id, pool, force) for t in trials]
             results = [f.result() for f in futures]
             done = [t for t, r in zip(trials, results) if r["status"] == "completed"]
             evals = [evaluate_trial.with_options(task_run_name=f"evaluate {t.label} [{t.trial_id}]")
                      .submit(t, storage, sweep_id, sweep.evaluation, pool) for t in done]
-            [f.result() for f in evals]
-        pool.shutdown()
+            for t, f in zip(done, evals):
+                if isinstance(err := f.result(raise_on_failure=False), BaseException):
+                    get_run_logger().error("evaluation of %s failed: %s", t.label, err)
         out = report(storage, sweep_id)
     finally:
         if started_ray:

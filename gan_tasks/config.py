@@ -191,6 +191,13 @@ def expand_grid(sweep: SweepConfig) -> list[TrialConfig]:
     return trials
 
 
+def check_sweep_id(sweep_id: str) -> str:
+    """A sweep id becomes a storage folder: no '/', no '..', nothing a shell would mangle."""
+    if not _NAME.match(sweep_id) or ".." in sweep_id:
+        raise ConfigError(f"sweep_id {sweep_id!r}: use letters, digits, '-', '_', '.' (no '/' or '..')")
+    return sweep_id
+
+
 def _format(err: ValidationError) -> str:
     lines = []
     for e in err.errors():

@@ -14,7 +14,9 @@ Credentials are never part of a Storage: s3fs takes them from the standard AWS c
 from __future__ import annotations
 
 import io
+import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -24,6 +26,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 SCHEMES = ("file", "s3")
+log = logging.getLogger("gansweep.storage")
+
+# Backoff 0.5, 1, 2, 4, 8, 8, ... s for up to RETRY_SECONDS: outlives a minute-long S3 outage
+# (a preempted gateway, a restarting MinIO) without hiding a real misconfiguration for long.
+RETRY_SECONDS = 90.0
+# Errors that retrying cannot fix: the object is absent, or we may not touch it.
+_FINAL = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def retrying(fn, what: str, budget: float = RETRY_SECONDS):
+    """Call fn(); on a transient I/O error retry with exponential backoff, logging each retry."""
+    delay, t0 = 0.5, time.monotonic()
+    while True:
+        try:
+            return fn()
+        except _FINAL:
+            raise
+        except (OSError, ConnectionError, TimeoutError) as e:
+            if time.monotonic() - t0 + delay > budget:
+                raise
+            log.warning("storage: %s failed (%s: %s); retrying in %.1f s", what, type(e).__name__, e, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
 
 
 @dataclass(frozen=True)
@@ -70,17 +95,22 @@ class Storage:
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
         # fsspec caches filesystem instances by their arguments: this is cheap after the first call.
-        return fsspec.filesystem("s3" if self.is_s3 else "file", **self.storage_options)
+        if not self.is_s3:
+            return fsspec.filesystem("file")
+        # No listing cache: other processes (actors, other nodes) write here all the time.
+        return fsspec.filesystem("s3", use_listings_cache=False, **self.storage_options)
 
     def uri(self, *parts: str) -> str:
         """A full URL usable with pandas.read_parquet(uri, storage_options=...)."""
         return "/".join([self.url, *[p.strip("/") for p in parts if p]])
 
     def exists(self, *parts: str) -> bool:
-        return self.fs.exists(self.uri(*parts))
+        path = self.uri(*parts)
+        return retrying(lambda: self.fs.exists(path), f"exists {path}")
 
     def read_bytes(self, *parts: str) -> bytes:
-        return self.fs.cat_file(self.uri(*parts))
+        path = self.uri(*parts)
+        return retrying(lambda: self.fs.cat_file(path), f"read {path}")
 
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """Publish atomically: readers see the old object or the whole new one, never a part.
@@ -89,7 +119,7 @@ class Storage:
         """
         path = self.uri(*parts)
         if self.is_s3:
-            self.fs.pipe_file(path, data)
+            retrying(lambda: self.fs.pipe_file(path, data), f"write {path}")
             return
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
@@ -101,14 +131,17 @@ class Storage:
 
     def ls(self, *parts: str) -> list[str]:
         """Names (not paths) directly under a folder; [] if it does not exist."""
+        path = self.uri(*parts)
         try:
-            return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.uri(*parts), detail=False))
+            names = retrying(lambda: self.fs.ls(path, detail=False), f"list {path}")
         except FileNotFoundError:
             return []
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in names)
 
     def rm(self, *parts: str, recursive: bool = False) -> None:
+        path = self.uri(*parts)
         try:
-            self.fs.rm(self.uri(*parts), recursive=recursive)
+            retrying(lambda: self.fs.rm(path, recursive=recursive), f"remove {path}")
         except FileNotFoundError:
             pass
 
