@@ -35,6 +35,18 @@ RETRY_SECONDS = 90.0
 _FINAL = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
+def _transient() -> tuple[type[BaseException], ...]:
+    """Network errors worth retrying: OS-level ones, and botocore's own (not OSError subclasses)."""
+    errors: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError, HTTPClientError
+
+        errors += (BotoConnectionError, HTTPClientError)
+    except ImportError:  # local storage only: botocore is not needed
+        pass
+    return errors
+
+
 def retrying(fn, what: str, budget: float = RETRY_SECONDS):
     """Call fn(); on a transient I/O error retry with exponential backoff, logging each retry."""
     delay, t0 = 0.5, time.monotonic()
@@ -43,7 +55,7 @@ def retrying(fn, what: str, budget: float = RETRY_SECONDS):
             return fn()
         except _FINAL:
             raise
-        except (OSError, ConnectionError, TimeoutError) as e:
+        except _transient() as e:
             if time.monotonic() - t0 + delay > budget:
                 raise
             log.warning("storage: %s failed (%s: %s); retrying in %.1f s", what, type(e).__name__, e, delay)

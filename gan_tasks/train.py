@@ -215,22 +215,23 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
               on_progress: Callable[[int, int, float], None] | None = None) -> dict:
     """Train (or resume) one trial to completion; record its status row. Returns that row."""
     started = _now()
-    trial = Trial(cfg, storage, sweep_id, device)
     base = ("sweeps", sweep_id, "checkpoints", cfg.trial_id)
     storage.write_bytes(json.dumps(cfg.model_dump(mode="json"), indent=1).encode(), *base, "config.json")
-    if trial.try_resume():
-        log.info("trial %s resumes at step %d", cfg.trial_id, trial.step)
-    trial.drop_metrics_after(trial.step)
-    write_trial_row(storage, trial_row(cfg, sweep_id, "running", trial.step, started, None, device=device))
+    trial = None
     try:
+        trial = Trial(cfg, storage, sweep_id, device)  # reads the dataset: may fail on a corrupt file
+        if trial.try_resume():
+            log.info("trial %s resumes at step %d", cfg.trial_id, trial.step)
+        trial.drop_metrics_after(trial.step)
+        write_trial_row(storage, trial_row(cfg, sweep_id, "running", trial.step, started, None, device=device))
         trial.run(on_progress)
         status, err = "completed", ""
     except Diverged as e:
-        trial.flush_metrics()
         status, err = "diverged", str(e)
     except Exception as e:  # noqa: BLE001 - a trial's failure is recorded, the sweep goes on
-        trial.flush_metrics()
         status, err = "failed", f"{type(e).__name__}: {e}"
-    row = trial_row(cfg, sweep_id, status, trial.step, started, _now(), err, device)
+    if trial is not None and status != "completed":
+        trial.flush_metrics()  # keep the curve up to the failure: it is what explains it
+    row = trial_row(cfg, sweep_id, status, trial.step if trial else 0, started, _now(), err, device)
     write_trial_row(storage, row)
     return row

@@ -45,3 +45,43 @@ def test_tiny_sweep_on_s3_reads_back_with_pandas(ray_session, prefect_harness, s
     assert "non-saturating" in html and "lsgan-011" in html
     # The dataset was written once to storage, where the actors read it from.
     assert s3_storage.ls("datasets", "ring-8")
+
+
+def test_no_credential_reaches_outputs_artifacts_or_logs(ray_session, prefect_harness, s3_storage, capfd):
+    import asyncio
+    import os
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter
+
+    key, secret = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    assert key.startswith("AKIATEST")  # the fake pair from conftest, never a real one
+    out = sweep_flow(tiny_config(), s3_storage.url, "sec-1", None, s3_storage.endpoint_url)
+    assert out["not_completed"] == 0
+
+    fs = s3_storage.fs
+    files = [p for p in fs.find(s3_storage.url) if not p.endswith("/")]
+    assert any(p.endswith(".parquet") for p in files) and any(p.endswith(".pt") for p in files)
+    for p in files:
+        blob = fs.cat_file(p)
+        assert key.encode() not in blob and secret.encode() not in blob, p
+
+    async def api_text() -> str:
+        async with get_client() as client:
+            arts = await client.read_artifacts()
+            logs = await client.read_logs(LogFilter())
+        return " ".join(str(a.data) + str(a.description) for a in arts) + " ".join(l.message for l in logs)
+
+    text = asyncio.run(api_text())
+    assert "sec-1" in text  # the artifacts and logs were really read
+    assert key not in text and secret not in text
+    captured = capfd.readouterr()
+    assert key not in captured.out + captured.err and secret not in captured.out + captured.err
+
+    # Checkpoints load with weights_only=True (no pickle code execution).
+    import io
+
+    import torch
+
+    ck = [p for p in files if p.endswith(".pt")][0]
+    torch.load(io.BytesIO(fs.cat_file(ck)), weights_only=True)

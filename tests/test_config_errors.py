@@ -1,0 +1,73 @@
+"""Malformed sweep configs: each rejected before any Ray or Prefect work, naming the field."""
+import pytest
+
+from gan_tasks.config import ConfigError, check_sweep_id, parse_config
+from gan_tasks.storage import Storage
+from tests.conftest import tiny_config
+
+G = {"loss": ["minimax"], "optimizer": ["adam"], "seed": [0]}
+
+CASES = [  # (id, config override, field named in the message, a word that must appear)
+    ("unknown top key", {"epochs": 3}, "epochs", "unknown key"),
+    ("unknown train key", {"train": {"stepz": 3}}, "train.stepz", "unknown key"),
+    ("unknown grid axis", {"grid": {**G, "lr": [1]}}, "grid.lr", "unknown key"),
+    ("steps negative", {"train": {"steps": -1}}, "train.steps", "greater than 0"),
+    ("steps zero", {"train": {"steps": 0}}, "train.steps", "greater than 0"),
+    ("steps wrong type", {"train": {"steps": "ten"}}, "train.steps", "integer"),
+    ("batch size zero", {"train": {"batch_size": 0}}, "train.batch_size", "greater than 0"),
+    ("empty loss axis", {"grid": {**G, "loss": []}}, "grid.loss", "at least 1"),
+    ("empty optimizer axis", {"grid": {**G, "optimizer": []}}, "grid.optimizer", "at least 1"),
+    ("empty seed axis", {"grid": {**G, "seed": []}}, "grid.seed", "at least 1"),
+    ("seed not int", {"grid": {**G, "seed": ["x"]}}, "grid.seed.0", "integer"),
+    ("unknown loss", {"grid": {**G, "loss": ["wgan-xx"]}}, "grid.loss.0", "valid: "),
+    ("unknown optimizer", {"grid": {**G, "optimizer": ["lion"]}}, "grid.optimizer.0", "valid: "),
+    ("unknown dataset", {"dataset": "imagenet"}, "dataset", "valid: "),
+    ("unknown model", {"model": "resnet"}, "model", "valid: "),
+    ("unknown loss param", {"grid": {**G, "loss": [{"name": "wgan", "params": {"clipp": 1}}]}}, "grid.loss.0",
+     "valid: clip"),
+    ("lsgan a == b", {"grid": {**G, "loss": [{"name": "lsgan", "params": {"a": 1, "b": 1}}]}}, "grid.loss.0",
+     "must differ"),
+    ("negative gpus", {"resources": {"gpus_per_trial": -0.5}}, "resources.gpus_per_trial", "greater than or equal"),
+    ("zero cpus", {"resources": {"cpus_per_trial": 0}}, "resources.cpus_per_trial", "greater than 0"),
+    ("dataset with ..", {"dataset": "../etc"}, "dataset", "may hold only"),
+    ("dataset with /", {"dataset": "ring-8/x"}, "dataset", "may hold only"),
+    ("bad sweep name", {"name": "a b/c"}, "name", "may hold only"),
+    ("negative lr", {"grid": {**G, "optimizer": [{"name": "adam", "lr_g": -1}]}}, "grid.optimizer.0.lr_g",
+     "greater than 0"),
+    ("unknown optimizer param", {"grid": {**G, "optimizer": [{"name": "sgd", "params": {"nesterov2": 1}}]}},
+     "grid.optimizer.0", "valid: momentum"),
+    ("eval samples zero", {"evaluation": {"n_samples": 0}}, "evaluation.n_samples", "greater than 0"),
+    ("grid not a mapping", {"grid": ["minimax"]}, "grid", "valid dictionary"),
+]
+
+
+@pytest.mark.parametrize("over, field, word", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_malformed_config_is_rejected_naming_the_field(over, field, word):
+    with pytest.raises(ConfigError) as e:
+        parse_config(tiny_config(**over))
+    msg = str(e.value)
+    assert f"  {field}:" in msg, msg
+    assert word in msg, msg
+
+
+def test_there_are_at_least_twenty_cases():
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("url", ["gs://bucket/x", "http://host/x", "ftp://a/b", "s3://", ""])
+def test_unsupported_storage_urls_are_rejected(url):
+    with pytest.raises(ValueError, match="storage: "):
+        Storage.parse(url)
+
+
+@pytest.mark.parametrize("sid", ["../up", "a/b", "x y", ""])
+def test_bad_sweep_ids_are_rejected(sid):
+    with pytest.raises(ConfigError, match="sweep_id"):
+        check_sweep_id(sid)
+
+
+def test_a_duplicated_grid_entry_is_rejected():
+    from gan_tasks.config import expand_grid
+
+    with pytest.raises(ConfigError, match="duplicate trials"):
+        expand_grid(parse_config(tiny_config(grid={**G, "seed": [0, 0]})))
