@@ -121,5 +121,28 @@ def report(sweep_id: str, storage: str = typer.Option("gansweep-results", help=S
     console.print(write_report(st, sweep_id))
 
 
+data_app = typer.Typer(no_args_is_help=True, help="Datasets in object storage.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("upload")
+def data_upload(name: str, path: str = typer.Argument(..., help="folder with the canonical files"),
+                storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
+                s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
+                                                              help=ENDPOINT_HELP)) -> None:
+    """Check a dataset's canonical files (md5) and write it to <storage>/datasets/NAME/."""
+    from gan_tasks.images import upload
+    from gan_tasks.storage import Storage
+
+    try:
+        st = Storage.parse(storage, s3_endpoint_url)
+        manifest = upload(st, name, path)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    for key, f in manifest["files"].items():
+        console.print(f"{key}: {tuple(f['shape'])}")
+    console.print(f"uploaded {name} to {st.uri('datasets', name)}")
+
+
 if __name__ == "__main__":
     sys.exit(app())

@@ -60,6 +60,9 @@ DATASETS.add("ring-8", DatasetSpec("points", {"n_modes": 8, "radius": 1.0, "std"
                                                "seed": 0}, _ring, _ring_modes),
              "PacGAN ring: 8 Gaussians on a circle of radius 1, sigma 0.01")
 # PacGAN's grid: 25 modes at {-4,-2,0,2,4}^2, sigma 0.05.
+# Image datasets: uploaded once from their canonical files (gan_tasks/images.py), stored as uint8.
+DATASETS.add("mnist", DatasetSpec("images"), "MNIST digits, 60k 28x28 grey (upload with gansweep data upload)")
+DATASETS.add("fashion-mnist", DatasetSpec("images"), "Fashion-MNIST, 60k 28x28 grey (upload with gansweep data upload)")
 DATASETS.add("grid-25", DatasetSpec("points", {"side": 5, "spacing": 2.0, "std": 0.05, "n_samples": 100_000,
                                                 "seed": 0}, _grid, _grid_modes),
              "PacGAN grid: 25 Gaussians at {-4,-2,0,2,4}^2, sigma 0.05")
@@ -75,8 +78,10 @@ def params_hash(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def dataset_path(name: str, params: dict) -> tuple[str, ...]:
-    return ("datasets", name, params_hash(params), "train.npy")
+def dataset_path(name: str, params: dict, split: str = "train") -> tuple[str, ...]:
+    if DATASETS.get(name).generate is None:  # uploaded: one copy per name (gansweep data upload)
+        return ("datasets", name, f"{split}.npy")
+    return ("datasets", name, params_hash(params), f"{split}.npy")
 
 
 def ensure_dataset(storage: Storage, name: str, params: dict) -> tuple[str, ...]:

@@ -61,6 +61,20 @@ def _scatter(samples: np.ndarray, modes: np.ndarray | None, title: str) -> str:
     return _png(fig)
 
 
+def _image_grid(images: np.ndarray, title: str) -> str:
+    """An 8x8 grid of generated images in [-1, 1] (N, C, H, W)."""
+    n, c, h, w = images.shape
+    k = int(np.ceil(np.sqrt(n)))
+    canvas = np.ones((k * (h + 2), k * (w + 2), c), dtype=np.float32)
+    for i, img in enumerate(images):
+        r, col = divmod(i, k)
+        canvas[r * (h + 2):r * (h + 2) + h, col * (w + 2):col * (w + 2) + w] = (img.transpose(1, 2, 0) + 1) / 2
+    fig, ax = plt.subplots(figsize=(3, 3))
+    ax.imshow(canvas.squeeze(-1) if c == 1 else canvas, cmap="gray", vmin=0, vmax=1)
+    ax.set_title(title, fontsize=8), ax.axis("off")
+    return _png(fig)
+
+
 def _curves(metrics: pd.DataFrame, trials: pd.DataFrame) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3))
     m = metrics.merge(trials[["trial_id", "loss", "optimizer"]], on="trial_id")
@@ -106,8 +120,8 @@ def render_html(storage: Storage, sweep_id: str) -> str:
         title = f"{row['loss']}/{row['optimizer']}/seed {row['seed']}"
         if "modes_covered" in row and pd.notna(row.get("modes_covered")):
             title += f"\n{int(row['modes_covered'])} modes"
-        parts.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,"
-                     f"{_scatter(samples, modes, title)}'></figure>")
+        png = _scatter(samples, modes, title) if samples.ndim == 2 else _image_grid(samples, title)
+        parts.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'></figure>")
     parts.append("</div></body></html>")
     return "".join(parts)
 

@@ -48,7 +48,7 @@ class Trial:
         self.loss = LOSSES.get(cfg.loss.name)
         self.lp = cfg.loss.params
         data = load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params))
-        self.data = torch.from_numpy(data).to(self.device)
+        self.data = to_model_range(torch.from_numpy(data)).to(self.device)
         torch.manual_seed(cfg.seed)  # model init and dropout draw from the global RNG
         self.G, self.D = build_models(cfg.model.name, self.data.shape[1:], cfg.train.z_dim, cfg.model.params)
         self.G.to(self.device), self.D.to(self.device)
@@ -190,6 +190,11 @@ class Trial:
         out = self.G(z).float().cpu().numpy()
         self.G.train()
         return out
+
+
+def to_model_range(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [-1, 1] for tanh generators; float data passes through."""
+    return x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
 
 
 def _grad_norm(m: torch.nn.Module) -> float:
