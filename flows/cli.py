@@ -121,6 +121,27 @@ def report(sweep_id: str, storage: str = typer.Option("gansweep-results", help=S
     console.print(write_report(st, sweep_id))
 
 
+@app.command("compare")
+def compare_(sweep_a: str, sweep_b: str, storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
+             s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
+                                                           help=ENDPOINT_HELP)) -> None:
+    """Per (loss, optimizer, metric): the change from SWEEP_A to SWEEP_B, flagged beyond the seed 95 % CI."""
+    from gan_tasks.compare import compare, regressions
+    from gan_tasks.storage import Storage
+
+    st = Storage.parse(storage, s3_endpoint_url)
+    for sid in (sweep_a, sweep_b):
+        if not st.exists("sweeps", sid, "config.yaml"):
+            _fail(f"no sweep {sid!r} in {st.url}; sweeps there: {', '.join(st.ls('sweeps')) or '(none)'}")
+    cmp = compare(st, sweep_a, sweep_b)
+    table = Table("loss", "optimizer", "metric", "A", "B", "delta", "ci95", "")
+    for r in cmp.itertuples():
+        table.add_row(r.loss, r.optimizer, r.metric, f"{r.mean_a:.4g}", f"{r.mean_b:.4g}", f"{r.delta:+.4g}",
+                      f"{r.ci95:.3g}", "[yellow]beyond CI[/yellow]" if r.flagged else "")
+    console.print(table)
+    console.print(f"{len(regressions(cmp))} regression(s) beyond the seed confidence interval")
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Datasets in object storage.")
 app.add_typer(data_app, name="data")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+import pyarrow as pa
 import ray
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
@@ -18,6 +19,7 @@ from flows.actors import ActorPool, slots
 from flows.lock import SweepLock
 from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
+from gan_tasks.compare import compare, previous_sweep, regressions
 from gan_tasks.datasets import ensure_dataset
 from gan_tasks.report import load_frames, summary_table, write_report
 from gan_tasks.storage import Storage
@@ -98,6 +100,22 @@ def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalCo
         pool.give_back(actor)
 
 
+@task(cache_policy=NO_CACHE)
+def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
+    """Night over night: compare with the newest earlier sweep of the same config name."""
+    prev = previous_sweep(storage, name, sweep_id)
+    if prev is None:
+        return {"previous": None, "regressions": 0}
+    cmp = compare(storage, prev, sweep_id)
+    storage.write_parquet(pa.Table.from_pandas(cmp, preserve_index=False), "sweeps", sweep_id, "comparison",
+                          f"{prev}.parquet")
+    bad = regressions(cmp)
+    create_markdown_artifact(f"# {sweep_id} vs {prev}\n\n{len(bad)} regression(s) beyond the seed 95 % CI\n\n"
+                             + cmp.to_markdown(index=False, floatfmt=".4g"),
+                             key=_key(sweep_id, "comparison"), description=f"Comparison with {prev}")
+    return {"previous": prev, "regressions": len(bad)}
+
+
 @task
 def report(storage: Storage, sweep_id: str) -> dict:
     url = write_report(storage, sweep_id)
@@ -119,13 +137,16 @@ def _key(sweep_id: str, what: str) -> str:
 
 @flow(name="gansweep", log_prints=True)
 def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_address: str | None = None,
-               s3_endpoint_url: str | None = None, force: bool = False):
+               s3_endpoint_url: str | None = None, force: bool = False, fail_on_regression: bool = False):
     sweep = parse_config(config)
     trials = expand_grid(sweep)
     storage = Storage.parse(storage_url, s3_endpoint_url)
     sweep_id = check_sweep_id(sweep_id or default_sweep_id(sweep.name))
     with SweepLock(storage, sweep_id):  # before any Ray work: a second run of this id stops here
         out = _run(sweep, trials, storage, sweep_id, ray_address, force)
+        out.update(compare_with_previous(storage, sweep.name, sweep_id))
+    if fail_on_regression and out["regressions"]:
+        return Failed(message=f"{out['regressions']} regression(s) against {out['previous']}", data=out)
     if out["not_completed"]:
         # The flow's final state says how many trials did not complete; the data stays readable.
         return Failed(message=f"{out['not_completed']} of {len(trials)} trials did not complete: {out['counts']}",
