@@ -37,7 +37,8 @@ class TrialActor:
     def train(self, cfg, storage, sweep_id: str) -> dict:
         from gan_tasks.train import run_trial
 
-        return run_trial(cfg, storage, sweep_id, _device(), self._on_progress)
+        node = ray.get_runtime_context().get_node_id()
+        return run_trial(cfg, storage, sweep_id, _device(), self._on_progress, node)
 
     def evaluate(self, cfg, storage, sweep_id: str, ev) -> list[dict]:
         from gan_tasks.evaluate import evaluate_trial

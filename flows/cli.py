@@ -121,6 +121,20 @@ def report(sweep_id: str, storage: str = typer.Option("gansweep-results", help=S
     console.print(write_report(st, sweep_id))
 
 
+@app.command()
+def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule (UTC)"),
+          storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
+          ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS"),
+          s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL", help=ENDPOINT_HELP),
+          name: str = typer.Option("nightly", help="deployment name")) -> None:
+    """Serve the nightly deployment of CONFIG on a cron schedule, without a work pool."""
+    from flows.nightly import nightly
+
+    _load(config)  # refuse a bad config now, not at 2 am
+    nightly.serve(name=name, cron=cron, parameters={"config_path": os.path.abspath(config), "storage_url": storage,
+                                                    "s3_endpoint_url": s3_endpoint_url, "ray_address": ray_address})
+
+
 @app.command("compare")
 def compare_(sweep_a: str, sweep_b: str, storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
              s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",

@@ -187,7 +187,13 @@ def _ensure_ray(address: str | None) -> bool:
     """Connect to a cluster or start a local Ray; True if we started it (and so must stop it)."""
     if ray.is_initialized():
         return False
-    # The dashboard is off and anything local binds to 127.0.0.1: nothing is exposed by default.
-    ray.init(address=address, include_dashboard=False, log_to_driver=True,
-             **({} if address else {"_node_ip_address": "127.0.0.1"}))
+    if address:
+        import flows
+        import gan_tasks
+
+        # Ship this checkout's code with the job: workers need the dependencies, not our package.
+        ray.init(address=address, log_to_driver=True, runtime_env={"py_modules": [gan_tasks, flows]})
+    else:
+        # A local Ray for this run only, with its dashboard off.
+        ray.init(include_dashboard=False, log_to_driver=True)
     return True

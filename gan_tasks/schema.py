@@ -11,6 +11,7 @@ TRIALS = pa.schema([
     ("wall_seconds", pa.float64()), ("started_at", _TS), ("finished_at", _TS),
     ("error", pa.string()),  # "" unless diverged/failed
     ("device", pa.string()),  # cpu | cuda:N
+    ("node", pa.string()),  # the Ray node id the trial trained on ("" outside Ray)
     ("config_json", pa.string()),  # the resolved TrialConfig; its sha256[:12] is trial_id
 ])
 

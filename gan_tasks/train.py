@@ -203,11 +203,11 @@ def _grad_norm(m: torch.nn.Module) -> float:
 
 
 def trial_row(cfg: TrialConfig, sweep_id: str, status: str, steps: int, started: datetime,
-              finished: datetime | None, error: str = "", device: str = "") -> dict:
+              finished: datetime | None, error: str = "", device: str = "", node: str = "") -> dict:
     return {"sweep_id": sweep_id, "trial_id": cfg.trial_id, "loss": cfg.loss.name, "optimizer": cfg.optimizer.name,
             "seed": cfg.seed, "dataset": cfg.dataset.name, "model": cfg.model.name, "status": status,
             "steps": steps, "wall_seconds": ((finished or _now()) - started).total_seconds(),
-            "started_at": started, "finished_at": finished, "error": error, "device": device,
+            "started_at": started, "finished_at": finished, "error": error, "device": device, "node": node,
             "config_json": json.dumps(cfg.model_dump(mode="json"), sort_keys=True)}
 
 
@@ -217,7 +217,7 @@ def write_trial_row(storage: Storage, row: dict) -> None:
 
 
 def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "cpu",
-              on_progress: Callable[[int, int, float], None] | None = None) -> dict:
+              on_progress: Callable[[int, int, float], None] | None = None, node: str = "") -> dict:
     """Train (or resume) one trial to completion; record its status row. Returns that row."""
     started = _now()
     base = ("sweeps", sweep_id, "checkpoints", cfg.trial_id)
@@ -228,7 +228,8 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
         if trial.try_resume():
             log.info("trial %s resumes at step %d", cfg.trial_id, trial.step)
         trial.drop_metrics_after(trial.step)
-        write_trial_row(storage, trial_row(cfg, sweep_id, "running", trial.step, started, None, device=device))
+        write_trial_row(storage, trial_row(cfg, sweep_id, "running", trial.step, started, None, device=device,
+                                           node=node))
         trial.run(on_progress)
         status, err = "completed", ""
     except Diverged as e:
@@ -237,6 +238,6 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
         status, err = "failed", f"{type(e).__name__}: {e}"
     if trial is not None and status != "completed":
         trial.flush_metrics()  # keep the curve up to the failure: it is what explains it
-    row = trial_row(cfg, sweep_id, status, trial.step if trial else 0, started, _now(), err, device)
+    row = trial_row(cfg, sweep_id, status, trial.step if trial else 0, started, _now(), err, device, node)
     write_trial_row(storage, row)
     return row
