@@ -28,6 +28,11 @@ class TrialActor:
     def pid(self) -> int:
         return os.getpid()
 
+    def peak_rss_mb(self) -> float:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
     def progress(self) -> tuple[int, int, float]:
         return self.progress_
 

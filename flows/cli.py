@@ -135,6 +135,19 @@ def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule
                                                     "s3_endpoint_url": s3_endpoint_url, "ray_address": ray_address})
 
 
+@app.command()
+def bench(short: bool = typer.Option(False, "--short", help="CI smoke run: tiny trials, figures not meaningful"),
+          storage: str = typer.Option("gansweep-results", help=STORAGE_HELP)) -> None:
+    """Benchmarks: sweep overhead and step rate as ratios against a bare PyTorch loop, peak memory."""
+    from flows.bench import run_bench
+    from gan_tasks.storage import Storage
+
+    st = Storage.parse(storage)
+    for name, value in run_bench(st, short):
+        console.print(f"{name} = {value:.3f}", highlight=False)
+    console.print(f"saved to {st.uri('bench')}")
+
+
 @app.command("compare")
 def compare_(sweep_a: str, sweep_b: str, storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
              s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
