@@ -45,6 +45,12 @@ class TrialActor:
         node = ray.get_runtime_context().get_node_id()
         return run_trial(cfg, storage, sweep_id, _device(), self._on_progress, node)
 
+    def train_packed(self, cfgs: list, storage, sweep_id: str) -> list[dict]:
+        from gan_tasks.packing import run_packed
+
+        node = ray.get_runtime_context().get_node_id()
+        return run_packed(cfgs, storage, sweep_id, _device(), self._on_progress, node)
+
     def evaluate(self, cfg, storage, sweep_id: str, ev) -> list[dict]:
         from gan_tasks.evaluate import evaluate_trial
 

@@ -92,6 +92,53 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def train_pack(cfgs: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
+               force: bool = False) -> list[dict]:
+    """pack_seeds > 1: the seeds of one cell trained together in one actor (gan_tasks/packing.py)."""
+    for c in cfgs if force else []:
+        forget_trial(storage, sweep_id, c.trial_id)
+    todo = [c for c in cfgs if force or not _completed(storage, sweep_id, c.trial_id)]
+    out = {c.trial_id: {"trial_id": c.trial_id, "status": "completed", "skipped": True} for c in cfgs}
+    if todo:
+        actor, started = pool.borrow(), datetime.now(timezone.utc)
+        try:
+            rows = ray.get(actor.train_packed.remote(todo, storage, sweep_id))
+        except ray.exceptions.RayError as e:
+            rows = [trial_row(c, sweep_id, "failed", 0, started, datetime.now(timezone.utc), f"{type(e).__name__}: {e}")
+                    for c in todo]
+            for r in rows:
+                write_trial_row(storage, r)
+        finally:
+            pool.give_back(actor)
+        out.update({r["trial_id"]: {"trial_id": r["trial_id"], "status": r["status"]} for r in rows})
+    return [out[c.trial_id] for c in cfgs]
+
+
+def packs(trials: list[TrialConfig], n: int) -> list[list[TrialConfig]]:
+    """Trials grouped by cell (all but the seed), each cell cut into packs of at most n seeds."""
+    cells: dict[str, list[TrialConfig]] = {}
+    for t in trials:
+        cells.setdefault(t.model_dump_json(exclude={"seed"}), []).append(t)
+    return [c[i:i + n] for c in cells.values() for i in range(0, len(c), n)]
+
+
+def _train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
+               force: bool) -> list[dict]:
+    if sweep.pack_seeds > 1:
+        groups = packs(trials, sweep.pack_seeds)
+        futures = [train_pack.with_options(task_run_name=f"{g[0].loss.name}/{g[0].optimizer.name} seeds "
+                                                         f"{','.join(str(t.seed) for t in g)}")
+                   .submit(g, storage, sweep_id, pool, force) for g in groups]
+        by_id = {r["trial_id"]: r for f in futures for r in f.result()}
+        return [by_id[t.trial_id] for t in trials]
+    futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]",
+                                        tags=[f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}",
+                                              f"seed:{t.seed}"])
+               .submit(t, storage, sweep_id, pool, force) for t in trials]
+    return [f.result() for f in futures]
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig, pool: ActorPool) -> list[dict]:
     actor = pool.borrow()
     try:
@@ -164,11 +211,7 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
         pool = ActorPool(n, res.gpus_per_trial, res.cpus_per_trial)
         runner = ThreadPoolTaskRunner(max_workers=min(64, len(trials)))
         with runner, pool:  # threads only wait on Ray actors; the pool bounds how many train at once
-            futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]",
-                                                tags=[f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}",
-                                                      f"seed:{t.seed}"])
-                       .submit(t, storage, sweep_id, pool, force) for t in trials]
-            results = [f.result() for f in futures]
+            results = _train_all(sweep, trials, storage, sweep_id, pool, force)
             done = [t for t, r in zip(trials, results) if r["status"] == "completed"]
             evals = [evaluate_trial.with_options(task_run_name=f"evaluate {t.label} [{t.trial_id}]")
                      .submit(t, storage, sweep_id, sweep.evaluation, pool) for t in done]

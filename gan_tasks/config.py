@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gan_tasks.datasets import DATASETS, resolve_params
 from gan_tasks.losses import LOSSES
 from gan_tasks.models import MODELS
+from gan_tasks.packing import check_packable
 from gan_tasks.optimizers import OPTIMIZERS
 from gan_tasks.registry import check_params
 
@@ -128,6 +129,9 @@ class SweepConfig(_Frozen):
     train: TrainConfig = TrainConfig()
     resources: Resources = Resources()
     evaluation: EvalConfig = EvalConfig()
+    # Seeds of one (loss, optimizer) cell trained together in one actor as one stacked model
+    # (gan_tasks/packing.py). 1: off, each seed its own actor call; results do not depend on it.
+    pack_seeds: int = Field(1, ge=1)
 
     @field_validator("dataset", "model", mode="before")
     @classmethod
@@ -148,6 +152,11 @@ class SweepConfig(_Frozen):
             valid = [m for m in MODELS.names() if kind in MODELS.get(m).data_kinds]
             raise ValueError(f"model {self.model.name!r} cannot fit {kind} dataset {self.dataset.name!r}; "
                              f"valid models: {', '.join(valid)}")
+        return self
+
+    @model_validator(mode="after")
+    def _packable(self) -> "SweepConfig":
+        check_packable(self.pack_seeds, [loss.name for loss in self.grid.loss], getattr(self, "tricks", None))
         return self
 
 

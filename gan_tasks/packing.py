@@ -22,7 +22,7 @@ import copy
 import io
 import math
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pyarrow as pa
 import torch
@@ -36,11 +36,11 @@ if TYPE_CHECKING:
     from gan_tasks.storage import Storage
 
 
-def check_packable(pack_seeds: int, loss_names: list[str], tricks_default: bool) -> None:
-    """Config-time check: packing needs losses that are pure functions of D scores."""
+def check_packable(pack_seeds: int, loss_names: list[str], tricks: Any = None) -> None:
+    """Config-time check: packing needs losses that are pure functions of D scores, and no tricks."""
     if pack_seeds <= 1:
         return
-    if not tricks_default:
+    if tricks is not None and tricks != type(tricks)():
         raise ValueError("pack_seeds > 1 cannot be combined with tricks; set pack_seeds: 1 or remove tricks")
     bad = [n for n in loss_names if not packable_loss(n)]
     if bad:

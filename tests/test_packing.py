@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan_tasks.config import expand_grid, parse_config
+from gan_tasks.config import ConfigError, expand_grid, parse_config
 from gan_tasks.datasets import ensure_dataset
-from gan_tasks.packing import PackedTrials, check_packable, run_packed
+from gan_tasks.packing import PackedTrials, run_packed
 from gan_tasks.train import Trial
 from tests.conftest import tiny_config
 
@@ -51,8 +51,24 @@ def test_each_seed_gets_rows_checkpoints_and_resumes_as_a_trial(local_storage):
 
 
 def test_unpackable_losses_and_models_are_refused():
-    check_packable(1, ["wgan-gp"], True)  # off: anything goes
-    with pytest.raises(ValueError, match="wgan-gp.*packable losses: .*non-saturating"):
-        check_packable(4, ["non-saturating", "wgan-gp"], True)
-    with pytest.raises(ValueError, match="tricks"):
-        check_packable(4, ["non-saturating"], False)
+    parse_config(tiny_config(grid={"loss": ["wgan-gp"], "optimizer": ["adam"], "seed": [0]}))  # off: anything goes
+    with pytest.raises(ConfigError, match="wgan-gp.*packable losses: .*non-saturating"):
+        parse_config(tiny_config(pack_seeds=2, grid={"loss": ["non-saturating", "wgan-gp"], "optimizer": ["adam"],
+                                                     "seed": [0, 1]}))
+    with pytest.raises(ConfigError, match="pack_seeds"):
+        parse_config(tiny_config(pack_seeds=0))
+
+
+@pytest.mark.slow
+def test_flow_packs_seeds_into_one_actor_call(ray_session, prefect_harness, s3_storage):
+    from flows.sweep import sweep_flow
+
+    raw = tiny_config(pack_seeds=2, grid={"loss": ["non-saturating"], "optimizer": ["adam"], "seed": [0, 1, 2]},
+                      train={"steps": 20, "batch_size": 64, "log_every": 10, "checkpoint_every": 10})
+    out = sweep_flow(raw, s3_storage.url, "packed", None, s3_storage.endpoint_url)
+    ids = {t.trial_id for t in expand_grid(parse_config({**raw, "pack_seeds": 1}))}  # packing keeps trial ids
+    trials = s3_storage.read_table("sweeps", "packed", "trials").to_pylist()
+    assert {r["trial_id"] for r in trials} == ids and {r["status"] for r in trials} == {"completed"}
+    evals = s3_storage.read_table("sweeps", "packed", "evaluations").to_pandas()
+    assert set(evals.trial_id) == ids  # every packed seed evaluated from its own checkpoint
+    assert out["not_completed"] == 0
