@@ -20,6 +20,7 @@ from gan_tasks.models import MODELS
 from gan_tasks.packing import check_packable
 from gan_tasks.optimizers import OPTIMIZERS
 from gan_tasks.registry import check_params
+from gan_tasks.tricks import check_tricks
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -110,6 +111,21 @@ class EvalConfig(_Frozen):
     std_threshold: float = Field(3.0, gt=0)  # "high quality" = within 3 std of its nearest mode
 
 
+class Tricks(_Frozen):
+    """Training tricks (gan_tasks/tricks.py), each off by default; part of every trial's id."""
+
+    d_steps: int | None = Field(None, gt=0)  # D steps per G step; None: the loss's paper default
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # one-sided: real target 1 - s (Salimans 2016: 0.1)
+    label_flip: float = Field(0.0, ge=0, lt=0.5)  # probability of swapping a sample's real/fake label
+    instance_noise: float = Field(0.0, ge=0)  # std of Gaussian noise on D inputs, annealed linearly to 0
+    feature_matching: bool = False  # G matches D's mean features instead of fooling D
+    minibatch_discrimination: int = Field(0, ge=0)  # kernels B; 0: off (Salimans 2016 CIFAR code: 100)
+    minibatch_kernel_dim: int = Field(5, gt=0)  # C, Salimans 2016's CIFAR code
+    historical_averaging: float = Field(0.0, ge=0)  # weight of ||theta - mean of past theta||^2
+    virtual_batchnorm: bool = False  # G's batch norm uses a fixed reference batch
+    unrolled_steps: int = Field(0, ge=0)  # G sees D after k look-ahead steps (Metz 2016: 5-10)
+
+
 class Grid(_Frozen):
     loss: tuple[LossEntry, ...] = Field(min_length=1)
     optimizer: tuple[OptimizerEntry, ...] = Field(min_length=1)
@@ -132,6 +148,7 @@ class SweepConfig(_Frozen):
     # Seeds of one (loss, optimizer) cell trained together in one actor as one stacked model
     # (gan_tasks/packing.py). 1: off, each seed its own actor call; results do not depend on it.
     pack_seeds: int = Field(1, ge=1)
+    tricks: Tricks = Tricks()
 
     @field_validator("dataset", "model", mode="before")
     @classmethod
@@ -152,12 +169,28 @@ class SweepConfig(_Frozen):
             valid = [m for m in MODELS.names() if kind in MODELS.get(m).data_kinds]
             raise ValueError(f"model {self.model.name!r} cannot fit {kind} dataset {self.dataset.name!r}; "
                              f"valid models: {', '.join(valid)}")
+        _check_model_fits(self)
+        check_tricks(self.tricks, [loss.name for loss in self.grid.loss], self.model.name)
         return self
 
     @model_validator(mode="after")
     def _packable(self) -> "SweepConfig":
         check_packable(self.pack_seeds, [loss.name for loss in self.grid.loss], getattr(self, "tricks", None))
         return self
+
+
+def _check_model_fits(sweep: "SweepConfig") -> None:
+    """Image side lengths, and autoencoder discriminators only with the losses built for them."""
+    model, ds = MODELS.get(sweep.model.name), DATASETS.get(sweep.dataset.name)
+    if model.sizes and ds.shape and ds.shape[-1] not in model.sizes:
+        valid = [m for m in MODELS.names() if ds.shape[-1] in MODELS.get(m).sizes]
+        raise ValueError(f"model {sweep.model.name!r} takes {'/'.join(map(str, model.sizes))}-pixel images, dataset "
+                         f"{sweep.dataset.name!r} has {ds.shape[-1]}; valid models: {', '.join(valid)}")
+    for loss in sweep.grid.loss:
+        if LOSSES.get(loss.name).autoencoder != model.autoencoder:
+            ae = [m for m in MODELS.names() if MODELS.get(m).autoencoder]
+            raise ValueError(f"grid.loss {loss.name!r} and model {sweep.model.name!r} do not fit: the began loss "
+                             f"needs an autoencoder discriminator ({', '.join(ae)}) and those fit only began")
 
 
 class TrialConfig(_Frozen):
@@ -170,6 +203,7 @@ class TrialConfig(_Frozen):
     optimizer: OptimizerEntry
     seed: int
     train: TrainConfig
+    tricks: Tricks = Tricks()
 
     @property
     def trial_id(self) -> str:
@@ -182,7 +216,9 @@ class TrialConfig(_Frozen):
 
 def trial_id(t: TrialConfig) -> str:
     # sort_keys: the id must not depend on the order keys appear in the YAML
-    blob = json.dumps(t.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # Default tricks are left out, so trials without tricks keep the ids they had before tricks existed.
+    dump = t.model_dump(mode="json", exclude={"tricks"} if t.tricks == Tricks() else None)
+    blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -190,7 +226,7 @@ def expand_grid(sweep: SweepConfig) -> list[TrialConfig]:
     """Pure: the cartesian product loss x optimizer x seed, in YAML order."""
     trials = [
         TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss,
-                    optimizer=opt, seed=seed, train=sweep.train)
+                    optimizer=opt, seed=seed, train=sweep.train, tricks=sweep.tricks)
         for loss, opt, seed in itertools.product(sweep.grid.loss, sweep.grid.optimizer, sweep.grid.seed)
     ]
     ids = [t.trial_id for t in trials]

@@ -22,6 +22,7 @@ from gan_tasks.storage import Storage
 @dataclass(frozen=True)
 class DatasetSpec:
     kind: str  # "points" (2D mixtures) or "images"
+    shape: tuple[int, ...] = ()  # one sample's shape (channels, height, width for images)
     defaults: dict[str, Any] = field(default_factory=dict)
     generate: Callable[..., np.ndarray] | None = None  # synthetic data: params -> float32 array
     modes: Callable[..., np.ndarray] | None = None  # mixture means, for mode coverage
@@ -56,14 +57,20 @@ def _grid(side: int, spacing: float, std: float, n_samples: int, seed: int) -> n
 
 # PacGAN's 2D ring: 8 modes on a circle of radius 1, sigma 0.01; 100k points is plenty for
 # minibatches of a few hundred and costs 800 kB in storage.
-DATASETS.add("ring-8", DatasetSpec("points", {"n_modes": 8, "radius": 1.0, "std": 0.01, "n_samples": 100_000,
+DATASETS.add("ring-8", DatasetSpec("points", (2,), {"n_modes": 8, "radius": 1.0, "std": 0.01, "n_samples": 100_000,
                                                "seed": 0}, _ring, _ring_modes),
              "PacGAN ring: 8 Gaussians on a circle of radius 1, sigma 0.01")
 # PacGAN's grid: 25 modes at {-4,-2,0,2,4}^2, sigma 0.05.
 # Image datasets: uploaded once from their canonical files (gan_tasks/images.py), stored as uint8.
-DATASETS.add("mnist", DatasetSpec("images"), "MNIST digits, 60k 28x28 grey (upload with gansweep data upload)")
-DATASETS.add("fashion-mnist", DatasetSpec("images"), "Fashion-MNIST, 60k 28x28 grey (upload with gansweep data upload)")
-DATASETS.add("grid-25", DatasetSpec("points", {"side": 5, "spacing": 2.0, "std": 0.05, "n_samples": 100_000,
+DATASETS.add("mnist", DatasetSpec("images", (1, 28, 28)),
+             "MNIST digits, 60k 28x28 grey (upload with gansweep data upload)")
+DATASETS.add("fashion-mnist", DatasetSpec("images", (1, 28, 28)),
+             "Fashion-MNIST, 60k 28x28 grey (upload with gansweep data upload)")
+DATASETS.add("stacked-mnist", DatasetSpec("images", (3, 28, 28)),
+             "three MNIST digits as RGB channels, 1,000 modes (upload from the MNIST files)")
+DATASETS.add("cifar10", DatasetSpec("images", (3, 32, 32)),
+             "CIFAR-10, 50k 32x32 colour (upload the python tarball)")
+DATASETS.add("grid-25", DatasetSpec("points", (2,), {"side": 5, "spacing": 2.0, "std": 0.05, "n_samples": 100_000,
                                                 "seed": 0}, _grid, _grid_modes),
              "PacGAN grid: 25 Gaussians at {-4,-2,0,2,4}^2, sigma 0.05")
 
@@ -93,20 +100,49 @@ def ensure_dataset(storage: Storage, name: str, params: dict) -> tuple[str, ...]
             raise FileNotFoundError(f"dataset {name!r} is not in storage at {storage.uri(*path)}; "
                                     f"upload it first: gansweep data upload {name} PATH --storage {storage.url}")
         return path
-    if not storage.exists(*path):
-        buf = io.BytesIO()
-        np.save(buf, spec.generate(**params))
-        storage.write_bytes(buf.getvalue(), *path)
+    if not storage.exists(*path[:-1], "manifest.json"):
+        write_arrays(storage, path[:-1], {path[-1].removesuffix(".npy"): spec.generate(**params)}, name)
     return path
 
 
+def write_arrays(storage: Storage, folder: tuple[str, ...], arrays: dict[str, np.ndarray], name: str) -> dict:
+    """Write <key>.npy files and then manifest.json (shape and sha256 of each file) under folder."""
+    manifest: dict = {"name": name, "files": {}}
+    for key, arr in arrays.items():
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        blob = buf.getvalue()
+        storage.write_bytes(blob, *folder, f"{key}.npy")
+        manifest["files"][key] = {"shape": list(arr.shape), "sha256": hashlib.sha256(blob).hexdigest()}
+    # The manifest goes last: a dataset is visible only once all of its arrays are.
+    storage.write_bytes(json.dumps(manifest, indent=1).encode(), *folder, "manifest.json")
+    return manifest
+
+
+def _manifest_sha(storage: Storage, path: tuple[str, ...]) -> str | None:
+    try:
+        manifest = json.loads(storage.read_bytes(*path[:-1], "manifest.json"))
+    except FileNotFoundError:
+        return None
+    return manifest.get("files", {}).get(path[-1].removesuffix(".npy"), {}).get("sha256")
+
+
 def load_array(storage: Storage, path: tuple[str, ...], cache_dir: str | None = None) -> np.ndarray:
-    """Read an .npy from storage through a node-local cache keyed by the object's content."""
+    """Read an .npy from storage through a node-local cache keyed by the content's sha256.
+
+    The sha256 comes from the dataset's manifest.json (written at upload), so a node downloads a
+    dataset once however many trials read it, and a file replaced in storage is a new key. What is
+    downloaded is checked against that hash. Without a manifest the bytes are read and hashed.
+    """
     cache_dir = cache_dir or os.environ.get("GANSWEEP_CACHE", os.path.expanduser("~/.cache/gansweep"))
-    key = hashlib.sha256(storage.uri(*path).encode()).hexdigest()[:16]
-    local = os.path.join(cache_dir, "datasets", f"{key}.npy")
+    sha = _manifest_sha(storage, path)
+    data = None if sha else storage.read_bytes(*path)
+    sha = sha or hashlib.sha256(data).hexdigest()
+    local = os.path.join(cache_dir, "datasets", f"{sha}.npy")
     if not os.path.exists(local):
-        data = storage.read_bytes(*path)
+        data = data if data is not None else storage.read_bytes(*path)
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise ValueError(f"dataset file {storage.uri(*path)} is corrupt: its sha256 differs from manifest.json")
         os.makedirs(os.path.dirname(local), exist_ok=True)
         tmp = f"{local}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:

@@ -31,6 +31,17 @@ class Loss:
     wasserstein: bool = False
     # Raises ValueError on parameters that make the loss meaningless (e.g. LSGAN a == b).
     check: Callable[[dict], None] | None = None
+    # The D loss is binary cross-entropy on logits (real = 1, fake = 0): label tricks apply.
+    labels: bool = False
+    # Needs an autoencoder discriminator whose score is a reconstruction error (BEGAN).
+    autoencoder: bool = False
+    # Control variables carried across steps (BEGAN's k_t): their start values, and the update
+    # (state, score_real, score_fake_of_G_step, params) -> state after each G step. The Trial
+    # checkpoints the state; d_loss/g_loss see it merged into params.
+    state0: dict[str, float] = field(default_factory=dict)
+    update_state: Callable[[dict, Tensor, Tensor, dict], dict] | None = None
+    # Extra metric columns from (state, score_real, score_fake, params): {column: 0-dim tensor}.
+    monitor: Callable[[dict, Tensor, Tensor, dict], dict] | None = None
 
 
 LOSSES: Registry[Loss] = Registry("loss")
@@ -90,6 +101,29 @@ def _hinge_d(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
     return F.relu(1 - sr).mean() + F.relu(1 + sf).mean()
 
 
+def _began_d(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
+    # L_D = L(x) - k_t L(G(z)), scores are reconstruction errors L(v) = |v - D(v)|  (Berthelot 2017, seed 002)
+    return sr.mean() - p["k"] * sf.mean()
+
+
+def _began_g(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
+    # L_G = L(G(z))
+    return sf.mean()
+
+
+def _began_update(state: dict, sr: Tensor, sf: Tensor, p: dict) -> dict:
+    # k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1): proportional control that keeps
+    # E L(G(z)) = gamma E L(x), the boundary equilibrium. Tensor ops only: no host sync per step.
+    k = state["k"] + p["lambda_k"] * (p["gamma"] * sr.detach().mean() - sf.detach().mean())
+    return {"k": k.clamp(0.0, 1.0)}
+
+
+def _began_monitor(state: dict, sr: Tensor, sf: Tensor, p: dict) -> dict:
+    # M_global = L(x) + |gamma L(x) - L(G(z))|: falls as training converges (Berthelot 2017 Eq. 5)
+    lr, lf = sr.detach().mean(), sf.detach().mean()
+    return {"began_k": state["k"], "convergence": lr + (p["gamma"] * lr - lf).abs()}
+
+
 def _clip_weights(d: nn.Module, p: dict) -> None:
     # WGAN: theta_d <- clip(theta_d, -c, c) after each critic update (seed 002/004)
     with torch.no_grad():
@@ -120,11 +154,11 @@ def _dragan_penalty(d: nn.Module, real: Tensor, fake: Tensor, p: dict, gen: torc
     return p["gp_lambda"] * grad_penalty(d, perturbed)
 
 
-LOSSES.add("minimax", Loss(_minimax_d, _minimax_g, dict(_ONE_STEP)),
+LOSSES.add("minimax", Loss(_minimax_d, _minimax_g, dict(_ONE_STEP), labels=True),
            "saturating generator cost log(1 - D(G(z))) of the original minimax game")
-LOSSES.add("non-saturating", Loss(_minimax_d, _nonsat_g, dict(_ONE_STEP)),
+LOSSES.add("non-saturating", Loss(_minimax_d, _nonsat_g, dict(_ONE_STEP), labels=True),
            "generator minimises -log D(G(z)) (DCGAN default)")
-LOSSES.add("max-likelihood", Loss(_minimax_d, _maxlik_g, {**_ONE_STEP, "max_score": 20.0}),
+LOSSES.add("max-likelihood", Loss(_minimax_d, _maxlik_g, {**_ONE_STEP, "max_score": 20.0}, labels=True),
            "generator cost -E exp(sigma^-1(D(G(z)))) (maximum-likelihood cost, seed 001)")
 LOSSES.add("lsgan", Loss(_lsgan_d, _lsgan_g, {**_ONE_STEP, "a": 0.0, "b": 1.0, "c": 1.0}, check=_lsgan_check),
            "least squares GAN with free labels a (fake), b (real), c (G target)")
@@ -144,7 +178,11 @@ LOSSES.add("wgan-gp", Loss(_wgan_d, _wgan_g, {"d_steps": 5, "gp_lambda": 10.0}, 
            "Wasserstein GAN with gradient penalty on random interpolates")
 # lambda = 10, perturbation scale 0.5 std: Kodali et al. 2017 defaults.
 LOSSES.add("dragan", Loss(_minimax_d, _nonsat_g, {**_ONE_STEP, "gp_lambda": 10.0, "perturb": 0.5},
-                          penalty=_dragan_penalty),
+                          penalty=_dragan_penalty, labels=True),
            "non-saturating GAN with a gradient penalty around perturbed real data")
 LOSSES.add("hinge", Loss(_hinge_d, _wgan_g, dict(_ONE_STEP)),
            "hinge loss for D, -D(G(z)) for G (SAGAN / BigGAN)")
+# gamma 0.5 and lambda_k 0.001, k_0 = 0: Berthelot et al. 2017 (the BEGAN of seed 002), Sec. 3.3-4.
+LOSSES.add("began", Loss(_began_d, _began_g, {**_ONE_STEP, "gamma": 0.5, "lambda_k": 0.001}, autoencoder=True,
+                         state0={"k": 0.0}, update_state=_began_update, monitor=_began_monitor),
+           "BEGAN: autoencoder D, L_D = L(x) - k_t L(G(z)), k_t equilibrium control with gamma")

@@ -1,10 +1,15 @@
-"""Generator / discriminator pairs by name. Discriminators return raw scores (no sigmoid)."""
+"""Generator / discriminator pairs by name. Discriminators return raw scores (no sigmoid).
+
+Every discriminator is a `Discriminator(body, head)`: `features(x)` is the body's output (used by
+feature matching), `head` maps features to one score (minibatch discrimination wraps it). BEGAN's
+autoencoder discriminator scores a sample by its L1 reconstruction error instead.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from torch import nn
+from torch import Tensor, nn
 
 from gan_tasks.registry import Registry
 
@@ -14,23 +19,35 @@ class ModelSpec:
     build: Callable[..., tuple[nn.Module, nn.Module]]  # (data_shape, z_dim, **params) -> (G, D)
     defaults: dict[str, Any] = field(default_factory=dict)
     data_kinds: tuple[str, ...] = ("points",)
+    sizes: tuple[int, ...] = ()  # image side lengths it accepts; () = any
+    autoencoder: bool = False  # D is an autoencoder (BEGAN)
+    batchnorm_g: bool = False  # G has batch norm layers (virtual batch norm can replace them)
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
 
-def _mlp(data_shape: tuple[int, ...], z_dim: int, hidden: int) -> tuple[nn.Module, nn.Module]:
-    (dim,) = data_shape
-    g = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                      nn.Linear(hidden, dim))
-    d = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                      nn.Linear(hidden, 1))
-    return g, d
+class Discriminator(nn.Module):
+    def __init__(self, body: nn.Module, head: nn.Module):
+        super().__init__()
+        self.body, self.head = body, head
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x))
 
 
-# hidden=128: the 3-layer MLPs of the VEEGAN / Unrolled-GAN mixture experiments.
-MODELS.add("mlp", ModelSpec(_mlp, {"hidden": 128}, ("points",)),
-           "3-layer MLP generator and discriminator for 2D data")
+class AutoencoderD(nn.Module):
+    """BEGAN discriminator: score(x) = L(x) = mean |x - dec(enc(x))|, one value per sample (eta = 1)."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.decoder(self.encoder(x))).abs().flatten(1).mean(1, keepdim=True)
 
 
 class _Reshape(nn.Module):
@@ -42,6 +59,31 @@ class _Reshape(nn.Module):
         return x.view(x.shape[0], *self.shape)
 
 
+def _mlp_stack(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, n_out))
+
+
+def _mlp(data_shape: tuple[int, ...], z_dim: int, hidden: int) -> tuple[nn.Module, nn.Module]:
+    (dim,) = data_shape
+    body = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+    return _mlp_stack(z_dim, hidden, dim), Discriminator(body, nn.Linear(hidden, 1))
+
+
+def _mlp_ae(data_shape: tuple[int, ...], z_dim: int, hidden: int, code: int) -> tuple[nn.Module, nn.Module]:
+    (dim,) = data_shape
+    return _mlp_stack(z_dim, hidden, dim), AutoencoderD(_mlp_stack(dim, hidden, code), _mlp_stack(code, hidden, dim))
+
+
+# hidden=128: the 3-layer MLPs of the VEEGAN / Unrolled-GAN mixture experiments.
+MODELS.add("mlp", ModelSpec(_mlp, {"hidden": 128}, ("points",)),
+           "3-layer MLP generator and discriminator for 2D data")
+# code=1: below the data dimension, so the autoencoder cannot learn the identity and must fit
+# the data's 1D structure (a ring is a curve): reals reconstruct better than off-curve fakes.
+MODELS.add("mlp-ae", ModelSpec(_mlp_ae, {"hidden": 128, "code": 1}, ("points",), autoencoder=True),
+           "3-layer MLP generator and MLP autoencoder discriminator for 2D data (BEGAN)")
+
+
 def _dcgan28(data_shape: tuple[int, ...], z_dim: int, dropout: float, slope: float) -> tuple[nn.Module, nn.Module]:
     """Seed 004 Appendix I (TensorFlow DCGAN tutorial): 5x5 kernels, 'same' padding, no biases in G."""
     c = data_shape[0]
@@ -51,16 +93,68 @@ def _dcgan28(data_shape: tuple[int, ...], z_dim: int, dropout: float, slope: flo
         nn.ConvTranspose2d(256, 128, 5, 1, 2, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(slope),
         nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1, bias=False), nn.BatchNorm2d(64), nn.LeakyReLU(slope),
         nn.ConvTranspose2d(64, c, 5, 2, 2, output_padding=1, bias=False), nn.Tanh())
-    d = nn.Sequential(
+    body = nn.Sequential(
         nn.Conv2d(c, 64, 5, 2, 2), nn.LeakyReLU(slope), nn.Dropout(dropout),
-        nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(slope), nn.Dropout(dropout),
-        nn.Flatten(), nn.Linear(128 * 7 * 7, 1))
-    return g, d
+        nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(slope), nn.Dropout(dropout), nn.Flatten())
+    return g, Discriminator(body, nn.Linear(128 * 7 * 7, 1))
 
 
 # dropout 0.3 and LeakyReLU slope 0.3: the Keras defaults of the tutorial seed 004 reproduces.
-MODELS.add("dcgan-28", ModelSpec(_dcgan28, {"dropout": 0.3, "slope": 0.3}, ("images",)),
+MODELS.add("dcgan-28", ModelSpec(_dcgan28, {"dropout": 0.3, "slope": 0.3}, ("images",), (28,), batchnorm_g=True),
            "DCGAN for 28x28 images as in seed 004's appendix (2.33M G / 213k D parameters)")
+
+
+def _dcgan32(data_shape: tuple[int, ...], z_dim: int, width: int, slope: float) -> tuple[nn.Module, nn.Module]:
+    """Radford et al. 2015 scaled to 32x32: 4x4 stride-2 (transposed) convs, BN, ReLU in G, LeakyReLU in D."""
+    c, w = data_shape[0], width
+    g = nn.Sequential(
+        nn.Linear(z_dim, 4 * 4 * 4 * w, bias=False), nn.BatchNorm1d(4 * 4 * 4 * w), nn.ReLU(), _Reshape(4 * w, 4, 4),
+        nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(),
+        nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+        nn.ConvTranspose2d(w, c, 4, 2, 1), nn.Tanh())
+    # No batch norm in D: it would make a sample's score depend on its batch, which breaks the
+    # per-sample gradient penalty of wgan-gp / dragan (Gulrajani et al. 2017, Sec. 4).
+    body = nn.Sequential(
+        nn.Conv2d(c, w, 4, 2, 1), nn.LeakyReLU(slope),
+        nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(slope),
+        nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(slope), nn.Flatten())
+    return g, Discriminator(body, nn.Linear(4 * w * 4 * 4, 1))
+
+
+# width 64 and slope 0.2: DCGAN's base channel count and LeakyReLU slope (Radford et al. 2015).
+MODELS.add("dcgan-32", ModelSpec(_dcgan32, {"width": 64, "slope": 0.2}, ("images",), (32,), batchnorm_g=True),
+           "DCGAN for 32x32 images (CIFAR-10): 4x4 stride-2 convs, 64-128-256 channels")
+
+
+def _began_decoder(code: int, c: int, side: int, n: int) -> nn.Sequential:
+    """BEGAN decoder: fc to (n, side/4, side/4), [conv3 ELU conv3 ELU, 2x nearest upsample] x 2, conv3."""
+    s0 = side // 4
+    layers: list[nn.Module] = [nn.Linear(code, n * s0 * s0), _Reshape(n, s0, s0)]
+    for i in range(3):
+        layers += [nn.Conv2d(n, n, 3, 1, 1), nn.ELU(), nn.Conv2d(n, n, 3, 1, 1), nn.ELU()]
+        layers += [nn.Upsample(scale_factor=2, mode="nearest")] if i < 2 else []
+    return nn.Sequential(*layers, nn.Conv2d(n, c, 3, 1, 1))
+
+
+def _began_encoder(code: int, c: int, side: int, n: int) -> nn.Sequential:
+    """BEGAN encoder: conv3, then blocks of conv3 ELU conv3 ELU with stride-2 subsampling, fc to the code."""
+    layers: list[nn.Module] = [nn.Conv2d(c, n, 3, 1, 1), nn.ELU()]
+    for i in range(3):
+        layers += [nn.Conv2d((i + 1) * n, (i + 1) * n, 3, 1, 1), nn.ELU()]
+        layers += [nn.Conv2d((i + 1) * n, (i + 2) * n, 3, 2, 1), nn.ELU()] if i < 2 else []
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(3 * n * (side // 4) ** 2, code))
+
+
+def _began(data_shape: tuple[int, ...], z_dim: int, width: int, code: int) -> tuple[nn.Module, nn.Module]:
+    c, side = data_shape[0], data_shape[-1]
+    g = nn.Sequential(_began_decoder(z_dim, c, side, width), nn.Tanh())  # data lie in [-1, 1]
+    return g, AutoencoderD(_began_encoder(code, c, side, width), _began_decoder(code, c, side, width))
+
+
+# width 64, code 64: Berthelot et al. 2017 use n = 64..128 filters and h = 64 for 64x64 faces;
+# the smaller images here need no more.
+MODELS.add("began", ModelSpec(_began, {"width": 64, "code": 64}, ("images",), (28, 32), autoencoder=True),
+           "BEGAN: decoder generator, conv autoencoder discriminator (ELU, no batch norm), 28x28 or 32x32")
 
 
 def build_models(name: str, data_shape: tuple[int, ...], z_dim: int, params: dict) -> tuple[nn.Module, nn.Module]:

@@ -22,6 +22,8 @@ METRICS = pa.schema([
     ("d_real", pa.float64()), ("d_fake", pa.float64()),  # mean raw D score on the batch
     ("grad_norm_d", pa.float64()), ("grad_norm_g", pa.float64()),
     ("wasserstein", pa.float64()),  # critic's W estimate E D(x) - E D(G(z)) for wgan*, NaN otherwise
+    ("began_k", pa.float64()),  # BEGAN's equilibrium control k_t, NaN for other losses
+    ("convergence", pa.float64()),  # BEGAN's M_global = L(x) + |gamma L(x) - L(G(z))|, NaN otherwise
 ])
 
 EVALUATIONS = pa.schema([

@@ -6,6 +6,7 @@ so storage writes never sit on the per-step hot path.
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -25,6 +26,8 @@ from gan_tasks.models import build_models
 from gan_tasks.optimizers import make_optimizer
 from gan_tasks.storage import Storage
 from gan_tasks import schema
+from gan_tasks.tricks import (HistoricalAverage, VBNGenerator, add_minibatch_discrimination, feature_matching_loss,
+                              instance_noise, noisy_label_d_loss)
 
 log = logging.getLogger("gansweep.train")
 
@@ -51,6 +54,11 @@ class Trial:
         self.data = to_model_range(torch.from_numpy(data)).to(self.device)
         torch.manual_seed(cfg.seed)  # model init and dropout draw from the global RNG
         self.G, self.D = build_models(cfg.model.name, self.data.shape[1:], cfg.train.z_dim, cfg.model.params)
+        self.tricks = tr = cfg.tricks
+        if tr.minibatch_discrimination:
+            add_minibatch_discrimination(self.D, tr.minibatch_discrimination, tr.minibatch_kernel_dim)
+        if tr.virtual_batchnorm:  # the reference batch: one minibatch of z, fixed for the whole run
+            self.G = VBNGenerator(self.G, torch.randn(cfg.train.batch_size, cfg.train.z_dim))
         self.G.to(self.device), self.D.to(self.device)
         o = cfg.optimizer
         self.opt_g = make_optimizer(o.name, self.G.parameters(), o.lr_g, o.params)
@@ -59,6 +67,14 @@ class Trial:
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self.step = 0
         self.rows: list[dict] = []
+        self.d_steps = tr.d_steps or int(self.lp.get("d_steps", 1))
+        # Loss control variables (BEGAN's k_t) live on the device: updating them never syncs.
+        self.loss_state = {k: torch.tensor(v, device=self.device) for k, v in self.loss.state0.items()}
+        self.hist = ([HistoricalAverage(m, tr.historical_averaging) for m in (self.G, self.D)]
+                     if tr.historical_averaging else [])
+        self.d_loss = self.loss.d_loss
+        if tr.label_smoothing or tr.label_flip:
+            self.d_loss = lambda sr, sf, p: noisy_label_d_loss(sr, sf, tr.label_smoothing, tr.label_flip, self.gen)
 
     # --- checkpoints ---------------------------------------------------------------------------
     def _ckpt_dir(self) -> tuple[str, ...]:
@@ -67,7 +83,8 @@ class Trial:
     def state(self) -> dict:
         s = {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
              "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-             "rng_torch": torch.get_rng_state(), "rng_gen": self.gen.get_state()}
+             "rng_torch": torch.get_rng_state(), "rng_gen": self.gen.get_state(),
+             "loss_state": dict(self.loss_state), "hist": [h.state_dict() for h in self.hist]}
         if self.device.type == "cuda":
             s["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return s
@@ -96,6 +113,9 @@ class Trial:
             self.opt_g.load_state_dict(s["opt_g"]), self.opt_d.load_state_dict(s["opt_d"])
             torch.set_rng_state(s["rng_torch"].cpu())
             self.gen.set_state(s["rng_gen"].cpu())
+            self.loss_state = {k: v.to(self.device) for k, v in s.get("loss_state", self.loss_state).items()}
+            for h, hs in zip(self.hist, s.get("hist", [])):
+                h.load_state_dict(hs)
             if "rng_cuda" in s and self.device.type == "cuda":
                 torch.cuda.set_rng_state(s["rng_cuda"].cpu(), self.device)
             self.step = int(s["step"])
@@ -126,36 +146,75 @@ class Trial:
         z = torch.randn(bs, self.cfg.train.z_dim, generator=self.gen, device=self.device)
         return self.data[idx], z
 
+    def _d_step(self, p: dict, noise: float, log_now: bool, d: torch.nn.Module | None = None,
+                opt: torch.optim.Optimizer | None = None) -> tuple:
+        """One discriminator update (on a look-ahead copy when d/opt are given: unrolled GAN)."""
+        d, opt = d or self.D, opt or self.opt_d
+        real, z = self._batch()
+        fake = self.G(z).detach()
+        real, fake = instance_noise(real, noise, self.gen), instance_noise(fake, noise, self.gen)
+        sr, sf = d(real), d(fake)
+        loss_d = self.d_loss(sr, sf, p)
+        pen = self.loss.penalty(d, real, fake, p, self.gen) if self.loss.penalty else None
+        total = loss_d + pen if pen is not None else loss_d
+        hist = self.hist and d is self.D
+        if hist:
+            total = total + self.hist[1].penalty()
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        gn_d = _grad_norm(d) if log_now else None
+        opt.step()
+        if hist:
+            self.hist[1].update()
+        if self.loss.after_d_step:
+            self.loss.after_d_step(d, p)
+        return real, sr, sf, loss_d, pen, gn_d
+
+    def _unrolled_d(self, p: dict, noise: float) -> torch.nn.Module:
+        """Metz et al. 2016: a copy of D after k more D steps, for the G update only. First-order:
+        G's gradient flows through the unrolled D's weights, not back through the k updates."""
+        d = copy.deepcopy(self.D)
+        o = self.cfg.optimizer
+        opt = make_optimizer(o.name, d.parameters(), o.lr_d, o.params)
+        opt.load_state_dict(copy.deepcopy(self.opt_d.state_dict()))
+        for _ in range(self.tricks.unrolled_steps):
+            self._d_step(p, noise, False, d, opt)
+        return d
+
     def train_step(self, log_now: bool) -> dict | None:
-        d_steps = int(self.lp.get("d_steps", 1))
-        for _ in range(d_steps):
-            real, z = self._batch()
-            fake = self.G(z).detach()
-            sr, sf = self.D(real), self.D(fake)
-            loss_d = self.loss.d_loss(sr, sf, self.lp)
-            pen = self.loss.penalty(self.D, real, fake, self.lp, self.gen) if self.loss.penalty else None
-            self.opt_d.zero_grad(set_to_none=True)
-            (loss_d + pen if pen is not None else loss_d).backward()
-            gn_d = _grad_norm(self.D) if log_now else None
-            self.opt_d.step()
-            if self.loss.after_d_step:
-                self.loss.after_d_step(self.D, self.lp)
+        tr = self.tricks
+        p = {**self.lp, **self.loss_state} if self.loss_state else self.lp
+        noise = tr.instance_noise * max(0.0, 1.0 - self.step / self.cfg.train.steps)  # annealed to 0
+        for _ in range(self.d_steps):
+            real, sr, sf, loss_d, pen, gn_d = self._d_step(p, noise, log_now)
+        d_g = self._unrolled_d(p, noise) if tr.unrolled_steps else self.D
         _, z = self._batch()
-        sf_g = self.D(self.G(z))
-        loss_g = self.loss.g_loss(sr.detach(), sf_g, self.lp)
+        fake = self.G(z)
+        sf_g = None
+        if tr.feature_matching:
+            loss_g = feature_matching_loss(d_g, real, instance_noise(fake, noise, self.gen))
+        else:
+            sf_g = d_g(instance_noise(fake, noise, self.gen))
+            loss_g = self.loss.g_loss(sr.detach(), sf_g, p)
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        (loss_g + self.hist[0].penalty() if self.hist else loss_g).backward()
         gn_g = _grad_norm(self.G) if log_now else None
         self.opt_g.step()
+        if self.hist:
+            self.hist[0].update()
+        if self.loss.update_state:
+            self.loss_state = self.loss.update_state(self.loss_state, sr, sf_g, p)
         self.step += 1
         if not log_now:
             return None
+        extra = self.loss.monitor(self.loss_state, sr, sf_g, p) if self.loss.monitor else {}
         row = {"sweep_id": self.sweep_id, "trial_id": self.tid, "step": self.step,
                "loss_d": loss_d.item(), "loss_g": loss_g.item(),
                "penalty": pen.item() if pen is not None else math.nan,
                "d_real": sr.mean().item(), "d_fake": sf.mean().item(),
                "grad_norm_d": gn_d, "grad_norm_g": gn_g,
-               "wasserstein": (sr.mean() - sf.mean()).item() if self.loss.wasserstein else math.nan}
+               "wasserstein": (sr.mean() - sf.mean()).item() if self.loss.wasserstein else math.nan,
+               **{c: extra[c].item() if c in extra else math.nan for c in ("began_k", "convergence")}}
         for k in ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g"):
             if not math.isfinite(row[k]):
                 raise Diverged(self.step, k)

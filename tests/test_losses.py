@@ -12,6 +12,16 @@ from gan_tasks.optimizers import OPTIMIZERS
 from gan_tasks.train import Trial
 from tests.conftest import tiny_config
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Like a Ray actor (OMP_NUM_THREADS = its 1 CPU): tiny models run fastest on one thread, and
+    CI's shared cores are not oversubscribed."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # A discrete p_data and p_g on 5 points, as counts out of 20: batch means are exact expectations.
 P_DATA = torch.tensor([8, 6, 3, 2, 1]) / 20
 P_G = torch.tensor([1, 3, 4, 5, 7]) / 20
@@ -72,8 +82,9 @@ def test_wgan_gp_penalty_on_a_linear_critic():
 
 
 def _trial(loss, opt, storage, **train):
+    model = "mlp-ae" if LOSSES.get(loss).autoencoder else "mlp"  # began needs an autoencoder D
     cfg = parse_config(tiny_config(grid={"loss": [loss], "optimizer": [opt], "seed": [0]},
-                                   model={"name": "mlp", "params": {"hidden": 32}},
+                                   model={"name": model, "params": {"hidden": 32}},
                                    train={"steps": 50, "batch_size": 32, "log_every": 10, **train}))
     ensure_dataset(storage, cfg.dataset.name, cfg.dataset.params)
     return Trial(expand_grid(cfg)[0], storage, "t")
@@ -104,7 +115,28 @@ def test_every_loss_trains_with_every_optimizer(loss, local_storage):
         assert len(rows) == 5 and all(math.isfinite(r["loss_d"]) for r in rows), (loss, opt)
 
 
-@pytest.mark.parametrize("loss", ["non-saturating", "wgan-gp", "dragan"])
+def test_began_losses_and_k_update_match_the_formulas():
+    # Scores are reconstruction errors L(v). L_D = L(x) - k L(G(z)), L_G = L(G(z)),
+    # k' = clip(k + lambda_k (gamma L(x) - L(G(z))), 0, 1), M = L(x) + |gamma L(x) - L(G(z))|.
+    b = LOSSES.get("began")
+    sr, sf = torch.tensor([[0.2], [0.4]]), torch.tensor([[0.5], [0.3]])
+    p = {**b.defaults, "k": torch.tensor(0.25), "lambda_k": 0.1}
+    assert torch.allclose(b.d_loss(sr, sf, p), torch.tensor(0.3 - 0.25 * 0.4))
+    assert torch.allclose(b.g_loss(sr, sf, p), torch.tensor(0.4))
+    k = b.update_state({"k": p["k"]}, sr, sf, p)["k"]
+    assert torch.allclose(k, torch.tensor(0.25 + 0.1 * (0.5 * 0.3 - 0.4)))
+    m = b.monitor({"k": k}, sr, sf, p)
+    assert torch.allclose(m["convergence"], torch.tensor(0.3 + abs(0.5 * 0.3 - 0.4)))
+    assert b.update_state({"k": torch.tensor(0.0)}, sr, sf, p)["k"] == 0  # clipped at 0
+    assert b.update_state({"k": torch.tensor(1.0)}, sr, 0 * sf, p)["k"] == 1  # clipped at 1
+
+
+def test_began_rejects_a_plain_discriminator():
+    with pytest.raises(ValueError, match="autoencoder discriminator"):
+        parse_config(tiny_config(grid={"loss": ["began"], "optimizer": ["adam"], "seed": [0]}))
+
+
+@pytest.mark.parametrize("loss", ["non-saturating", "wgan-gp", "dragan", "began"])
 def test_same_seed_gives_identical_losses(loss, local_storage):
     def run():
         t = _trial(loss, "adam", local_storage)
