@@ -3,6 +3,8 @@
 P1 overhead: the full flow (Prefect + Ray actors + storage) on a grid of >= 8 trials, against the
   same trials run by a bare loop in one process: sweep wall / (sum of bare times / parallel slots).
 P2 step rate: steps/s of a trial inside a Ray actor / steps/s of the bare loop, same config.
+P3 data: bytes read from S3 (botocore GetObject hook) / dataset size, for one node's trials.
+P4 seed-packing: N seeds sequential / the same N packed (gan_tasks/packing.py), same process.
 Memory: peak resident memory of a trial actor.
 Each figure is printed on its own line and saved to <storage>/bench/<run_id>.parquet.
 """
@@ -50,6 +52,62 @@ def bare_loop(cfg: TrialConfig, data: torch.Tensor) -> float:
     return time.perf_counter() - t0
 
 
+class S3ReadCounter:
+    """Bytes of every S3 GetObject body this process's s3fs client receives (botocore event hook)."""
+
+    def __init__(self, storage: Storage):
+        from fsspec.asyn import sync
+
+        self.bytes = 0
+        fs = storage.fs
+        client = sync(fs.loop, fs.set_session)
+        client.meta.events.register("after-call.s3.GetObject", self._count)
+
+    def _count(self, parsed: dict, **_) -> None:
+        self.bytes += int(parsed.get("ContentLength", 0))
+
+
+def bench_data(storage: Storage, trials: list[TrialConfig]) -> list[tuple[str, float]]:
+    """P3: bytes read from object storage when every trial of a sweep loads its data on one node,
+    on a fresh node cache (first night) and again with that cache (next night)."""
+    import tempfile
+
+    if not storage.is_s3:
+        return [("P3 data ratio", float("nan"))]  # local storage: no object store to count
+    counter = S3ReadCounter(storage)
+    path = dataset_path(trials[0].dataset.name, trials[0].dataset.params)
+    size = storage.fs.size(storage.uri(*path))
+    out = []
+    with tempfile.TemporaryDirectory() as cache:
+        for night in ("", " next night"):
+            counter.bytes = 0
+            for _ in trials:  # each trial reads its data as train.Trial does
+                load_array(storage, path, cache)
+            out.append((f"P3 data ratio{night}", counter.bytes / size))
+    return out
+
+
+def bench_packing(storage: Storage, n: int, steps: int) -> list[tuple[str, float]]:
+    """P4: n MLP GANs packed in one stacked model vs the same n trained one after another."""
+    from gan_tasks.packing import PackedTrials
+    from gan_tasks.train import Trial
+
+    raw = {**bench_config(steps, n), "grid": {"loss": ["non-saturating"], "optimizer": ["adam"],
+                                              "seed": list(range(n))}}
+    raw["train"] = {**raw["train"], "checkpoint_every": steps}
+    cfgs = expand_grid(parse_config(raw))
+    t0 = time.perf_counter()
+    for c in cfgs:
+        Trial(c, storage, "bench-p4-seq").run()
+    seq = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    PackedTrials(cfgs, storage, "bench-p4-packed").run()
+    packed = time.perf_counter() - t0
+    dev = "cpu (no GPU on this machine)" if not torch.cuda.is_available() else "cuda"
+    print(f"P4 device: {dev}")
+    return [(f"P4 packing speedup N={n}", seq / packed)]
+
+
 def run_bench(storage: Storage, short: bool) -> list[tuple[str, float]]:
     import ray
 
@@ -64,7 +122,8 @@ def run_bench(storage: Storage, short: bool) -> list[tuple[str, float]]:
     data = torch.from_numpy(load_array(storage, dataset_path(trials[0].dataset.name, trials[0].dataset.params)))
     torch.set_num_threads(1)  # one CPU per trial, as the actors get
     bare = [bare_loop(t, data) for t in trials]
-    figures: list[tuple[str, float]] = []
+    figures: list[tuple[str, float]] = bench_data(storage, trials)
+    figures += bench_packing(storage, 4 if short else 16, 50 if short else 1000)
 
     started_ray = not ray.is_initialized()
     if started_ray:
