@@ -88,7 +88,7 @@ def run(config: str,
 
 
 @app.command("list")
-def list_(what: str = typer.Argument(..., help="losses | optimizers | models | datasets | metrics")) -> None:
+def list_(what: str = typer.Argument(..., help="losses | optimizers | models | datasets | metrics | tricks")) -> None:
     """List registered names with a one-line description."""
     from gan_tasks.datasets import DATASETS
     from gan_tasks.losses import LOSSES
@@ -96,13 +96,16 @@ def list_(what: str = typer.Argument(..., help="losses | optimizers | models | d
     from gan_tasks.models import MODELS
     from gan_tasks.optimizers import OPTIMIZERS
 
+    from gan_tasks.config import Tricks
+
     registries = {"losses": LOSSES, "optimizers": OPTIMIZERS, "models": MODELS, "datasets": DATASETS,
                   "metrics": METRICS}
-    if what not in registries:
-        _fail(f"cannot list {what!r}; valid: {', '.join(registries)}")
+    tricks = {n: f"{f.description} [default {f.default}]" for n, f in Tricks.model_fields.items()}
+    if what not in [*registries, "tricks"]:
+        _fail(f"cannot list {what!r}; valid: {', '.join(registries)}, tricks")
     table = Table(show_header=True)
     table.add_column("name"), table.add_column("description")
-    for name, doc in registries[what].describe().items():
+    for name, doc in (tricks if what == "tricks" else registries[what].describe()).items():
         table.add_row(name, doc)
     console.print(table)
 

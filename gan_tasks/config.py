@@ -114,16 +114,19 @@ class EvalConfig(_Frozen):
 class Tricks(_Frozen):
     """Training tricks (gan_tasks/tricks.py), each off by default; part of every trial's id."""
 
-    d_steps: int | None = Field(None, gt=0)  # D steps per G step; None: the loss's paper default
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # one-sided: real target 1 - s (Salimans 2016: 0.1)
-    label_flip: float = Field(0.0, ge=0, lt=0.5)  # probability of swapping a sample's real/fake label
-    instance_noise: float = Field(0.0, ge=0)  # std of Gaussian noise on D inputs, annealed linearly to 0
-    feature_matching: bool = False  # G matches D's mean features instead of fooling D
-    minibatch_discrimination: int = Field(0, ge=0)  # kernels B; 0: off (Salimans 2016 CIFAR code: 100)
-    minibatch_kernel_dim: int = Field(5, gt=0)  # C, Salimans 2016's CIFAR code
-    historical_averaging: float = Field(0.0, ge=0)  # weight of ||theta - mean of past theta||^2
-    virtual_batchnorm: bool = False  # G's batch norm uses a fixed reference batch
-    unrolled_steps: int = Field(0, ge=0)  # G sees D after k look-ahead steps (Metz 2016: 5-10)
+    # Every default is "off"; the descriptions are what `gansweep list tricks` prints.
+    d_steps: int | None = Field(None, gt=0, description="D steps per G step; default: the loss's own (1, wgan* 5)")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5,
+                                   description="one-sided label smoothing: real target 1 - s (Salimans 2016: 0.1)")
+    label_flip: float = Field(0.0, ge=0, lt=0.5, description="probability of swapping a sample's real/fake label")
+    instance_noise: float = Field(0.0, ge=0, description="std of Gaussian noise on D inputs, annealed linearly to 0")
+    feature_matching: bool = Field(False, description="G matches the mean of D's last hidden features (Salimans 2016)")
+    minibatch_discrimination: int = Field(0, ge=0, description="minibatch discrimination kernels B; 0: off "
+                                                               "(Salimans 2016 CIFAR code: 100)")
+    minibatch_kernel_dim: int = Field(5, gt=0, description="minibatch discrimination kernel size C (Salimans: 5)")
+    historical_averaging: float = Field(0.0, ge=0, description="weight of ||theta - mean of past theta||^2")
+    virtual_batchnorm: bool = Field(False, description="G's batch norm uses a fixed reference batch (Salimans 2016)")
+    unrolled_steps: int = Field(0, ge=0, description="G steps against D unrolled k steps ahead (Metz 2016: 5-10)")
 
 
 class Grid(_Frozen):

@@ -208,5 +208,17 @@ def test_image_models_produce_images_in_range_and_one_score_each(name, shape):
 
 
 def test_model_and_image_size_must_fit():
-    with pytest.raises(ConfigError, match="model 'dcgan-28' takes 28-pixel images.*cifar10.*valid models: began, dcgan-32"):
+    with pytest.raises(ConfigError,
+                       match="model 'dcgan-28' takes 28-pixel images.*cifar10.*valid models: began, dcgan-32"):
         parse_config(tiny_config(dataset="cifar10", model="dcgan-28"))
+
+
+def test_list_tricks_shows_every_trick_with_its_default():
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from gan_tasks.config import Tricks
+
+    r = CliRunner().invoke(app, ["list", "tricks"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    assert all(name in r.output for name in Tricks.model_fields) and "[default 0.0]" in r.output
