@@ -100,7 +100,7 @@ def list_(what: str = typer.Argument(..., help="losses | optimizers | models | d
 
     registries = {"losses": LOSSES, "optimizers": OPTIMIZERS, "models": MODELS, "datasets": DATASETS,
                   "metrics": METRICS}
-    tricks = {n: f"{f.description} [default {f.default}]" for n, f in Tricks.model_fields.items()}
+    tricks = {n: f"{f.description} (default {f.default})" for n, f in Tricks.model_fields.items()}
     if what not in [*registries, "tricks"]:
         _fail(f"cannot list {what!r}; valid: {', '.join(registries)}, tricks")
     table = Table(show_header=True)

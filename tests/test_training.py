@@ -221,4 +221,4 @@ def test_list_tricks_shows_every_trick_with_its_default():
 
     r = CliRunner().invoke(app, ["list", "tricks"], env={"COLUMNS": "200"})
     assert r.exit_code == 0
-    assert all(name in r.output for name in Tricks.model_fields) and "[default 0.0]" in r.output
+    assert all(name in r.output for name in Tricks.model_fields) and "(default 0.0)" in r.output
