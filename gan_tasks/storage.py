@@ -1,7 +1,9 @@
 """Object storage through fsspec: a local folder, file://, or s3://bucket/prefix (s3fs).
 
 The storage layout under the root (documented in README "Storage layout"):
-  datasets/<name>/<params-hash>/...          data written once, read by every trial
+  datasets/<name>/<params-hash>/train.npy    synthetic 2D data (ring-8, grid-25), written on first use
+  datasets/<name>/{train,test}[_labels].npy  uploaded images, uint8 (N, C, H, W) (gansweep data upload)
+  datasets/.../manifest.json                 shape + sha256 of each .npy: the node cache's key
   sweeps/<sweep_id>/config.yaml              the resolved sweep config
   sweeps/<sweep_id>/trials/<trial_id>.parquet
   sweeps/<sweep_id>/metrics/<trial_id>-<first_step:09d>.parquet
