@@ -1,7 +1,8 @@
 """GAN losses as small pure functions of discriminator outputs (StudioGAN losses.py style).
 
 Discriminators return raw scores (logits) with no sigmoid; D(x) = sigmoid(score) for the
-probabilistic losses, raw scores for LSGAN / WGAN / hinge. Each loss carries its paper
+probabilistic losses, raw scores for LSGAN / WGAN / hinge, and for BEGAN the autoencoder's
+reconstruction error L(x) = |x - AE(x)| (models.AutoencoderD). Each loss carries its paper
 defaults (critic steps, clip, penalty weight) that a sweep YAML may override.
 """
 from __future__ import annotations
