@@ -30,4 +30,20 @@ EVALUATIONS = pa.schema([
     ("sweep_id", pa.string()), ("trial_id", pa.string()),
     ("step", pa.int64()),  # generator step the metric was measured at
     ("metric", pa.string()), ("value", pa.float64()),
+    ("extractor", pa.string()),  # feature extractor of image metrics ("classifier", "inception-v3"), "" otherwise
+    ("extractor_hash", pa.string()),  # content hash of its weights, "" otherwise
+])
+
+RANKINGS = pa.schema([  # sweeps/<id>/rankings/rankings.parquet: one row per (loss, optimizer, metric)
+    ("sweep_id", pa.string()), ("loss", pa.string()), ("optimizer", pa.string()), ("metric", pa.string()),
+    ("seeds", pa.int64()),  # seeds with a final value of this metric
+    ("seeds_failed", pa.int64()),  # seeds of the cell that diverged or failed (no final metrics)
+    ("mean", pa.float64()), ("std", pa.float64()),  # over seeds, std with ddof 1 (NaN for one seed)
+    ("ci95_low", pa.float64()), ("ci95_high", pa.float64()),  # 95 % CI of the mean, Student t
+    ("median", pa.float64()), ("best_seed", pa.int64()), ("best_value", pa.float64()),
+    ("higher_is_better", pa.bool_()),
+    ("rank", pa.int64()),  # 1 = the best cell by mean for this metric
+    ("p_value", pa.float64()),  # Welch's t-test against the best cell (NaN: the best itself, or < 2 seeds)
+    ("significant", pa.bool_()),  # p_value < 0.05: differs from the best cell
+    ("note", pa.string()),  # e.g. "diverged 1 of 3 seeds"; "" when all seeds completed
 ])

@@ -1,0 +1,93 @@
+"""Rankings over seeds: per (loss, optimizer) cell and metric, how good it is and how sure we are.
+
+Mean, standard deviation (ddof 1), 95 % confidence interval of the mean (Student t over seeds),
+median, best seed; the rank of the cell; and whether it differs significantly from the best
+cell by Welch's unequal-variance t-test at p < 0.05 (seed 000: "how can we trust the results?").
+A cell whose seeds diverged or failed says so in `seeds_failed` and `note`; those seeds have no
+final metrics, so its statistics are over the seeds that completed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy import stats
+
+from gan_tasks import schema
+from gan_tasks.storage import Storage
+
+# Which way is better (the directions gan_tasks/compare.py uses for regressions); only these
+# metrics are ranked. modes_total, *_std are descriptions, not scores.
+HIGHER_IS_BETTER = {"inception_score": True, "fid": False, "kid": False, "precision": True, "recall": True,
+                    "f_score": True, "modes_covered": True, "high_quality": True, "reverse_kl": False}
+ALPHA = 0.05  # significance level of the Welch test against the best cell
+
+
+def final_values(trials: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame:
+    """One row per (trial, metric): the value at the trial's last evaluated step, with its cell."""
+    ev = evaluations[evaluations.metric.isin(HIGHER_IS_BETTER)]
+    last = ev.sort_values("step").groupby(["trial_id", "metric"]).tail(1)
+    return last.merge(trials[["trial_id", "loss", "optimizer", "seed"]], on="trial_id")
+
+
+def _cell(values: pd.DataFrame, higher: bool) -> dict:
+    v = values.value.to_numpy(dtype=float)
+    n = len(v)
+    mean = float(v.mean()) if n else np.nan
+    std = float(v.std(ddof=1)) if n > 1 else np.nan
+    half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else np.nan
+    best = values.iloc[int(np.argmax(v) if higher else np.argmin(v))] if n else None
+    return {"seeds": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half,
+            "median": float(np.median(v)) if n else np.nan,
+            "best_seed": int(best.seed) if best is not None else -1,
+            "best_value": float(best.value) if best is not None else np.nan}
+
+
+def welch_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Welch t-test p-value; NaN with fewer than 2 seeds on a side or no variance at all."""
+    if len(a) < 2 or len(b) < 2 or (np.var(a) == 0 and np.var(b) == 0):
+        return float("nan")
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str) -> pd.DataFrame:
+    """The rankings table (schema.RANKINGS) from a sweep's trials and evaluations frames."""
+    if trials.empty:
+        return schema.RANKINGS.empty_table().to_pandas()
+    vals = final_values(trials, evaluations) if not evaluations.empty else pd.DataFrame(
+        columns=["trial_id", "metric", "value", "loss", "optimizer", "seed"])
+    vals = vals[np.isfinite(vals.value.astype(float))]
+    failed = trials[trials.status.isin(["diverged", "failed"])]
+    cells = trials[["loss", "optimizer"]].drop_duplicates()
+    rows = []
+    for metric in sorted(set(vals.metric)):
+        higher = HIGHER_IS_BETTER[metric]
+        m = vals[vals.metric == metric]
+        for loss, opt in cells.itertuples(index=False):
+            c = m[(m.loss == loss) & (m.optimizer == opt)]
+            bad = failed[(failed.loss == loss) & (failed.optimizer == opt)]
+            n_cell = int(((trials.loss == loss) & (trials.optimizer == opt)).sum())
+            note = ", ".join(f"{status} {count} of {n_cell} seeds" for status, count in bad.status.value_counts().items())
+            rows.append({"sweep_id": sweep_id, "loss": loss, "optimizer": opt, "metric": metric,
+                         "seeds_failed": len(bad), "higher_is_better": higher, "note": note,
+                         **_cell(c, higher), "values_": c.value.to_numpy(dtype=float)})
+    if not rows:
+        return schema.RANKINGS.empty_table().to_pandas()
+    df = pd.DataFrame(rows)
+    out = []
+    for metric, g in df.groupby("metric", sort=True):
+        g = g.copy()
+        sign = -1 if g.higher_is_better.iloc[0] else 1
+        g["rank"] = (sign * g["mean"]).rank(method="min", na_option="bottom").astype(int)
+        best = g.sort_values("rank").iloc[0]
+        g["p_value"] = [np.nan if (r.loss, r.optimizer) == (best.loss, best.optimizer)
+                        else welch_p(r.values_, best.values_) for r in g.itertuples()]
+        g["significant"] = g.p_value < ALPHA
+        out.append(g)
+    df = pd.concat(out).drop(columns="values_").sort_values(["metric", "rank", "loss", "optimizer"])
+    return df[schema.RANKINGS.names].reset_index(drop=True)
+
+
+def write_rankings(storage: Storage, sweep_id: str, table: pd.DataFrame) -> None:
+    storage.write_parquet(pa.Table.from_pandas(table, schema=schema.RANKINGS, preserve_index=False),
+                          "sweeps", sweep_id, "rankings", "rankings.parquet")

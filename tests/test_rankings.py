@@ -1,0 +1,69 @@
+"""Ranking statistics on a constructed table whose means, variances and tests are known."""
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy import stats
+
+from gan_tasks import schema
+from gan_tasks.rankings import rank_cells, write_rankings
+
+# Cell A: FID 10, 12, 14 (mean 12, std 2); cell B: 20, 21, 22 (mean 21, std 1); cell C: 12, 13, diverged.
+FID = {("a", "adam"): [10.0, 12.0, 14.0], ("b", "rmsprop"): [20.0, 21.0, 22.0], ("c", "adam"): [12.0, 13.0]}
+
+
+def frames():
+    trials, ev = [], []
+    for (loss, opt), vals in FID.items():
+        for seed in range(3):
+            tid = f"{loss}-{opt}-{seed}"
+            ok = seed < len(vals)
+            trials.append({"trial_id": tid, "loss": loss, "optimizer": opt, "seed": seed,
+                           "status": "completed" if ok else "diverged"})
+            if ok:
+                ev.append({"trial_id": tid, "step": 50, "metric": "fid", "value": vals[seed] + 100})  # not final
+                ev.append({"trial_id": tid, "step": 100, "metric": "fid", "value": vals[seed]})
+                ev.append({"trial_id": tid, "step": 100, "metric": "inception_score", "value": 10 - vals[seed] / 10})
+                ev.append({"trial_id": tid, "step": 100, "metric": "kid_std", "value": 1.0})  # not ranked
+    return pd.DataFrame(trials), pd.DataFrame(ev)
+
+
+def test_known_means_variances_intervals_and_ranks():
+    r = rank_cells(*frames(), "s1")
+    assert list(r.columns) == schema.RANKINGS.names
+    assert set(r.metric) == {"fid", "inception_score"}
+    fid = r[r.metric == "fid"].set_index("loss")
+    assert np.isclose(fid.loc["a", "mean"], 12) and np.isclose(fid.loc["a", "std"], 2)
+    assert np.isclose(fid.loc["b", "mean"], 21) and np.isclose(fid.loc["b", "std"], 1)
+    half = stats.t.ppf(0.975, 2) * 2 / np.sqrt(3)  # 4.968
+    assert np.isclose(fid.loc["a", "ci95_low"], 12 - half) and np.isclose(fid.loc["a", "ci95_high"], 12 + half)
+    assert fid.loc["a", "median"] == 12 and fid.loc["a", "best_seed"] == 0 and fid.loc["a", "best_value"] == 10
+    # Lower FID is better: a (12) ranks first, c (12.5 over two seeds) second, b last.
+    assert list(fid["rank"][["a", "c", "b"]]) == [1, 2, 3] and not fid.loc["a", "higher_is_better"]
+    # Welch's test of b against the best cell a: t = 9 / sqrt(4/3 + 1/3).
+    expected = stats.ttest_ind([20, 21, 22], [10, 12, 14], equal_var=False).pvalue
+    assert np.isclose(fid.loc["b", "p_value"], expected) and expected < 0.05 and fid.loc["b", "significant"]
+    assert np.isnan(fid.loc["a", "p_value"]) and not fid.loc["a", "significant"]
+    # The diverged seed is reported, not hidden.
+    assert fid.loc["c", "seeds"] == 2 and fid.loc["c", "seeds_failed"] == 1
+    assert fid.loc["c", "note"] == "diverged 1 of 3 seeds" and fid.loc["a", "note"] == ""
+    is_ = r[r.metric == "inception_score"].set_index("loss")
+    assert is_.loc["a", "rank"] == 1 and is_.loc["b", "rank"] == 3 and is_.loc["a", "best_seed"] == 0
+
+
+def test_single_seed_has_no_interval_and_rankings_round_trip(local_storage):
+    trials, ev = frames()
+    one = trials[trials.seed == 0]
+    r = rank_cells(one, ev[ev.trial_id.isin(one.trial_id)], "s1")
+    assert r.seeds.eq(1).all() and r["std"].isna().all() and r.ci95_low.isna().all() and r.p_value.isna().all()
+    write_rankings(local_storage, "s1", rank_cells(trials, ev, "s1"))
+    back = local_storage.read_table("sweeps", "s1", "rankings")
+    assert back.schema.equals(schema.RANKINGS) and back.num_rows == 6
+
+
+def test_failed_cell_without_any_value_is_listed():
+    trials, ev = frames()
+    trials.loc[trials.loss == "b", "status"] = "failed"
+    r = rank_cells(trials, ev[~ev.trial_id.str.startswith("b-")], "s1")
+    b = r[(r.loss == "b") & (r.metric == "fid")].iloc[0]
+    assert b.seeds == 0 and b.seeds_failed == 3 and b.note == "failed 3 of 3 seeds" and np.isnan(b["mean"])
+    assert pa.Table.from_pandas(r, schema=schema.RANKINGS, preserve_index=False).num_rows == len(r)
