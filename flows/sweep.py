@@ -1,10 +1,12 @@
 """The sweep flow: validate -> dataset -> one task run per trial (each in a Ray actor) -> evaluate -> report."""
 from __future__ import annotations
 
+import io
 import time
 from datetime import datetime, timezone
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import ray
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
@@ -33,9 +35,12 @@ def default_sweep_id(name: str) -> str:
 
 
 def _completed(storage: Storage, sweep_id: str, tid: str) -> bool:
-    t = storage.read_table("sweeps", sweep_id, "trials") if storage.exists("sweeps", sweep_id, "trials",
-                                                                            f"{tid}.parquet") else None
-    return t is not None and any(r["trial_id"] == tid and r["status"] == "completed" for r in t.to_pylist())
+    """Reads only this trial's own row: O(1) per trial, not the whole trials/ folder."""
+    path = ("sweeps", sweep_id, "trials", f"{tid}.parquet")
+    if not storage.exists(*path):
+        return False
+    rows = pq.read_table(io.BytesIO(storage.read_bytes(*path))).to_pylist()
+    return any(r["status"] == "completed" for r in rows)
 
 
 @task(retries=2, retry_delay_seconds=5)
