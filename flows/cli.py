@@ -195,5 +195,31 @@ def data_upload(name: str, path: str = typer.Argument(..., help="folder with the
     console.print(f"uploaded {name} to {st.uri('datasets', name)}")
 
 
+evaluator_app = typer.Typer(no_args_is_help=True, help="In-domain feature extractors for image metrics.")
+app.add_typer(evaluator_app, name="evaluator")
+
+
+@evaluator_app.command("train")
+def evaluator_train(dataset: str, storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
+                    s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
+                                                                  help=ENDPOINT_HELP),
+                    epochs: int = typer.Option(3, min=1, help="passes over the training split")) -> None:
+    """Train DATASET's classifier (mnist, fashion-mnist) and store it under its content hash."""
+    from gan_tasks.classifier import CLASSIFIER_DATASETS, TrainSpec, check_dataset, train_and_store
+    from gan_tasks.storage import Storage
+
+    try:
+        check_dataset(dataset)
+        st = Storage.parse(storage, s3_endpoint_url)
+        meta = train_and_store(st, dataset, TrainSpec(epochs=epochs))
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    need = CLASSIFIER_DATASETS.get(dataset)
+    console.print(f"{dataset} classifier {meta['hash']}: test accuracy {meta['test_accuracy']:.2%} "
+                  f"(required {need:.0%}) in {meta['train_seconds']:.0f} s; stored at "
+                  f"{st.uri('evaluators', dataset, meta['hash'] + '.pt')}", highlight=False)
+    if meta["test_accuracy"] < need:
+        _fail(f"accuracy {meta['test_accuracy']:.2%} is below the required {need:.0%}", 1)
+
 if __name__ == "__main__":
     sys.exit(app())

@@ -31,7 +31,7 @@ FEATURES = ("logits", "features")
 
 
 class Classifier(nn.Module):
-    """Two conv blocks (BatchNorm: 99 % on MNIST within 2 epochs on a CPU) -> 128-d features -> 10 logits."""
+    """Two conv blocks (BatchNorm: 99 % on MNIST within 3 epochs on a CPU) -> 128-d features -> 10 logits."""
 
     def __init__(self, channels: int = 1, n_classes: int = 10, width: int = 16, dim: int = 128):
         super().__init__()
@@ -57,9 +57,10 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    # 2 epochs of Adam with a one-cycle schedule: >= 99 % on MNIST, >= 90 % on Fashion-MNIST.
-    epochs: int = 2
-    batch_size: int = 128  # small batches: more steps per epoch, which is what a 2-epoch budget needs
+    # 3 epochs of Adam with a one-cycle schedule: >= 99 % on MNIST, >= 90 % on Fashion-MNIST,
+    # in a few CPU minutes (2 epochs stop at 98.9 % on MNIST).
+    epochs: int = 3
+    batch_size: int = 64  # small batches: more steps per epoch, which is what a short budget needs
     lr: float = 3e-3  # one-cycle peak learning rate
     train_samples: int | None = None  # None: the whole training split (tests use fewer)
     seed: int = 0

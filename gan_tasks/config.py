@@ -109,6 +109,23 @@ class Resources(_Frozen):
 class EvalConfig(_Frozen):
     n_samples: int = Field(2500, gt=0)  # PacGAN / VEEGAN: 2,500 samples for mode coverage
     std_threshold: float = Field(3.0, gt=0)  # "high quality" = within 3 std of its nearest mode
+    # Image metrics (gan_tasks/fidelity.py). None: the dataset's in-domain classifier where it has
+    # one (mnist, fashion-mnist; seed 004 scores IS with one), no image metrics otherwise.
+    feature_extractor: str | None = None
+    feature_extractor_weights_path: str | None = None  # local weights file; inception-v3 needs one
+    classifier_hash: str | None = None  # pin a classifier; None: evaluators/<dataset>/current.json
+    image_metrics: tuple[str, ...] = ("isc", "fid", "kid", "prc")  # torch-fidelity's IS, FID, KID, P/R
+    fidelity_samples: int = Field(10_000, gt=0)  # generated and real images; 10k is the usual FID count
+    stacked_samples: int = Field(26_000, gt=0)  # PacGAN counts Stacked MNIST modes over 26,000 samples
+    eval_every: int | None = Field(None, gt=0)  # cheap metrics during training every N steps; None: off
+    eval_every_samples: int = Field(1_000, gt=0)  # the cheap version's sample count (small-sample FID)
+
+    @model_validator(mode="after")
+    def _known(self) -> "EvalConfig":
+        from gan_tasks.fidelity import check_eval
+
+        check_eval(self.feature_extractor, self.feature_extractor_weights_path, self.image_metrics)
+        return self
 
 
 class Tricks(_Frozen):
@@ -174,6 +191,13 @@ class SweepConfig(_Frozen):
                              f"valid models: {', '.join(valid)}")
         _check_model_fits(self)
         check_tricks(self.tricks, [loss.name for loss in self.grid.loss], self.model.name)
+        return self
+
+    @model_validator(mode="after")
+    def _evaluable(self) -> "SweepConfig":
+        from gan_tasks.fidelity import check_dataset_extractor
+
+        check_dataset_extractor(self.dataset.name, self.evaluation.feature_extractor)
         return self
 
     @model_validator(mode="after")

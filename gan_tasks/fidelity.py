@@ -79,6 +79,29 @@ class Uint8Generator(torch.nn.Module):
         return x.expand(-1, 3, -1, -1) if self.rgb and x.shape[1] == 1 else x
 
 
+def check_eval(extractor: str | None, weights_path: str | None, metrics: Sequence[str]) -> None:
+    """Config-time checks of the evaluation section (before any compute)."""
+    bad = sorted(set(metrics) - set(METRIC_FLAGS))
+    if bad or not metrics:
+        raise ValueError(f"evaluation.image_metrics {list(metrics)}: valid are {', '.join(METRIC_FLAGS)}")
+    if extractor is None:
+        return
+    spec = EXTRACTORS.get(extractor)
+    if spec.fidelity_name != FIDELITY_NAME and not weights_path:
+        raise ValueError(f"evaluation.feature_extractor {extractor!r} needs its weights: {spec.weights_hint}")
+    if weights_path and not os.path.exists(weights_path):
+        raise ValueError(f"evaluation.feature_extractor_weights_path {weights_path!r} does not exist")
+
+
+def check_dataset_extractor(dataset: str, extractor: str | None) -> None:
+    from gan_tasks.classifier import CLASSIFIER_DATASETS
+
+    if extractor == "classifier" and dataset not in CLASSIFIER_DATASETS:
+        raise ValueError(f"evaluation.feature_extractor 'classifier' has no classifier for dataset {dataset!r} "
+                         f"(valid: {', '.join(CLASSIFIER_DATASETS)}); use inception-v3 with "
+                         "evaluation.feature_extractor_weights_path")
+
+
 def check_options(options: dict) -> None:
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
