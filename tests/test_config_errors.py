@@ -38,6 +38,14 @@ CASES = [  # (id, config override, field named in the message, a word that must 
      "grid.optimizer.0", "valid: momentum"),
     ("eval samples zero", {"evaluation": {"n_samples": 0}}, "evaluation.n_samples", "greater than 0"),
     ("grid not a mapping", {"grid": ["minimax"]}, "grid", "valid dictionary"),
+    ("loss axis not a list", {"grid": {**G, "loss": "minimax"}}, "grid.loss", "valid tuple"),
+    ("keep zero checkpoints", {"train": {"keep_checkpoints": 0}}, "train.keep_checkpoints", "greater than 0"),
+    ("checkpoint_every zero", {"train": {"checkpoint_every": 0}}, "train.checkpoint_every", "greater than 0"),
+    ("max_parallel zero", {"resources": {"max_parallel": 0}}, "resources.max_parallel", "greater than 0"),
+    ("pack_seeds zero", {"pack_seeds": 0}, "pack_seeds", "greater than or equal to 1"),
+    ("unknown trick", {"tricks": {"dropout": 0.5}}, "tricks.dropout", "unknown key"),
+    ("label smoothing too big", {"tricks": {"label_smoothing": 0.7}}, "tricks.label_smoothing", "less than 0.5"),
+    ("unknown metric", {"evaluation": {"image_metrics": ["bleu"]}}, "evaluation", "bleu"),
 ]
 
 
@@ -71,3 +79,38 @@ def test_a_duplicated_grid_entry_is_rejected():
 
     with pytest.raises(ConfigError, match="duplicate trials"):
         expand_grid(parse_config(tiny_config(grid={**G, "seed": [0, 0]})))
+
+
+def test_the_cli_rejects_every_case_before_importing_ray_or_prefect(tmp_path):
+    """Each bad YAML through `gansweep run`, in a fresh interpreter: exit 2, the field named, and
+    neither Ray nor Prefect even imported (so no cluster, no flow run), nothing written to storage."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    paths = []
+    for i, (_, over, field, _) in enumerate(CASES):
+        p = tmp_path / f"bad{i}.yaml"
+        p.write_text(yaml.safe_dump(tiny_config(**over)))
+        paths.append((str(p), field))
+    store = tmp_path / "store"
+    code = f"""
+import json, sys
+from typer.testing import CliRunner
+from flows.cli import app
+runs = [(CliRunner().invoke(app, ["run", p, "--storage", {str(store)!r}]), f) for p, f in {paths!r}]
+out = [(r.exit_code, r.output, f) for r, f in runs]
+print(json.dumps({{"out": out, "ray": "ray" in sys.modules, "prefect": "prefect" in sys.modules}}))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "COLUMNS": "400"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    for exit_code, output, field in res["out"]:
+        assert exit_code == 2, output
+        assert "error:" in output and f"{field}:" in output, output
+    assert not res["ray"] and not res["prefect"]
+    assert not store.exists()
+    print(f"{len(res['out'])} malformed configs rejected by the CLI before any Ray or Prefect import")
