@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from gan_tasks.datasets import DATASETS  # noqa: E402
+from gan_tasks.rankings import ALPHA, HIGHER_IS_BETTER, rank_cells  # noqa: E402
 from gan_tasks.storage import Storage  # noqa: E402
 
 
@@ -23,6 +24,15 @@ def load_frames(storage: Storage, sweep_id: str) -> dict[str, pd.DataFrame]:
         t = storage.read_table("sweeps", sweep_id, name)
         out[name] = t.to_pandas() if t is not None else pd.DataFrame()
     return out
+
+
+def load_rankings(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The stored rankings; computed from trials and evaluations when a sweep has none yet."""
+    t = storage.read_table("sweeps", sweep_id, "rankings")
+    if t is not None:
+        return t.to_pandas()
+    return rank_cells(frames["trials"], frames["evaluations"], sweep_id) if not frames["trials"].empty \
+        else pd.DataFrame()
 
 
 def summary_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -75,39 +85,83 @@ def _image_grid(images: np.ndarray, title: str) -> str:
     return _png(fig)
 
 
-def _curves(metrics: pd.DataFrame, trials: pd.DataFrame) -> str:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-    m = metrics.merge(trials[["trial_id", "loss", "optimizer"]], on="trial_id")
+CURVES = (("loss_d", "D loss"), ("loss_g", "G loss"), ("grad_norm_d", "D gradient norm"),
+          ("grad_norm_g", "G gradient norm"), ("wasserstein", "Wasserstein estimate"))
+
+
+def _bands(df: pd.DataFrame, trials: pd.DataFrame, columns: list[tuple[str, str]], by: str = "step") -> str:
+    """One panel per column: per (loss, optimizer) the mean over seeds with a +-1 std band."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 2.8), squeeze=False)
+    m = df.merge(trials[["trial_id", "loss", "optimizer"]], on="trial_id")
     for (loss, opt), g in m.groupby(["loss", "optimizer"]):
-        agg = g.groupby("step")[["loss_d", "loss_g"]].agg(["mean", "std"])
-        for ax, col in zip(axes, ("loss_d", "loss_g")):
+        agg = g.groupby(by)[[c for c, _ in columns]].agg(["mean", "std"])
+        for ax, (col, _) in zip(axes[0], columns):
             mean, std = agg[(col, "mean")], agg[(col, "std")].fillna(0)
-            ax.plot(agg.index, mean, label=f"{loss}/{opt}", lw=1)
-            ax.fill_between(agg.index, mean - std, mean + std, alpha=0.2)
-    for ax, col in zip(axes, ("D loss", "G loss")):
-        ax.set_title(f"{col} (mean ± std over seeds)", fontsize=9), ax.set_xlabel("step")
-    axes[1].legend(fontsize=6)
+            if mean.notna().any():
+                ax.plot(agg.index, mean, label=f"{loss}/{opt}", lw=1)
+                ax.fill_between(agg.index, mean - std, mean + std, alpha=0.2)
+    for ax, (_, title) in zip(axes[0], columns):
+        ax.set_title(f"{title} (mean ± std over seeds)", fontsize=8), ax.set_xlabel(by, fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0][-1].legend(fontsize=6)
     return _png(fig)
 
 
-def render_html(storage: Storage, sweep_id: str) -> str:
-    frames = load_frames(storage, sweep_id)
-    table = summary_table(frames)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>gansweep {html.escape(sweep_id)}</title>",
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px}.grid{display:flex;flex-wrap:wrap;gap:8px}"
-             ".bad{background:#fdd}</style></head><body>",
-             f"<h1>Sweep {html.escape(sweep_id)}</h1>"]
-    if table.empty:
-        parts.append("<p>No trials recorded.</p>")
-    else:
-        counts = table["status"].value_counts().to_dict()
-        parts.append(f"<p>{len(table)} trials: {html.escape(json.dumps(counts))}</p>")
-        parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="",
-                                   classes="trials", border=0))
-    if not frames["metrics"].empty:
-        parts.append(f"<h2>Training curves</h2><img src='data:image/png;base64,{_curves(frames['metrics'], frames['trials'])}'>")
-    parts.append("<h2>Generated samples</h2><div class='grid'>")
+def _curves(metrics: pd.DataFrame, trials: pd.DataFrame) -> str:
+    cols = [(c, t) for c, t in CURVES if c in metrics and metrics[c].notna().any()]
+    return _bands(metrics, trials, cols)
+
+
+def _quality(evaluations: pd.DataFrame, trials: pd.DataFrame) -> str | None:
+    """Metrics measured at several steps (evaluation.eval_every) as curves; None if there are none."""
+    ev = evaluations[evaluations.metric.isin(HIGHER_IS_BETTER)]
+    multi = [m for m, g in ev.groupby("metric") if g.step.nunique() > 1]
+    if not multi:
+        return None
+    wide = ev[ev.metric.isin(multi)].pivot_table(index=["trial_id", "step"], columns="metric",
+                                                 values="value").reset_index()
+    return _bands(wide, trials, [(m, m) for m in sorted(multi)])
+
+
+_SORT_JS = ("<script>document.querySelectorAll('table.sortable th').forEach((th,i)=>th.onclick=()=>{"
+            "const t=th.closest('table'),b=t.tBodies[0],r=[...b.rows],d=th.dataset.d=th.dataset.d==='1'?'-1':'1';"
+            "const v=x=>{const s=x.cells[i].innerText,n=parseFloat(s);return isNaN(n)?s:n};"
+            "r.sort((x,y)=>(v(x)>v(y)?1:v(x)<v(y)?-1:0)*d).forEach(x=>b.appendChild(x))});</script>")
+
+
+def _rankings_html(r: pd.DataFrame) -> str:
+    if r.empty:
+        return "<p>No metrics to rank.</p>"
+    t = r.assign(ci95=[f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in zip(r.ci95_low, r.ci95_high)],
+                 better=r.higher_is_better.map({True: "higher", False: "lower"}),
+                 vs_best=[("differs" if s else "n.s.") if pd.notna(p) else ("best" if k == 1 else "n/a")
+                          for s, p, k in zip(r.significant, r.p_value, r["rank"])])
+    cols = ["metric", "rank", "loss", "optimizer", "mean", "std", "ci95", "median", "best_seed", "best_value",
+            "seeds", "seeds_failed", "p_value", "vs_best", "better", "note"]
+    return t[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", classes="sortable",
+                           border=0)
+
+
+def _provenance(storage: Storage, ev: pd.DataFrame) -> str:
+    """Which extractor (and weights hash) produced the image metrics, and the library versions."""
+    import torch
+    import torch_fidelity
+
+    lines = [f"torch {torch.__version__}, torch-fidelity {torch_fidelity.__version__}"]
+    if not ev.empty and "extractor" in ev:
+        for (name, h), _ in ev[ev.extractor.fillna("") != ""].groupby(["extractor", "extractor_hash"]):
+            line = f"feature extractor {name}, weights sha256[:16] {h}"
+            for ds in storage.ls("evaluators"):
+                if storage.exists("evaluators", ds, f"{h}.json"):
+                    meta = json.loads(storage.read_bytes("evaluators", ds, f"{h}.json"))
+                    line += f" ({ds} classifier, test accuracy {meta['test_accuracy']:.2%})"
+            lines.append(line)
+    return "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>"
+
+
+def _samples_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame], table: pd.DataFrame) -> str:
+    """Per trial: 2D samples over the true modes (seed 000's Figure 8), or an 8x8 image grid."""
+    parts = []
     configs = frames["trials"].set_index("trial_id")["config_json"].to_dict() if not table.empty else {}
     for _, row in table.iterrows():
         name = f"{row['trial_id']}.npy"
@@ -118,11 +172,42 @@ def render_html(storage: Storage, sweep_id: str) -> str:
         spec = DATASETS.get(cfg["dataset"]["name"])
         modes = spec.modes(**cfg["dataset"]["params"]) if spec.modes else None
         title = f"{row['loss']}/{row['optimizer']}/seed {row['seed']}"
-        if "modes_covered" in row and pd.notna(row.get("modes_covered")):
-            title += f"\n{int(row['modes_covered'])} modes"
+        for col, fmt in (("modes_covered", "{:.0f} modes"), ("inception_score", "IS {:.2f}"), ("fid", "FID {:.3g}")):
+            if col in row and pd.notna(row.get(col)):
+                title += "\n" + fmt.format(row[col])
         png = _scatter(samples, modes, title) if samples.ndim == 2 else _image_grid(samples, title)
         parts.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'></figure>")
-    parts.append("</div></body></html>")
+    return "".join(parts)
+
+
+def render_html(storage: Storage, sweep_id: str) -> str:
+    frames = load_frames(storage, sweep_id)
+    table = summary_table(frames)
+    ranks = load_rankings(storage, sweep_id, frames)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>gansweep {html.escape(sweep_id)}</title>",
+             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:3px 6px}.grid{display:flex;flex-wrap:wrap;gap:8px}"
+             ".bad{background:#fdd}</style></head><body>",
+             f"<h1>Sweep {html.escape(sweep_id)}</h1>"]
+    parts.append("<h2>Rankings over seeds</h2><p>Per (loss, optimizer) cell and metric: mean, standard "
+                 "deviation and 95 % confidence interval (Student t) over seeds, median and best seed. "
+                 f"<i>vs_best</i>: Welch's t-test against the best cell, p &lt; {ALPHA} = differs; "
+                 "failed or diverged seeds are counted in seeds_failed. Click a header to sort.</p>")
+    parts.append(_rankings_html(ranks))
+    if table.empty:
+        parts.append("<p>No trials recorded.</p>")
+    else:
+        counts = table["status"].value_counts().to_dict()
+        parts.append(f"<h2>Trials</h2><p>{len(table)} trials: {html.escape(json.dumps(counts))}</p>")
+        parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="",
+                                   classes="trials sortable", border=0))
+    if not frames["metrics"].empty:
+        parts.append(f"<h2>Training curves</h2><img src='data:image/png;base64,{_curves(frames['metrics'], frames['trials'])}'>")
+    if not frames["evaluations"].empty and (q := _quality(frames["evaluations"], frames["trials"])):
+        parts.append(f"<h2>Quality over training steps</h2><img src='data:image/png;base64,{q}'>")
+    parts.append("<h2>Generated samples</h2><div class='grid'>" + _samples_html(storage, sweep_id, frames, table))
+    parts.append("</div><h2>Extractors and versions</h2>" + _provenance(storage, frames["evaluations"]))
+    parts.append(_SORT_JS + "</body></html>")
     return "".join(parts)
 
 

@@ -1,0 +1,62 @@
+"""The HTML report from storage alone: rankings table, curves with bands, quality over steps,
+embedded sample plots, extractor provenance, failed seeds shown, not hidden."""
+import io
+import json
+import math
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+
+from gan_tasks import schema
+from gan_tasks.config import expand_grid, parse_config
+from gan_tasks.report import render_html
+from gan_tasks.train import trial_row, write_trial_row
+from tests.conftest import tiny_config
+
+
+def fake_sweep(st, sid="r1"):
+    """4 trials (2 cells x 2 seeds) written as the flow writes them; one seed of lsgan diverged."""
+    trials = expand_grid(parse_config(tiny_config(grid={"seed": [0, 1]})))
+    now = datetime.now(timezone.utc)
+    ev, metrics = [], []
+    for i, t in enumerate(trials):
+        diverged = t.loss.name == "lsgan-011" and t.seed == 1
+        write_trial_row(st, trial_row(t, sid, "diverged" if diverged else "completed", 60, now, now,
+                                      "non-finite loss_d at step 40" if diverged else ""))
+        metrics += [{"sweep_id": sid, "trial_id": t.trial_id, "step": s, "loss_d": 1.0 / s, "loss_g": 2.0,
+                     "penalty": math.nan, "d_real": 0.5, "d_fake": 0.5, "grad_norm_d": 0.1 * s, "grad_norm_g": 1.0,
+                     "wasserstein": math.nan, "began_k": math.nan, "convergence": math.nan} for s in (10, 20)]
+        if diverged:
+            continue
+        for step, cov in ((30, 3 + i), (60, 5 + i)):
+            ev += [{"sweep_id": sid, "trial_id": t.trial_id, "step": step, "metric": "modes_covered", "value": cov},
+                   {"sweep_id": sid, "trial_id": t.trial_id, "step": step, "metric": "fid", "value": 10.0 - i,
+                    "extractor": "classifier", "extractor_hash": "feedc0ffee123456"}]
+        buf = io.BytesIO()
+        np.save(buf, np.random.default_rng(i).standard_normal((200, 2)).astype(np.float32))
+        st.write_bytes(buf.getvalue(), "sweeps", sid, "samples", f"{t.trial_id}.npy")
+    st.write_parquet(pa.Table.from_pylist(metrics, schema=schema.METRICS), "sweeps", sid, "metrics", "m.parquet")
+    st.write_parquet(pa.Table.from_pylist(ev, schema=schema.EVALUATIONS), "sweeps", sid, "evaluations", "e.parquet")
+    st.write_bytes(json.dumps({"test_accuracy": 0.9923}).encode(), "evaluators", "mnist", "feedc0ffee123456.json")
+    return trials
+
+
+def test_report_holds_rankings_curves_samples_and_provenance(local_storage):
+    fake_sweep(local_storage)
+    html = render_html(local_storage, "r1")
+    assert html.startswith("<!doctype html>") and html.rstrip().endswith("</html>")
+    assert "Rankings over seeds" in html and "Welch" in html and "table.sortable" in html
+    # curves + quality over steps + 3 sample scatters (the diverged trial has none)
+    assert html.count("data:image/png;base64,") == 1 + 1 + 3
+    assert "Quality over training steps" in html
+    assert "diverged 1 of 2 seeds" in html  # the cell's failed seed is shown in the rankings
+    assert "feedc0ffee123456" in html and "99.23%" in html and "torch-fidelity" in html
+
+
+def test_report_without_evaluations_still_renders(local_storage):
+    trials = fake_sweep(local_storage, "r2")
+    local_storage.rm("sweeps", "r2", "evaluations", recursive=True)
+    html = render_html(local_storage, "r2")
+    assert "No metrics to rank." in html and "Quality over training steps" not in html
+    assert all(t.trial_id in html for t in trials)
