@@ -1,13 +1,17 @@
 """A sweep lock in storage: one run per sweep id at a time, with an owner and an expiry.
 
-The lock is a small JSON object at sweeps/<id>/lock.json. A run renews it every TTL/3 seconds;
-a lock whose expiry has passed belongs to a run that died and may be taken over. Object stores
-offer no atomic create-if-absent to every client, so two runs starting in the same second could
-both win; the lock guards against the realistic case (a second nightly run while one is going).
+The lock is a small JSON object at sweeps/<id>/lock.json: {"owner": "host:pid:nonce", "expires_at": t}.
+A run renews it every TTL/3 seconds. A lock is stale, and may be taken over, when its expiry has
+passed (its run died somewhere) or when its owner is a process on this host that no longer exists
+(a run killed a minute ago on this machine need not block its sweep id for the whole TTL).
+Object stores offer no atomic create-if-absent to every client, so after writing we read the lock
+back: of two runs starting in the same instant, the one whose write landed last wins and the other
+stops. This guards against the realistic case (a second nightly run while one is going).
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -16,11 +20,27 @@ import uuid
 
 from gan_tasks.storage import Storage
 
-TTL_SECONDS = 300.0  # a crashed run blocks its sweep id for at most 5 minutes
+TTL_SECONDS = 300.0  # a crashed run on another host blocks its sweep id for at most 5 minutes
+log = logging.getLogger("gansweep.lock")
 
 
 class SweepLocked(RuntimeError):
-    pass
+    """Another live run holds this sweep id."""
+
+
+def _dead_here(owner: str) -> bool:
+    """True if the owner ran on this host and its process is gone."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, owned by another user
+        return False
+    return False
 
 
 class SweepLock:
@@ -40,26 +60,40 @@ class SweepLock:
             return None
         try:
             return json.loads(self.storage.read_bytes(*self.path))
-        except (ValueError, FileNotFoundError):
+        except (ValueError, FileNotFoundError):  # half-deleted or garbage: nobody holds it
             return None
+
+    def _refuse(self, held: dict) -> None:
+        left = held["expires_at"] - time.time()
+        raise SweepLocked(
+            f"sweep {self.sweep_id} is already running (lock held by {held['owner']}, expires in {left:.0f} s); "
+            f"wait for it to finish, or delete {self.storage.uri(*self.path)} if that run is dead")
 
     def acquire(self) -> None:
         held = self.current()
-        if held and held["owner"] != self.owner and held["expires_at"] > time.time():
-            left = held["expires_at"] - time.time()
-            raise SweepLocked(
-                f"sweep {self.sweep_id} is already running (lock held by {held['owner']}, expires in {left:.0f} s); "
-                f"wait for it to finish, or delete {self.storage.uri(*self.path)} if that run is dead")
+        if held and held["owner"] != self.owner:
+            if held["expires_at"] > time.time() and not _dead_here(held["owner"]):
+                self._refuse(held)
+            log.warning("sweep %s: taking over the stale lock of %s", self.sweep_id, held["owner"])
         self._write()
+        held = self.current()  # read back: a run that wrote after us owns it now
+        if held and held["owner"] != self.owner:
+            self._refuse(held)
         self._thread = threading.Thread(target=self._renew, daemon=True, name="sweep-lock")
         self._thread.start()
 
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 3):
-            self._write()
+            try:
+                self._write()
+            except Exception as e:  # noqa: BLE001 - storage retries already waited; try again next round
+                log.warning("sweep %s: could not renew the lock (%s); retrying in %.0f s", self.sweep_id, e,
+                            self.ttl / 3)
 
     def release(self) -> None:
         self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
         held = self.current()
         if held and held["owner"] == self.owner:
             self.storage.rm(*self.path)

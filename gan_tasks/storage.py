@@ -10,6 +10,7 @@ The storage layout under the root (documented in README "Storage layout"):
   sweeps/<sweep_id>/evaluations/<trial_id>.parquet
   sweeps/<sweep_id>/checkpoints/<trial_id>/step-<step:09d>.pt  (+ config.json)
   sweeps/<sweep_id>/report/index.html
+  sweeps/<sweep_id>/lock.json                the running sweep's lock: owner + expiry (flows/lock.py)
 Credentials are never part of a Storage: s3fs takes them from the standard AWS chain
 (environment, profile, instance role), so they never reach configs, logs or outputs.
 """
@@ -35,6 +36,8 @@ log = logging.getLogger("gansweep.storage")
 RETRY_SECONDS = 90.0
 # Errors that retrying cannot fix: the object is absent, or we may not touch it.
 _FINAL = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+# Marks a local file still being written (write aside, then rename); ls() never shows one.
+_PARTIAL = ".partial-"
 
 
 def _transient() -> tuple[type[BaseException], ...]:
@@ -136,7 +139,7 @@ class Storage:
             retrying(lambda: self.fs.pipe_file(path, data), f"write {path}")
             return
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp = f"{path}{_PARTIAL}{uuid.uuid4().hex[:8]}"
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -150,7 +153,8 @@ class Storage:
             names = retrying(lambda: self.fs.ls(path, detail=False), f"list {path}")
         except FileNotFoundError:
             return []
-        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in names)
+        names = (p.rstrip("/").rsplit("/", 1)[-1] for p in names)
+        return sorted(n for n in names if _PARTIAL not in n)  # a write cut short by a kill is not an object
 
     def rm(self, *parts: str, recursive: bool = False) -> None:
         path = self.uri(*parts)

@@ -1,7 +1,10 @@
 """Crash resume, idempotent sweeps, locks and failure isolation, on real Ray and Prefect."""
 import io
+import json
 import os
 import signal
+import socket
+import subprocess
 import time
 
 import pandas as pd
@@ -30,7 +33,7 @@ def _final_state(storage, sweep_id, tid):
 
 def test_sigkill_mid_training_resumes_bit_identical(ray_session, local_storage):
     cfg = parse_config(tiny_config(grid={"loss": ["wgan-gp"], "optimizer": ["adam"], "seed": [3]},
-                                   train={"steps": 400, "checkpoint_every": 50, "log_every": 5}))
+                                   train={"steps": 300, "checkpoint_every": 50, "log_every": 5}))
     trial = expand_grid(cfg)[0]
     ensure_dataset(local_storage, cfg.dataset.name, cfg.dataset.params)
 
@@ -55,10 +58,10 @@ def test_sigkill_mid_training_resumes_bit_identical(ray_session, local_storage):
     assert ray.get(actor.pid.remote()) != pid  # it really was a new process
     ray.kill(actor)
     print(f"resume overhead: {overhead:.1f} s from SIGKILL to training again")
-    assert row["status"] == "completed" and row["steps"] == 400
+    assert row["status"] == "completed" and row["steps"] == 300
 
     a, b = _final_state(local_storage, "ref", trial.trial_id), _final_state(local_storage, "crash", trial.trial_id)
-    assert a["step"] == b["step"] == 400
+    assert a["step"] == b["step"] == 300
     for key in ("G", "D"):
         for name, tensor in a[key].items():
             assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs after resume"
@@ -66,7 +69,7 @@ def test_sigkill_mid_training_resumes_bit_identical(ray_session, local_storage):
 
     m_ref = pd.read_parquet(local_storage.uri("sweeps", "ref", "metrics"))
     m_crash = pd.read_parquet(local_storage.uri("sweeps", "crash", "metrics"))
-    assert list(m_crash.sort_values("step").step) == list(range(5, 401, 5))  # no gaps, no duplicates
+    assert list(m_crash.sort_values("step").step) == list(range(5, 301, 5))  # no gaps, no duplicates
     cols = ["step", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g", "penalty"]
     pd.testing.assert_frame_equal(m_ref.sort_values("step")[cols].reset_index(drop=True),
                                   m_crash.sort_values("step")[cols].reset_index(drop=True))
@@ -106,6 +109,11 @@ def test_failures_are_isolated_reruns_skip_and_force_retrains(ray_session, prefe
     assert forced.loc["adam", "started_at"] > first and forced.loc["adam", "status"] == "completed"
 
 
+def _foreign_lock(storage, sweep_id, owner, expires_in):
+    body = {"owner": owner, "expires_at": time.time() + expires_in}
+    storage.write_bytes(json.dumps(body).encode(), "sweeps", sweep_id, "lock.json")
+
+
 def test_second_run_of_a_locked_sweep_is_refused_before_any_work(local_storage):
     other = SweepLock(local_storage, "busy")
     other.acquire()
@@ -120,8 +128,52 @@ def test_second_run_of_a_locked_sweep_is_refused_before_any_work(local_storage):
     finally:
         other.release()
     assert not local_storage.exists("sweeps", "busy", "lock.json")
-    expired = SweepLock(local_storage, "stale", ttl=-1)  # a dead run's lock has expired
-    expired.acquire()
-    expired._stop.set()
-    with SweepLock(local_storage, "stale"):
+
+    # A live run elsewhere, not expired: refused. Expired: taken over.
+    _foreign_lock(local_storage, "remote", "other-host:1:abc", 300)
+    with pytest.raises(SweepLocked, match="other-host:1:abc"):
+        SweepLock(local_storage, "remote").acquire()
+    _foreign_lock(local_storage, "remote", "other-host:1:abc", -1)
+    with SweepLock(local_storage, "remote") as lock:
+        assert json.loads(local_storage.read_bytes("sweeps", "remote", "lock.json"))["owner"] == lock.owner
+    # On this host: a live owner process blocks, a dead one does not wait for the expiry.
+    _foreign_lock(local_storage, "here", f"{socket.gethostname()}:{os.getppid()}:abc", 300)
+    with pytest.raises(SweepLocked):
+        SweepLock(local_storage, "here").acquire()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    _foreign_lock(local_storage, "here", f"{socket.gethostname()}:{gone.pid}:abc", 300)
+    with SweepLock(local_storage, "here"):
         pass
+
+
+def test_the_cli_refuses_a_locked_sweep_with_exit_code_3(prefect_harness, local_storage, tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(tiny_config()))
+    _foreign_lock(local_storage, "taken", "other-host:1:abc", 300)
+    r = CliRunner().invoke(app, ["run", str(path), "--storage", local_storage.url, "--sweep-id", "taken"])
+    assert r.exit_code == 3, r.output
+    assert "sweep taken is already running" in r.output and "other-host:1:abc" in r.output
+    assert local_storage.ls("sweeps", "taken") == ["lock.json"]  # no config, no trial: no work started
+
+
+def test_a_local_write_cut_short_by_a_kill_is_never_read(local_storage):
+    from gan_tasks.train import Trial, run_trial
+
+    cfg = parse_config(tiny_config(train={"steps": 40, "checkpoint_every": 20, "log_every": 10}))
+    trial = expand_grid(cfg)[0]
+    ensure_dataset(local_storage, cfg.dataset.name, cfg.dataset.params)
+    assert run_trial(trial, local_storage, "cut")["status"] == "completed"
+    tid = trial.trial_id
+    # What a SIGKILL in the middle of write_bytes leaves behind: the file written aside, never renamed.
+    for parts in (("metrics", f"{tid}-000000050.parquet.partial-0badf00d"),
+                  ("checkpoints", tid, "step-000000060.pt.partial-0badf00d")):
+        path = local_storage.uri("sweeps", "cut", *parts)
+        with open(path, "wb") as f:
+            f.write(b"half a file")
+    assert not any("partial" in n for n in local_storage.ls("sweeps", "cut", "metrics"))
+    t = Trial(trial, local_storage, "cut")
+    assert t.try_resume() and t.step == 40
+    t.drop_metrics_after(20)
+    steps = local_storage.read_table("sweeps", "cut", "metrics").column("step").to_pylist()
+    assert sorted(steps) == [10, 20]
