@@ -39,11 +39,17 @@ class TrialActor:
     def _on_progress(self, step: int, steps: int, rate: float) -> None:
         self.progress_ = (step, steps, rate)
 
-    def train(self, cfg, storage, sweep_id: str) -> dict:
+    def train(self, cfg, storage, sweep_id: str, ev=None) -> dict:
         from gan_tasks.train import run_trial
 
         node = ray.get_runtime_context().get_node_id()
-        return run_trial(cfg, storage, sweep_id, _device(), self._on_progress, node)
+        hook = None
+        if ev is not None and ev.eval_every:  # quality-over-steps rows in evaluations/
+            from gan_tasks.evaluate import on_eval
+
+            hook = on_eval(storage, sweep_id, ev)
+        return run_trial(cfg, storage, sweep_id, _device(), self._on_progress, node, hook,
+                         ev.eval_every if hook else 0)
 
     def train_packed(self, cfgs: list, storage, sweep_id: str) -> list[dict]:
         from gan_tasks.packing import run_packed

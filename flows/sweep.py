@@ -23,6 +23,7 @@ from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConf
     parse_config, EvalConfig
 from gan_tasks.compare import compare, previous_sweep, regressions
 from gan_tasks.datasets import ensure_dataset
+from gan_tasks.rankings import rank_cells, write_rankings
 from gan_tasks.report import load_frames, summary_table, write_report
 from gan_tasks.storage import Storage
 from gan_tasks.train import trial_row, write_trial_row
@@ -64,7 +65,8 @@ def forget_trial(storage: Storage, sweep_id: str, tid: str) -> None:
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPool, force: bool = False) -> dict:
+def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPool, force: bool = False,
+                ev: EvalConfig | None = None) -> dict:
     """Runs one trial in a Ray actor of the sweep's pool and reports its progress while it trains."""
     logger = get_run_logger()
     if force:
@@ -76,7 +78,7 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
     actor = pool.borrow()
     started = datetime.now(timezone.utc)
     try:
-        ref = actor.train.remote(cfg, storage, sweep_id)
+        ref = actor.train.remote(cfg, storage, sweep_id, ev)
         shown = 0.0
         while not ray.wait([ref], timeout=POLL_SECONDS)[0]:
             step, steps, rate = ray.get(actor.progress.remote())
@@ -139,7 +141,7 @@ def _train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, 
     futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]",
                                         tags=[f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}",
                                               f"seed:{t.seed}"])
-               .submit(t, storage, sweep_id, pool, force) for t in trials]
+               .submit(t, storage, sweep_id, pool, force, sweep.evaluation) for t in trials]
     return [f.result() for f in futures]
 
 
@@ -168,18 +170,35 @@ def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
     return {"previous": prev, "regressions": len(bad)}
 
 
-@task
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def report(storage: Storage, sweep_id: str) -> dict:
+    """Rankings over seeds (Parquet + table artifact), then report/index.html from storage alone."""
+    frames = load_frames(storage, sweep_id)
+    ranks = rank_cells(frames["trials"], frames["evaluations"], sweep_id)
+    write_rankings(storage, sweep_id, ranks)
+    if not ranks.empty:
+        create_table_artifact(ranks.astype(object).where(ranks.notna(), None).to_dict(orient="records"),
+                              key=_key(sweep_id, "rankings"), description=f"Rankings over seeds of {sweep_id}")
     url = write_report(storage, sweep_id)
-    table = summary_table(load_frames(storage, sweep_id))
+    table = summary_table(frames)
     create_table_artifact(table.astype(object).where(table.notna(), None).to_dict(orient="records"),
                           key=_key(sweep_id, "trials"),
                           description=f"Trials of sweep {sweep_id}")
     counts = table["status"].value_counts().to_dict() if not table.empty else {}
     create_markdown_artifact(f"# Sweep {sweep_id}\n\nReport: `{url}`\n\nStatus: {counts}\n\n"
-                             + table.drop(columns=["error"], errors="ignore").to_markdown(index=False),
+                             + table.drop(columns=["error"], errors="ignore").to_markdown(index=False)
+                             + "\n\n## Rankings (mean over seeds, 95 % CI, Welch's test vs the best cell)\n\n"
+                             + _ranking_md(ranks),
                              key=_key(sweep_id, "report"), description="Sweep report")
     return {"report": url, "counts": counts}
+
+
+def _ranking_md(ranks) -> str:
+    if ranks.empty:
+        return "(no metrics)"
+    cols = ["metric", "rank", "loss", "optimizer", "mean", "ci95_low", "ci95_high", "best_value", "seeds",
+            "seeds_failed", "p_value", "significant", "note"]
+    return ranks[cols].to_markdown(index=False, floatfmt=".4g")
 
 
 def _key(sweep_id: str, what: str) -> str:

@@ -225,7 +225,10 @@ class Trial:
             if not all(torch.isfinite(p).all() for p in m.parameters()):
                 raise Diverged(self.step, name)
 
-    def run(self, on_progress: Callable[[int, int, float], None] | None = None) -> None:
+    def run(self, on_progress: Callable[[int, int, float], None] | None = None,
+            on_eval: Callable[["Trial"], None] | None = None, eval_every: int = 0) -> None:
+        """on_eval(trial) every eval_every steps (evaluation.eval_every): off the per-step path, and it
+        samples with its own z generator, so training draws the same numbers with or without it."""
         t = self.cfg.train
         t0, s0 = time.perf_counter(), self.step
         while self.step < t.steps:
@@ -239,6 +242,8 @@ class Trial:
                 self.check_weights()
                 self.flush_metrics()  # metrics before the checkpoint: a resume re-logs, never loses
                 self.save_checkpoint()
+            if on_eval and eval_every and self.step % eval_every == 0 and self.step < t.steps:
+                on_eval(self)  # the final step is the final evaluation's
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 12345) -> np.ndarray:
@@ -276,7 +281,8 @@ def write_trial_row(storage: Storage, row: dict) -> None:
 
 
 def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "cpu",
-              on_progress: Callable[[int, int, float], None] | None = None, node: str = "") -> dict:
+              on_progress: Callable[[int, int, float], None] | None = None, node: str = "",
+              on_eval: Callable[[Trial], None] | None = None, eval_every: int = 0) -> dict:
     """Train (or resume) one trial to completion; record its status row. Returns that row."""
     started = _now()
     base = ("sweeps", sweep_id, "checkpoints", cfg.trial_id)
@@ -289,7 +295,7 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
         trial.drop_metrics_after(trial.step)
         write_trial_row(storage, trial_row(cfg, sweep_id, "running", trial.step, started, None, device=device,
                                            node=node))
-        trial.run(on_progress)
+        trial.run(on_progress, on_eval, eval_every)
         status, err = "completed", ""
     except Diverged as e:
         status, err = "diverged", str(e)
