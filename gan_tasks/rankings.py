@@ -8,6 +8,8 @@ final metrics, so its statistics are over the seeds that completed.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -50,10 +52,23 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
+def cell_labels(trials: pd.DataFrame, column: str) -> pd.Series:
+    """The loss / optimizer name, or, where two grid entries share a name (adam at two learning
+    rates), the name with its resolved settings, so that they stay separate cells."""
+    if "config_json" not in trials or trials.empty:
+        return trials[column]
+    entry = trials.config_json.map(lambda s: json.loads(s)[column])
+    key = entry.map(lambda e: json.dumps(e, sort_keys=True))
+    ambiguous = key.groupby(trials[column]).transform("nunique") > 1
+    label = entry.map(lambda e: " ".join([e["name"], *(f"{k}={v}" for k, v in sorted(e.items()) if k != "name")]))
+    return trials[column].where(~ambiguous, label)
+
+
 def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str) -> pd.DataFrame:
     """The rankings table (schema.RANKINGS) from a sweep's trials and evaluations frames."""
     if trials.empty:
         return schema.RANKINGS.empty_table().to_pandas()
+    trials = trials.assign(loss=cell_labels(trials, "loss"), optimizer=cell_labels(trials, "optimizer"))
     vals = final_values(trials, evaluations) if not evaluations.empty else pd.DataFrame(
         columns=["trial_id", "metric", "value", "loss", "optimizer", "seed"])
     vals = vals[np.isfinite(vals.value.astype(float))]

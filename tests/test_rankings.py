@@ -67,3 +67,22 @@ def test_failed_cell_without_any_value_is_listed():
     b = r[(r.loss == "b") & (r.metric == "fid")].iloc[0]
     assert b.seeds == 0 and b.seeds_failed == 3 and b.note == "failed 3 of 3 seeds" and np.isnan(b["mean"])
     assert pa.Table.from_pandas(r, schema=schema.RANKINGS, preserve_index=False).num_rows == len(r)
+
+
+def test_one_optimizer_name_at_two_settings_stays_two_cells():
+    import json
+
+    trials, ev = frames()
+    lr = {"a": 2e-4, "b": 2e-4, "c": 1e-4}  # c uses adam too, at another learning rate
+    trials["optimizer"] = "adam"
+    trials["config_json"] = [json.dumps({"loss": {"name": l, "params": {}},
+                                         "optimizer": {"name": "adam", "lr_g": lr[l], "lr_d": lr[l], "params": {}}})
+                             for l in trials.loss]
+    r = rank_cells(trials, ev, "s1")
+    fid = r[r.metric == "fid"].set_index("loss")
+    assert fid.optimizer.to_dict() == {"a": "adam lr_d=0.0002 lr_g=0.0002 params={}",
+                                       "b": "adam lr_d=0.0002 lr_g=0.0002 params={}",
+                                       "c": "adam lr_d=0.0001 lr_g=0.0001 params={}"}
+    trials["config_json"] = [json.dumps({"loss": {"name": l}, "optimizer": {"name": "adam", "lr_g": 2e-4}})
+                             for l in trials.loss]
+    assert set(rank_cells(trials, ev, "s1").optimizer) == {"adam"}  # one setting: the plain name
