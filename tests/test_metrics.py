@@ -36,3 +36,26 @@ def test_metrics_registry_names_every_metric():
     assert {"mode-coverage", "stacked-mnist-coverage", "image-fidelity"} <= set(METRICS.names())
     with pytest.raises(ValueError, match="valid: image-fidelity, mode-coverage"):
         METRICS.get("fdi")
+
+
+def test_training_time_metrics_land_in_evaluations_without_changing_training(local_storage):
+    """evaluation.eval_every: cheap mode coverage every N steps, and bit-identical training."""
+    import torch
+
+    from gan_tasks.config import expand_grid, parse_config
+    from gan_tasks.datasets import ensure_dataset
+    from gan_tasks.evaluate import on_eval
+    from gan_tasks.train import Trial
+    from tests.conftest import tiny_config
+
+    sweep = parse_config(tiny_config(train={"steps": 30}, evaluation={"eval_every": 10, "eval_every_samples": 300}))
+    cfg = expand_grid(sweep)[0]
+    ensure_dataset(local_storage, cfg.dataset.name, cfg.dataset.params)
+    hooked, plain = Trial(cfg, local_storage, "hooked"), Trial(cfg, local_storage, "plain")
+    hooked.run(on_eval=on_eval(local_storage, "hooked", sweep.evaluation), eval_every=10)
+    plain.run()
+    for a, b in zip(hooked.G.state_dict().values(), plain.G.state_dict().values()):
+        assert torch.equal(a, b)
+    ev = local_storage.read_table("sweeps", "hooked", "evaluations").to_pandas()
+    assert sorted(set(ev.step)) == [10, 20]  # step 30 is the final evaluation's
+    assert {"modes_covered", "high_quality", "reverse_kl"} <= set(ev.metric) and (ev.extractor == "").all()
