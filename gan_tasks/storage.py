@@ -7,9 +7,15 @@ The storage layout under the root (documented in README "Storage layout"):
   sweeps/<sweep_id>/config.yaml              the resolved sweep config
   sweeps/<sweep_id>/trials/<trial_id>.parquet
   sweeps/<sweep_id>/metrics/<trial_id>-<first_step:09d>.parquet
-  sweeps/<sweep_id>/evaluations/<trial_id>.parquet
+  sweeps/<sweep_id>/evaluations/<trial_id>.parquet           final metrics (gan_tasks/evaluate.py)
+  sweeps/<sweep_id>/evaluations/<trial_id>-<step:09d>.parquet  cheap metrics during training (eval_every)
+  sweeps/<sweep_id>/samples/<trial_id>.npy     samples the report plots (2D points, or 64 images)
+  sweeps/<sweep_id>/rankings/rankings.parquet  per cell and metric over seeds (gan_tasks/rankings.py)
   sweeps/<sweep_id>/checkpoints/<trial_id>/step-<step:09d>.pt  (+ config.json)
   sweeps/<sweep_id>/report/index.html
+  evaluators/<dataset>/<sha256[:16]>.pt|.json  in-domain classifier + its test accuracy (gansweep evaluator train)
+  evaluators/<dataset>/current.json          the classifier hash sweeps use unless evaluation.classifier_hash pins one
+  evaluators/stats/<dataset>-<data sha>-n<N>-<extractor>-<weights hash>-*.pt  real-data features/FID stats
   sweeps/<sweep_id>/lock.json                the running sweep's lock: owner + expiry (flows/lock.py)
 Credentials are never part of a Storage: s3fs takes them from the standard AWS chain
 (environment, profile, instance role), so they never reach configs, logs or outputs.
