@@ -168,12 +168,27 @@ def storage_cache(storage: Storage, cache_name: str, local_root: str | None = No
             tmp = os.path.join(local_root, f".{name}.{os.getpid()}.tmp")
             with open(tmp, "wb") as f:
                 f.write(storage.read_bytes(*folder, name))
+            _check_plain(tmp, storage.uri(*folder, name))
             os.replace(tmp, os.path.join(local_root, name))
     yield local_root
     for name in sorted(os.listdir(local_root)):
         if name.startswith(f"{cache_name}-") and name.endswith(".pt") and name not in remote:
             with open(os.path.join(local_root, name), "rb") as f:
                 storage.write_bytes(f.read(), *folder, name)
+
+
+def _check_plain(path: str, uri: str) -> None:
+    """torch-fidelity loads its cache with weights_only=False (pickle): a file from shared storage
+    must first prove to hold only tensors and numpy arrays, so it cannot run code on our nodes."""
+    import numpy.core.multiarray as ma
+
+    ok = [ma._reconstruct, np.ndarray, np.dtype, *{type(np.dtype(t)) for t in ("float32", "float64", "int64")}]
+    try:
+        with torch.serialization.safe_globals(ok):
+            torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - anything that is not plain data is refused
+        os.remove(path)
+        raise ValueError(f"cached statistics {uri} hold more than tensors/arrays; refusing to load: {e}") from e
 
 
 def stats_cache_name(dataset: str, data_sha: str, n_real: int, extractor: str, extractor_hash: str) -> str:

@@ -106,3 +106,18 @@ def test_real_statistics_are_computed_once_and_reused_from_storage(mnist, local_
         again = calculate(fake, np.zeros_like(real), metrics=["fid"], weights_path=mnist["weights"],
                           real_cache_name=name, cache_root=root)
     assert again["fid"] == pytest.approx(first["fid"], rel=1e-12)
+
+
+def test_a_cache_file_that_is_not_plain_data_is_refused(local_storage, tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    buf = pickle.dumps({"mu": Evil()})
+    local_storage.write_bytes(buf, "evaluators", "stats", "x-n1-classifier-h-gansweep-classifier-stat-fid.pt")
+    with pytest.raises(ValueError, match="refusing to load"):
+        with storage_cache(local_storage, "x-n1-classifier-h", str(tmp_path / "node")):
+            pass
+    assert not list((tmp_path / "node").iterdir())
