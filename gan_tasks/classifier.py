@@ -101,6 +101,9 @@ def predict(net: Classifier, x: torch.Tensor, batch: int = 1000) -> torch.Tensor
 def train_and_store(storage: Storage, dataset: str, spec: TrainSpec = TrainSpec()) -> dict:
     """Train on the dataset in storage, measure test accuracy, store weights under their hash."""
     check_dataset(dataset)
+    if not storage.exists("datasets", dataset, "manifest.json"):
+        raise FileNotFoundError(f"dataset {dataset!r} is not in {storage.url}; upload it first: "
+                                f"gansweep data upload {dataset} PATH --storage {storage.url}")
     t0 = time.perf_counter()
     net = fit(*_split(storage, dataset, "train"), spec)
     xt, yt = _split(storage, dataset, "test")

@@ -121,3 +121,16 @@ def test_a_cache_file_that_is_not_plain_data_is_refused(local_storage, tmp_path)
         with storage_cache(local_storage, "x-n1-classifier-h", str(tmp_path / "node")):
             pass
     assert not list((tmp_path / "node").iterdir())
+
+
+def test_evaluator_train_cli_refuses_bad_input_before_any_compute(local_storage):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    res = CliRunner().invoke(app, ["evaluator", "train", "cifar10", "--storage", local_storage.url])
+    out = " ".join(res.output.split())  # rich wraps long lines
+    assert res.exit_code == 2 and "no in-domain classifier for dataset 'cifar10'; valid: fashion-mnist, mnist" in out
+    res = CliRunner().invoke(app, ["evaluator", "train", "mnist", "--storage", local_storage.url])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2 and "upload it first: gansweep data upload mnist" in out
