@@ -73,6 +73,7 @@ def test_rerun_after_a_dead_run_skips_completed_and_resumes_unfinished(ray_sessi
     metrics = pd.read_parquet(local_storage.uri("sweeps", "night", "metrics"))
     for tid in (done.trial_id, cut.trial_id):
         assert sorted(metrics[metrics.trial_id == tid].step) == list(range(10, 201, 10))  # no gaps, no duplicates
+    print(f"{len(metrics)} metric rows checked for gaps/duplicates after a re-run of a dead sweep")
     m_ref = pd.read_parquet(local_storage.uri("sweeps", "ref", "metrics")).sort_values("step").reset_index(drop=True)
     m_cut = metrics[metrics.trial_id == cut.trial_id].sort_values("step").reset_index(drop=True)
     cols = ["step", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g"]
