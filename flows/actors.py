@@ -95,6 +95,24 @@ class ActorPool:
         self.shutdown()
 
 
+def start_local_ray(**kwargs) -> None:
+    """A local Ray whose every server (GCS, raylet, workers, agents) listens on 127.0.0.1 only.
+
+    Ray 2.60 resolves `_node_ip_address="127.0.0.1"` back to the machine's routable address and then
+    binds its gRPC servers to all interfaces. It keeps the loopback address only when it believes it
+    is not running as a cluster (its macOS/Windows default), so for the duration of ray.init we let
+    it believe that; the processes it starts get the address as arguments. A cluster connection
+    (`--ray-address`) never goes through here.
+    """
+    from unittest import mock
+
+    from ray._private import ray_constants
+
+    kwargs.setdefault("include_dashboard", False)  # no web UI unless someone asks for one
+    with mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False):
+        ray.init(**kwargs)
+
+
 def slots(gpus: float, cpus: float, limit: int) -> int:
     """How many trials the cluster can run at once with this request (at least 1)."""
     total = ray.cluster_resources()

@@ -111,7 +111,7 @@ def bench_packing(storage: Storage, n: int, steps: int) -> list[tuple[str, float
 def run_bench(storage: Storage, short: bool) -> list[tuple[str, float]]:
     import ray
 
-    from flows.actors import make_actor, slots
+    from flows.actors import make_actor, slots, start_local_ray
     from flows.sweep import sweep_flow
 
     # Short: CI smoke run (figures printed, not meaningful); full: >= 30 s trials as the target says.
@@ -127,7 +127,7 @@ def run_bench(storage: Storage, short: bool) -> list[tuple[str, float]]:
 
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        start_local_ray(log_to_driver=False)
     try:
         n_slots = slots(0, 1, len(trials))
         actor = make_actor(0, 1)

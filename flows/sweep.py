@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect.states import Failed
 
-from flows.actors import ActorPool, slots
+from flows.actors import ActorPool, slots, start_local_ray
 from flows.lock import SweepLock
 from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
@@ -261,6 +261,5 @@ def _ensure_ray(address: str | None) -> bool:
         # Ship this checkout's code with the job: workers need the dependencies, not our package.
         ray.init(address=address, log_to_driver=True, runtime_env={"py_modules": [gan_tasks, flows]})
     else:
-        # A local Ray for this run only, with its dashboard off.
-        ray.init(include_dashboard=False, log_to_driver=True)
+        start_local_ray(log_to_driver=True)  # this run's own Ray: loopback only, dashboard off
     return True

@@ -34,8 +34,9 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-                 runtime_env={"env_vars": {"GANSWEEP_CACHE": os.environ["GANSWEEP_CACHE"]}})
+        from flows.actors import start_local_ray
+
+        start_local_ray(num_cpus=2, runtime_env={"env_vars": {"GANSWEEP_CACHE": os.environ["GANSWEEP_CACHE"]}})
     yield ray
     ray.shutdown()
 

@@ -128,4 +128,22 @@ def test_local_ray_started_by_the_tool_has_no_dashboard(tmp_path):
     assert all("--disable-frontend" in c and "--modules-to-load=UsageStatsHead" in c for c in heads), heads
     assert all("--host=127.0.0.1" in c or "--host=localhost" in c for c in heads), heads
     assert 8265 not in [port for _, port in info["listen"]]  # nothing of ours on the dashboard port
-    print("Ray 2.60 core servers listen on:", sorted({ip for ip, _ in info["listen"]}))
+    # GCS, raylet, workers, agents: every listening socket is loopback (IPv4, or IPv4-mapped on a
+    # dual-stack socket); none on 0.0.0.0 / :: or the machine's routable address.
+    addrs = {ip for ip, _ in info["listen"]}
+    assert len(info["listen"]) >= 4, info["listen"]  # GCS + raylet + driver + agents at least
+    assert addrs <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, info["listen"]
+    print(f"local Ray: {len(info['listen'])} listening sockets, all on {sorted(addrs)}")
+
+
+def test_test_ray_session_is_loopback_only(ray_session):
+    """The shared test Ray is started the same way: its ports refuse the machine's other address."""
+    ports = [c.laddr.port for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN
+             and c.pid in {p.pid for p in [psutil.Process()] + psutil.Process().children(recursive=True)}]
+    assert ports
+    other = _other_address()
+    for port in ports:
+        assert _listens_on(port) <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, port
+        if other:
+            with pytest.raises(OSError):
+                socket.create_connection((other, port), timeout=2).close()
