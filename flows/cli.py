@@ -39,8 +39,7 @@ def validate(config: str) -> None:
     sweep = _load(config)
     trials = expand_grid(sweep)
     console.print(f"[green]ok[/green] {config}: sweep {sweep.name!r}, {len(trials)} trials "
-                  f"({len(sweep.grid.loss)} losses x {len(sweep.grid.optimizer)} optimizers x "
-                  f"{len(sweep.grid.seed)} seeds)")
+                  f"({sweep.grid.describe()})")
 
 
 @app.command()

@@ -20,7 +20,7 @@ from gan_tasks.models import MODELS
 from gan_tasks.packing import check_packable
 from gan_tasks.optimizers import OPTIMIZERS
 from gan_tasks.registry import check_params
-from gan_tasks.tricks import check_tricks
+from gan_tasks.tricks import Tricks, check_tricks, merge_tricks  # noqa: F401 - Tricks re-exported
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -128,33 +128,63 @@ class EvalConfig(_Frozen):
         return self
 
 
-class Tricks(_Frozen):
-    """Training tricks (gan_tasks/tricks.py), each off by default; part of every trial's id."""
+class Cell(_Frozen):
+    """One explicit (loss, optimizer) point of grid.cells."""
 
-    # Every default is "off"; the descriptions are what `gansweep list tricks` prints.
-    d_steps: int | None = Field(None, gt=0, description="D steps per G step; default: the loss's own (1, wgan* 5)")
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5,
-                                   description="one-sided label smoothing: real target 1 - s (Salimans 2016: 0.1)")
-    label_flip: float = Field(0.0, ge=0, lt=0.5, description="probability of swapping a sample's real/fake label")
-    instance_noise: float = Field(0.0, ge=0, description="std of Gaussian noise on D inputs, annealed linearly to 0")
-    feature_matching: bool = Field(False, description="G matches the mean of D's last hidden features (Salimans 2016)")
-    minibatch_discrimination: int = Field(0, ge=0, description="minibatch discrimination kernels B; 0: off "
-                                                               "(Salimans 2016 CIFAR code: 100)")
-    minibatch_kernel_dim: int = Field(5, gt=0, description="minibatch discrimination kernel size C (Salimans: 5)")
-    historical_averaging: float = Field(0.0, ge=0, description="weight of ||theta - mean of past theta||^2")
-    virtual_batchnorm: bool = Field(False, description="G's batch norm uses a fixed reference batch (Salimans 2016)")
-    unrolled_steps: int = Field(0, ge=0, description="G steps against D unrolled k steps ahead (Metz 2016: 5-10)")
+    loss: LossEntry
+    optimizer: OptimizerEntry
+
+    @field_validator("loss", "optimizer", mode="before")
+    @classmethod
+    def _entries(cls, v: Any) -> Any:
+        return _entry(v)
 
 
 class Grid(_Frozen):
-    loss: tuple[LossEntry, ...] = Field(min_length=1)
-    optimizer: tuple[OptimizerEntry, ...] = Field(min_length=1)
+    """loss x optimizer (a product) or explicit cells, x trick settings x seed.
+
+    Cells exist because a paper's comparison is often a few fixed pairs, not their product
+    (seed 004: DCGAN = non-saturating/adam, WGAN = wgan/rmsprop, WGAN-GP = wgan-gp/adam(1e-4, 0.5, 0.9)).
+    """
+
+    loss: tuple[LossEntry, ...] | None = Field(None, min_length=1)
+    optimizer: tuple[OptimizerEntry, ...] | None = Field(None, min_length=1)
+    cells: tuple[Cell, ...] | None = Field(None, min_length=1)
     seed: tuple[int, ...] = Field(min_length=1)
+    # Trick settings compared in one sweep, each merged over the sweep's `tricks:` (None: just those).
+    # SweepConfig replaces the entries by the merged, fully resolved settings.
+    tricks: tuple[Tricks, ...] | None = Field(None, min_length=1)
 
     @field_validator("loss", "optimizer", mode="before")
     @classmethod
     def _entries(cls, v: Any) -> Any:
         return [_entry(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+    @model_validator(mode="after")
+    def _product_or_cells(self) -> "Grid":
+        if self.cells is not None and (self.loss is not None or self.optimizer is not None):
+            raise ValueError("grid.cells lists (loss, optimizer) pairs; it cannot be combined with "
+                             "grid.loss / grid.optimizer (use one or the other)")
+        if self.cells is None and (self.loss is None or self.optimizer is None):
+            missing = " and ".join(f"grid.{k}" for k in ("loss", "optimizer") if getattr(self, k) is None)
+            raise ValueError(f"{missing} missing: give grid.loss and grid.optimizer (their product), or grid.cells")
+        return self
+
+    def pairs(self) -> list[tuple[LossEntry, OptimizerEntry]]:
+        """The (loss, optimizer) cells in YAML order."""
+        if self.cells is not None:
+            return [(c.loss, c.optimizer) for c in self.cells]
+        return list(itertools.product(self.loss, self.optimizer))
+
+    def loss_names(self) -> list[str]:
+        return [loss.name for loss, _ in self.pairs()]
+
+    def describe(self) -> str:
+        """'3 losses x 2 optimizers x 2 seeds', '3 cells x 2 trick settings x 3 seeds', ..."""
+        axes = ([f"{len(self.cells)} cells"] if self.cells is not None
+                else [f"{len(self.loss)} losses", f"{len(self.optimizer)} optimizers"])
+        axes += [f"{len(self.tricks)} trick settings"] if self.tricks else []
+        return " x ".join(axes + [f"{len(self.seed)} seeds"])
 
 
 class SweepConfig(_Frozen):
@@ -190,7 +220,11 @@ class SweepConfig(_Frozen):
             raise ValueError(f"model {self.model.name!r} cannot fit {kind} dataset {self.dataset.name!r}; "
                              f"valid models: {', '.join(valid)}")
         _check_model_fits(self)
-        check_tricks(self.tricks, [loss.name for loss in self.grid.loss], self.model.name)
+        losses = self.grid.loss_names()
+        check_tricks(self.tricks, losses, self.model.name)
+        if self.grid.tricks:  # resolved here: merging needs the sweep-level tricks
+            object.__setattr__(self.grid, "tricks", merge_tricks(self.tricks, self.grid.tricks, losses,
+                                                                 self.model.name))
         return self
 
     @model_validator(mode="after")
@@ -202,7 +236,8 @@ class SweepConfig(_Frozen):
 
     @model_validator(mode="after")
     def _packable(self) -> "SweepConfig":
-        check_packable(self.pack_seeds, [loss.name for loss in self.grid.loss], getattr(self, "tricks", None))
+        for tricks in self.grid.tricks or (getattr(self, "tricks", None),):
+            check_packable(self.pack_seeds, self.grid.loss_names(), tricks)
         return self
 
 
@@ -213,7 +248,7 @@ def _check_model_fits(sweep: "SweepConfig") -> None:
         valid = [m for m in MODELS.names() if ds.shape[-1] in MODELS.get(m).sizes]
         raise ValueError(f"model {sweep.model.name!r} takes {'/'.join(map(str, model.sizes))}-pixel images, dataset "
                          f"{sweep.dataset.name!r} has {ds.shape[-1]}; valid models: {', '.join(valid)}")
-    for loss in sweep.grid.loss:
+    for loss, _ in sweep.grid.pairs():
         if LOSSES.get(loss.name).autoencoder != model.autoencoder:
             ae = [m for m in MODELS.names() if MODELS.get(m).autoencoder]
             raise ValueError(f"grid.loss {loss.name!r} and model {sweep.model.name!r} do not fit: the began loss "
@@ -238,7 +273,8 @@ class TrialConfig(_Frozen):
 
     @property
     def label(self) -> str:
-        return f"{self.loss.name}/{self.optimizer.name}/seed{self.seed}"
+        tricks = self.tricks.short  # only when on: trials without tricks keep their plain label
+        return f"{self.loss.name}/{self.optimizer.name}/{tricks + '/' if tricks else ''}seed{self.seed}"
 
 
 def trial_id(t: TrialConfig) -> str:
@@ -250,11 +286,12 @@ def trial_id(t: TrialConfig) -> str:
 
 
 def expand_grid(sweep: SweepConfig) -> list[TrialConfig]:
-    """Pure: the cartesian product loss x optimizer x seed, in YAML order."""
+    """Pure: (loss x optimizer, or the cells) x trick settings x seed, in YAML order."""
+    g = sweep.grid
     trials = [
         TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss,
-                    optimizer=opt, seed=seed, train=sweep.train, tricks=sweep.tricks)
-        for loss, opt, seed in itertools.product(sweep.grid.loss, sweep.grid.optimizer, sweep.grid.seed)
+                    optimizer=opt, seed=seed, train=sweep.train, tricks=tricks)
+        for (loss, opt), tricks, seed in itertools.product(g.pairs(), g.tricks or (sweep.tricks,), g.seed)
     ]
     ids = [t.trial_id for t in trials]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
@@ -271,8 +308,12 @@ def check_sweep_id(sweep_id: str) -> str:
 
 
 def _format(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
+    lines, errors = [], err.errors()
+    for e in errors:
+        # A list with a bad entry also "has 0 items after validation": the entry's own error says it all.
+        if e["type"] == "too_short" and any(len(o["loc"]) > len(e["loc"]) and o["loc"][:len(e["loc"])] == e["loc"]
+                                            for o in errors):
+            continue
         field = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":

@@ -1,4 +1,4 @@
-"""Rankings over seeds: per (loss, optimizer) cell and metric, how good it is and how sure we are.
+"""Rankings over seeds: per (loss, optimizer[, tricks]) cell and metric, how good it is and how sure we are.
 
 Mean, standard deviation (ddof 1), 95 % confidence interval of the mean (Student t over seeds),
 median, best seed; the rank of the cell; and whether it differs significantly from the best
@@ -17,6 +17,7 @@ from scipy import stats
 
 from gan_tasks import schema
 from gan_tasks.storage import Storage
+from gan_tasks.tricks import tricks_label
 
 # Which way is better (the directions gan_tasks/compare.py uses for regressions); only these
 # metrics are ranked. modes_total, *_std are descriptions, not scores.
@@ -64,11 +65,25 @@ def cell_labels(trials: pd.DataFrame, column: str) -> pd.Series:
     return trials[column].where(~ambiguous, label)
 
 
+def cell_frame(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials with loss / optimizer relabelled so that cells stay apart: the settings of same-named
+    entries (cell_labels), and where trials of one (loss, optimizer) differ only by their tricks
+    (grid.tricks), the tricks that are on after the loss ("non-saturating + label_smoothing=0.1").
+    Idempotent: it reads only config_json, and relabelled cells are no longer ambiguous."""
+    if "config_json" not in trials or trials.empty:
+        return trials
+    trials = trials.assign(loss=cell_labels(trials, "loss"), optimizer=cell_labels(trials, "optimizer"))
+    tricks = trials.config_json.map(lambda s: tricks_label(json.loads(s).get("tricks") or {}))
+    differ = tricks.groupby([trials.loss, trials.optimizer]).transform("nunique") > 1
+    with_tricks = trials.loss + tricks.map(lambda t: f" + {t}" if t else "")
+    return trials.assign(loss=trials.loss.where(~differ, with_tricks))
+
+
 def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str) -> pd.DataFrame:
     """The rankings table (schema.RANKINGS) from a sweep's trials and evaluations frames."""
     if trials.empty:
         return schema.RANKINGS.empty_table().to_pandas()
-    trials = trials.assign(loss=cell_labels(trials, "loss"), optimizer=cell_labels(trials, "optimizer"))
+    trials = cell_frame(trials)
     vals = final_values(trials, evaluations) if not evaluations.empty else pd.DataFrame(
         columns=["trial_id", "metric", "value", "loss", "optimizer", "seed"])
     vals = vals[np.isfinite(vals.value.astype(float))]

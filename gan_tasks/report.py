@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from gan_tasks.datasets import DATASETS  # noqa: E402
-from gan_tasks.rankings import ALPHA, HIGHER_IS_BETTER, rank_cells  # noqa: E402
+from gan_tasks.rankings import ALPHA, HIGHER_IS_BETTER, cell_frame, rank_cells  # noqa: E402
 from gan_tasks.storage import Storage  # noqa: E402
 
 
@@ -23,6 +23,7 @@ def load_frames(storage: Storage, sweep_id: str) -> dict[str, pd.DataFrame]:
     for name in ("trials", "metrics", "evaluations"):
         t = storage.read_table("sweeps", sweep_id, name)
         out[name] = t.to_pandas() if t is not None else pd.DataFrame()
+    out["trials"] = cell_frame(out["trials"])  # cells differing by settings or tricks keep apart everywhere
     return out
 
 

@@ -1,0 +1,139 @@
+"""The grid's tricks axis and explicit cells; the true (second-order) unrolled GAN gradient."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from gan_tasks.config import ConfigError, dump_config, expand_grid, load_config, parse_config
+from gan_tasks.rankings import rank_cells
+from tests.conftest import tiny_config
+
+
+def _sweep(grid: dict, **over) -> dict:
+    cfg = tiny_config(**over)
+    cfg["grid"] = grid  # replaced, not merged: cells and loss/optimizer are exclusive
+    return cfg
+
+
+TRICKS_AXIS = [{}, {"label_smoothing": 0.1}, {"unrolled_steps": 5}]
+
+
+# --- grid.tricks ------------------------------------------------------------------------------------
+def test_tricks_axis_expands_merges_over_sweep_tricks_and_ids_differ():
+    cfg = parse_config(_sweep({"loss": ["non-saturating", "minimax"], "optimizer": ["adam"], "seed": [0, 1],
+                               "tricks": TRICKS_AXIS}, tricks={"instance_noise": 0.1}))
+    trials = expand_grid(cfg)
+    assert len(trials) == 2 * 3 * 2 and len({t.trial_id for t in trials}) == 12
+    assert cfg.grid.describe() == "2 losses x 1 optimizers x 3 trick settings x 2 seeds"
+    # Each entry is merged over the sweep-level `tricks:`; the resolved set is in the TrialConfig.
+    assert [t.tricks.short for t in trials[:6:2]] == ["instance_noise=0.1", "instance_noise=0.1,label_smoothing=0.1",
+                                                      "instance_noise=0.1,unrolled_steps=5"]
+    assert trials[2].label == "non-saturating/adam/instance_noise=0.1,label_smoothing=0.1/seed0"
+    assert json.loads(trials[4].model_dump_json())["tricks"]["unrolled_steps"] == 5
+    # The dumped (resolved) sweep config reads back to the same trials.
+    again = expand_grid(parse_config(yaml.safe_load(dump_config(cfg))))
+    assert [t.trial_id for t in again] == [t.trial_id for t in trials]
+
+
+def test_an_empty_tricks_entry_is_the_plain_trial_with_its_old_id():
+    plain = expand_grid(parse_config(_sweep({"loss": ["minimax"], "optimizer": ["adam"], "seed": [0]})))
+    axis = expand_grid(parse_config(_sweep({"loss": ["minimax"], "optimizer": ["adam"], "seed": [0],
+                                            "tricks": [{}, {"d_steps": 2}]})))
+    assert axis[0].trial_id == plain[0].trial_id and axis[0].label == "minimax/adam/seed0"
+    assert axis[1].trial_id != plain[0].trial_id
+
+
+@pytest.mark.parametrize("grid, field, words", [
+    ({"loss": ["minimax"], "tricks": [{}, {"label_smoothing": 0.7}]}, "grid.tricks.1.label_smoothing:",
+     "less than 0.5"),
+    ({"loss": ["minimax"], "tricks": [{}, {"label_smothing": 0.1}]}, "grid.tricks.1.label_smothing:", "unknown key"),
+    ({"loss": ["minimax"], "tricks": [{"unrolled_steps": -1}]}, "grid.tricks.0.unrolled_steps:", "greater than"),
+    ({"loss": ["minimax", "wgan"], "tricks": [{}, {"label_smoothing": 0.1}]}, "grid.tricks.1.label_smoothing",
+     "wgan has no real/fake labels"),
+    ({"loss": ["minimax"], "tricks": [{"unrolled_first_order": True}]}, "grid.tricks.0.unrolled_first_order",
+     "needs grid.tricks.0.unrolled_steps > 0"),
+    ({"loss": ["minimax"], "tricks": []}, "grid.tricks:", "at least 1"),
+    ({"loss": ["minimax"], "tricks": {"label_smoothing": 0.1}}, "grid.tricks:", "valid tuple"),
+])
+def test_bad_tricks_entries_are_config_errors_naming_the_field(grid, field, words):
+    with pytest.raises(ConfigError) as e:
+        parse_config(_sweep({"optimizer": ["adam"], "seed": [0], **grid}))
+    assert field in str(e.value) and words in str(e.value)
+
+
+def test_tricks_axis_entries_that_resolve_alike_are_duplicates():
+    with pytest.raises(ConfigError, match="duplicate trials"):
+        expand_grid(parse_config(_sweep({"loss": ["minimax"], "optimizer": ["adam"], "seed": [0],
+                                         "tricks": [{"d_steps": 2}, {"d_steps": 2}]})))
+
+
+def test_tricks_axis_refused_with_seed_packing():
+    with pytest.raises(ConfigError, match="pack_seeds > 1 cannot be combined with tricks"):
+        parse_config(_sweep({"loss": ["minimax"], "optimizer": ["adam"], "seed": [0, 1],
+                             "tricks": [{}, {"label_smoothing": 0.1}]}, pack_seeds=2))
+
+
+def test_cells_differing_only_by_tricks_stay_separate_in_rankings():
+    trials = expand_grid(parse_config(_sweep({"loss": ["non-saturating"], "optimizer": ["adam"], "seed": [0, 1, 2],
+                                              "tricks": [{}, {"label_smoothing": 0.1}]})))
+    rows = pd.DataFrame([{"trial_id": t.trial_id, "loss": t.loss.name, "optimizer": t.optimizer.name,
+                          "seed": t.seed, "status": "completed", "config_json": t.model_dump_json()} for t in trials])
+    ev = pd.DataFrame([{"trial_id": t.trial_id, "step": 60, "metric": "modes_covered",
+                        "value": 8.0 - (i >= 3) * 4 - t.seed * 0.1} for i, t in enumerate(trials)])
+    r = rank_cells(rows, ev, "s")
+    assert list(r.loss) == ["non-saturating", "non-saturating + label_smoothing=0.1"]
+    assert list(r.seeds) == [3, 3] and list(r["rank"]) == [1, 2] and bool(r.significant.iloc[1])
+
+
+# --- grid.cells -------------------------------------------------------------------------------------
+CELLS = [{"loss": "non-saturating", "optimizer": "adam"}, {"loss": "wgan", "optimizer": "rmsprop"},
+         {"loss": "wgan-gp", "optimizer": {"name": "adam", "lr_g": 1e-4, "lr_d": 1e-4, "params": {"betas": [0.5, 0.9]}}}]
+
+
+def test_cells_grid_expands_to_the_listed_pairs_only():
+    cfg = parse_config(_sweep({"cells": CELLS, "seed": [0, 1, 2]}))
+    trials = expand_grid(cfg)
+    assert len(trials) == 9 and len({t.trial_id for t in trials}) == 9
+    assert [t.label for t in trials[::3]] == ["non-saturating/adam/seed0", "wgan/rmsprop/seed0", "wgan-gp/adam/seed0"]
+    gp = trials[6]
+    assert gp.optimizer.lr_g == 1e-4 and tuple(gp.optimizer.params["betas"]) == (0.5, 0.9)
+    assert cfg.grid.describe() == "3 cells x 3 seeds"
+    # A cell is the same trial as the product grid's point with the same entries.
+    product = expand_grid(parse_config(_sweep({"loss": ["wgan"], "optimizer": ["rmsprop"], "seed": [0]})))
+    assert product[0].trial_id == trials[3].trial_id
+    tricks = expand_grid(parse_config(_sweep({"cells": CELLS[:2], "seed": [0], "tricks": [{}, {"d_steps": 2}]})))
+    assert len(tricks) == 4
+
+
+@pytest.mark.parametrize("grid, words", [
+    ({"cells": CELLS, "loss": ["minimax"], "seed": [0]}, "grid.cells lists (loss, optimizer) pairs; it cannot be "
+                                                         "combined with grid.loss / grid.optimizer"),
+    ({"loss": ["minimax"], "seed": [0]}, "grid.optimizer missing"),
+    ({"seed": [0]}, "grid.loss and grid.optimizer missing"),
+    ({"cells": [{"loss": "wgan"}], "seed": [0]}, "grid.cells.0.optimizer: Field required"),
+    ({"cells": [{"loss": "wgan", "optimizer": "lion"}], "seed": [0]}, "grid.cells.0.optimizer: unknown optimizer"),
+    ({"cells": [{"loss": "wgan", "optimizer": "adam", "seed": 1}], "seed": [0]}, "grid.cells.0.seed: unknown key"),
+    ({"cells": [], "seed": [0]}, "grid.cells: Tuple should have at least 1 item"),
+    ({"cells": [{"loss": "began", "optimizer": "adam"}], "seed": [0]}, "grid.loss 'began' and model 'mlp' do not fit"),
+])
+def test_bad_cells_grids_are_config_errors(grid, words):
+    with pytest.raises(ConfigError) as e:
+        parse_config(_sweep(grid))
+    assert words in str(e.value)
+    assert "Tuple should have at least 1 item" not in str(e.value) or not grid.get("cells")
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_seed_004_configs_are_its_three_cells_with_its_hyper_parameters(name):
+    cfg = load_config(f"configs/{name}-dcgan-wgan.yaml")
+    trials = expand_grid(cfg)
+    assert len(trials) == 9 and cfg.train.batch_size == 50 and cfg.train.steps == 15000
+    by_loss = {t.loss.name: t for t in trials if t.seed == 0}
+    dcgan, wgan, gp = by_loss["non-saturating"], by_loss["wgan"], by_loss["wgan-gp"]
+    assert (dcgan.optimizer.name, dcgan.optimizer.lr_g, tuple(dcgan.optimizer.params["betas"])[0]) == ("adam", 2e-4, .5)
+    assert dcgan.loss.params["d_steps"] == 1
+    assert (wgan.optimizer.name, wgan.optimizer.lr_d, wgan.loss.params) == ("rmsprop", 5e-5, {"d_steps": 5, "clip": 0.01})
+    assert (gp.optimizer.name, gp.optimizer.lr_g, gp.optimizer.lr_d) == ("adam", 1e-4, 1e-4)
+    assert tuple(gp.optimizer.params["betas"]) == (0.5, 0.9) and gp.loss.params == {"d_steps": 5, "gp_lambda": 10.0}
