@@ -24,10 +24,11 @@ from gan_tasks.datasets import dataset_path, load_array
 from gan_tasks.losses import LOSSES
 from gan_tasks.models import build_models
 from gan_tasks.optimizers import make_optimizer
-from gan_tasks.storage import Storage
+from gan_tasks.storage import BackgroundWriter, Storage
 from gan_tasks import schema
 from gan_tasks.tricks import (HistoricalAverage, VBNGenerator, add_minibatch_discrimination, feature_matching_loss,
                               instance_noise, noisy_label_d_loss)
+from gan_tasks.unroll import FunctionalD, unroll
 
 log = logging.getLogger("gansweep.train")
 
@@ -67,6 +68,7 @@ class Trial:
         self.gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self.step = 0
         self.rows: list[dict] = []
+        self.writer = BackgroundWriter()  # checkpoint and metric uploads run beside training
         self.d_steps = tr.d_steps or int(self.lp.get("d_steps", 1))
         # Loss control variables (BEGAN's k_t) live on the device: updating them never syncs.
         self.loss_state = {k: torch.tensor(v, device=self.device) for k, v in self.loss.state0.items()}
@@ -92,8 +94,11 @@ class Trial:
     def save_checkpoint(self) -> None:
         buf = io.BytesIO()
         torch.save(self.state(), buf)
+        self._write_checkpoint(buf.getvalue(), self.step)
+
+    def _write_checkpoint(self, blob: bytes, step: int) -> None:
         d = self._ckpt_dir()
-        self.storage.write_bytes(buf.getvalue(), *d, f"step-{self.step:09d}.pt")
+        self.storage.write_bytes(blob, *d, f"step-{step:09d}.pt")
         old = [n for n in self.storage.ls(*d) if n.startswith("step-") and n.endswith(".pt")]
         for name in old[: -self.cfg.train.keep_checkpoints]:
             self.storage.rm(*d, name)
@@ -170,16 +175,31 @@ class Trial:
             self.loss.after_d_step(d, p)
         return real, sr, sf, loss_d, pen, gn_d
 
-    def _unrolled_d(self, p: dict, noise: float) -> torch.nn.Module:
-        """Metz et al. 2016: a copy of D after k more D steps, for the G update only. First-order:
-        G's gradient flows through the unrolled D's weights, not back through the k updates."""
-        d = copy.deepcopy(self.D)
-        o = self.cfg.optimizer
-        opt = make_optimizer(o.name, d.parameters(), o.lr_d, o.params)
-        opt.load_state_dict(copy.deepcopy(self.opt_d.state_dict()))
-        for _ in range(self.tricks.unrolled_steps):
-            self._d_step(p, noise, False, d, opt)
-        return d
+    def _unrolled_d(self, p: dict, noise: float):
+        """Metz et al. 2016: D after k more D steps, for the G update only (gan_tasks/unroll.py).
+        Second order by default: G's gradient flows back through the k updates. unrolled_first_order:
+        a copy of D takes k real optimiser steps and G sees its weights as constants (cheaper)."""
+        o, k = self.cfg.optimizer, self.tricks.unrolled_steps
+        if self.tricks.unrolled_first_order:
+            d = copy.deepcopy(self.D)
+            opt = make_optimizer(o.name, d.parameters(), o.lr_d, o.params)
+            opt.load_state_dict(copy.deepcopy(self.opt_d.state_dict()))
+            for _ in range(k):
+                self._d_step(p, noise, False, d, opt)
+            return d
+        buffers = {n: b.clone() for n, b in self.D.named_buffers()}  # batch-norm statistics: the look-ahead's own
+
+        def d_loss(params: dict) -> torch.Tensor:  # the draws of _d_step, in its order
+            d = FunctionalD(self.D, params, buffers)
+            real, z = self._batch()
+            fake = self.G(z)  # not detached: how D^k depends on G is the point of unrolling
+            real, fake = instance_noise(real, noise, self.gen), instance_noise(fake, noise, self.gen)
+            loss = self.d_loss(d(real), d(fake), p)
+            return loss + self.loss.penalty(d, real, fake, p, self.gen) if self.loss.penalty else loss
+
+        # WGAN's after-step weight clipping, as a (differentiable) clamp of the unrolled weights
+        clip = p["clip"] if self.loss.after_d_step and "clip" in p else None
+        return FunctionalD(self.D, unroll(self.D, self.opt_d, o.name, k, d_loss, clip), buffers)
 
     def train_step(self, log_now: bool) -> dict | None:
         tr = self.tricks
@@ -208,22 +228,41 @@ class Trial:
         if not log_now:
             return None
         extra = self.loss.monitor(self.loss_state, sr, sf_g, p) if self.loss.monitor else {}
-        row = {"sweep_id": self.sweep_id, "trial_id": self.tid, "step": self.step,
-               "loss_d": loss_d.item(), "loss_g": loss_g.item(),
-               "penalty": pen.item() if pen is not None else math.nan,
-               "d_real": sr.mean().item(), "d_fake": sf.mean().item(),
-               "grad_norm_d": gn_d, "grad_norm_g": gn_g,
-               "wasserstein": (sr.mean() - sf.mean()).item() if self.loss.wasserstein else math.nan,
-               **{c: extra[c].item() if c in extra else math.nan for c in ("began_k", "convergence")}}
+        nan = torch.full((), math.nan, device=self.device)
+        vals = {"loss_d": loss_d, "loss_g": loss_g, "penalty": nan if pen is None else pen,
+                "d_real": sr.mean(), "d_fake": sf.mean(), "grad_norm_d": gn_d, "grad_norm_g": gn_g,
+                "wasserstein": sr.mean() - sf.mean() if self.loss.wasserstein else nan,
+                **{c: extra.get(c, nan) for c in ("began_k", "convergence")}}
+        # One .tolist() for the whole row: one host-device sync per logged step, not one per number.
+        nums = torch.stack([torch.as_tensor(v, device=self.device).detach().float().reshape(())
+                            for v in vals.values()]).tolist()
+        row = {"sweep_id": self.sweep_id, "trial_id": self.tid, "step": self.step, **dict(zip(vals, nums))}
         for k in ("loss_d", "loss_g", "grad_norm_d", "grad_norm_g"):
             if not math.isfinite(row[k]):
                 raise Diverged(self.step, k)
         return row
 
     def check_weights(self) -> None:
-        for name, m in (("generator weights", self.G), ("discriminator weights", self.D)):
-            if not all(torch.isfinite(p).all() for p in m.parameters()):
-                raise Diverged(self.step, name)
+        # One sync for both models (not one per parameter); the names only when something is wrong.
+        finite = torch.stack([torch.isfinite(p).all() for m in (self.G, self.D) for p in m.parameters()])
+        if not bool(finite.all()):
+            for name, m in (("generator weights", self.G), ("discriminator weights", self.D)):
+                if not all(torch.isfinite(p).all() for p in m.parameters()):
+                    raise Diverged(self.step, name)
+
+    def checkpoint(self) -> None:
+        """Metrics and checkpoint of this step, serialised now and uploaded in the background."""
+        self.check_weights()
+        rows, self.rows = self.rows, []
+        buf = io.BytesIO()
+        torch.save(self.state(), buf)  # a copy of this step's state: later steps cannot change it
+        self.writer.submit(self._publish, rows, buf.getvalue(), self.step)
+
+    def _publish(self, rows: list[dict], blob: bytes, step: int) -> None:
+        if rows:  # metrics before the checkpoint: a resume re-logs, never loses
+            table = pa.Table.from_pylist(rows, schema=schema.METRICS)
+            self.storage.write_parquet(table, *self._metrics_dir(), f"{self.tid}-{rows[0]['step']:09d}.parquet")
+        self._write_checkpoint(blob, step)
 
     def run(self, on_progress: Callable[[int, int, float], None] | None = None,
             on_eval: Callable[["Trial"], None] | None = None, eval_every: int = 0) -> None:
@@ -239,11 +278,10 @@ class Trial:
                 if on_progress:  # cheap: the actor only records the numbers
                     on_progress(self.step, t.steps, (self.step - s0) / (time.perf_counter() - t0))
             if self.step % t.checkpoint_every == 0 or self.step == t.steps:
-                self.check_weights()
-                self.flush_metrics()  # metrics before the checkpoint: a resume re-logs, never loses
-                self.save_checkpoint()
+                self.checkpoint()
             if on_eval and eval_every and self.step % eval_every == 0 and self.step < t.steps:
                 on_eval(self)  # the final step is the final evaluation's
+        self.writer.drain()  # the last checkpoint is in storage before the trial counts as completed
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 12345) -> np.ndarray:
@@ -261,9 +299,10 @@ def to_model_range(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
 
 
-def _grad_norm(m: torch.nn.Module) -> float:
-    grads = [p.grad.detach().flatten() for p in m.parameters() if p.grad is not None]
-    return torch.cat(grads).norm().item() if grads else 0.0
+def _grad_norm(m: torch.nn.Module) -> torch.Tensor:
+    """The global L2 norm of m's gradients, as a tensor on their device (no sync here)."""
+    grads = [p.grad.detach() for p in m.parameters() if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
 
 
 def trial_row(cfg: TrialConfig, sweep_id: str, status: str, steps: int, started: datetime,
@@ -302,6 +341,10 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
     except Exception as e:  # noqa: BLE001 - a trial's failure is recorded, the sweep goes on
         status, err = "failed", f"{type(e).__name__}: {e}"
     if trial is not None and status != "completed":
+        try:
+            trial.writer.drain()  # the uploads in flight land first, in order
+        except Exception as e:  # noqa: BLE001 - the trial has failed already; say why storage did too
+            err += f"; and a background write failed: {type(e).__name__}: {e}"
         trial.flush_metrics()  # keep the curve up to the failure: it is what explains it
     row = trial_row(cfg, sweep_id, status, trial.step if trial else 0, started, _now(), err, device, node)
     write_trial_row(storage, row)

@@ -6,8 +6,6 @@ trial replays the same noise.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +32,8 @@ class Tricks(BaseModel):
     historical_averaging: float = Field(0.0, ge=0, description="weight of ||theta - mean of past theta||^2")
     virtual_batchnorm: bool = Field(False, description="G's batch norm uses a fixed reference batch (Salimans 2016)")
     unrolled_steps: int = Field(0, ge=0, description="G steps against D unrolled k steps ahead, G's gradient taken "
-                                                     "back through the k D updates (Metz 2016: 5-10; gan_tasks/unroll.py)")
+                                                     "back through the k D updates of D's own optimiser (sgd, adam, "
+                                                     "rmsprop; others: plain gradient steps) (Metz 2016: 5-10)")
     # Off: the true unrolled objective. On: G sees the unrolled D's weights as constants (cheaper, no 2nd order).
     unrolled_first_order: bool = Field(False, description="unrolled_steps without backprop through the D updates "
                                                           "(first-order approximation)")

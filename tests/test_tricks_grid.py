@@ -8,6 +8,7 @@ import yaml
 
 from gan_tasks.config import ConfigError, dump_config, expand_grid, load_config, parse_config
 from gan_tasks.rankings import rank_cells
+from gan_tasks.unroll import FunctionalD, unroll
 from tests.conftest import tiny_config
 
 
@@ -137,3 +138,110 @@ def test_seed_004_configs_are_its_three_cells_with_its_hyper_parameters(name):
     assert (wgan.optimizer.name, wgan.optimizer.lr_d, wgan.loss.params) == ("rmsprop", 5e-5, {"d_steps": 5, "clip": 0.01})
     assert (gp.optimizer.name, gp.optimizer.lr_g, gp.optimizer.lr_d) == ("adam", 1e-4, 1e-4)
     assert tuple(gp.optimizer.params["betas"]) == (0.5, 0.9) and gp.loss.params == {"d_steps": 5, "gp_lambda": 10.0}
+
+
+# --- unrolled GAN: the second-order gradient ----------------------------------------------------------
+def _unrolled_g_grad(theta0: float, w0: float, x: torch.Tensor, z: torch.Tensor, lr: float, k: int,
+                     first_order: bool = False) -> float:
+    """WGAN losses, D(x) = w x + b, G(z) = theta z, k plain SGD steps of D; dL_G/dtheta at the unrolled D."""
+    G, D = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        G.weight.fill_(theta0), D.weight.fill_(w0), D.bias.fill_(0.3)
+    opt = torch.optim.SGD(D.parameters(), lr=lr)
+
+    def d_loss(params):
+        d = FunctionalD(D, params, {})
+        fake = G(z)
+        return d(fake.detach() if first_order else fake).mean() - d(x).mean()
+
+    dk = FunctionalD(D, unroll(D, opt, "sgd", k, d_loss), {})
+    (-dk(G(z)).mean()).backward()
+    return G.weight.grad.item()
+
+
+def test_unrolled_generator_gradient_is_metz_second_order_and_matches_the_hand_derivation():
+    x, z = torch.tensor([[1.0], [2.0], [4.5]]), torch.tensor([[0.5], [-1.0], [2.0]])
+    theta, w0, lr, k = 0.8, -0.4, 0.1, 3
+    xb, zb = x.mean().item(), z.mean().item()
+    # dL_D/dw = theta zb - xb, so w_k = w0 - k lr (theta zb - xb) depends on theta; L_G = -(w_k theta zb + b):
+    # dL_G/dtheta = -w_k zb + k lr theta zb^2   (the second term is the unrolling's)
+    w_k = w0 - k * lr * (theta * zb - xb)
+    assert _unrolled_g_grad(theta, w0, x, z, lr, k) == pytest.approx(-w_k * zb + k * lr * theta * zb ** 2, rel=1e-6)
+    assert _unrolled_g_grad(theta, w0, x, z, lr, k, first_order=True) == pytest.approx(-w_k * zb, rel=1e-6)
+    assert _unrolled_g_grad(theta, w0, x, z, lr, 0) == pytest.approx(-w0 * zb, rel=1e-6)  # plain GAN
+    assert abs(k * lr * theta * zb ** 2) > 1e-3  # so the three above really differ
+
+
+@pytest.mark.parametrize("name, params", [("adam", {"betas": (0.5, 0.9)}), ("rmsprop", {}),
+                                          ("sgd", {"momentum": 0.5}), ("omd", {})])
+def test_unrolled_gradient_equals_finite_differences_through_optimiser_updates(name, params):
+    """A tiny MLP D and linear G in float64: autograd's gradient through k unrolled updates of the
+    optimiser's differentiable rewrite (from its warmed-up state) equals central finite differences."""
+    from gan_tasks.optimizers import make_optimizer
+
+    torch.manual_seed(0)
+    G = torch.nn.Linear(2, 2).double()
+    D = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)).double()
+    x, z = torch.randn(8, 2, dtype=torch.float64), torch.randn(8, 2, dtype=torch.float64)
+    opt = make_optimizer(name, D.parameters(), 0.05, params)
+    for _ in range(2):  # warm the optimiser's state: moments, step count, momentum buffer
+        opt.zero_grad()
+        torch.nn.functional.softplus(-D(x)).mean().backward()
+        opt.step()
+    g0 = {n: p.detach().clone() for n, p in G.named_parameters()}
+
+    def objective(weight):
+        gp = {"weight": weight, "bias": g0["bias"]}
+
+        def d_loss(params):
+            d = FunctionalD(D, params, {})
+            return (torch.nn.functional.softplus(-d(x)) + torch.nn.functional.softplus(d(torch.func.functional_call(
+                G, gp, (z,))))).mean()
+
+        dk = FunctionalD(D, unroll(D, opt, name, 3, d_loss), {})
+        return torch.nn.functional.softplus(-dk(torch.func.functional_call(G, gp, (z,)))).mean()
+
+    assert torch.autograd.gradcheck(objective, (g0["weight"].clone().requires_grad_(),), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, params", [("adam", {"betas": (0.5, 0.9)}), ("rmsprop", {}), ("sgd", {"momentum": 0.5}),
+                                          ("sgd", {"momentum": 0.5, "weight_decay": 0.01})])
+def test_unroll_rules_take_the_same_step_as_the_torch_optimiser(name, params):
+    from gan_tasks.optimizers import make_optimizer
+    from gan_tasks.unroll import rule_for
+
+    torch.manual_seed(1)
+    w = torch.nn.Parameter(torch.randn(5))
+    opt = make_optimizer(name, [w], 0.01, params)
+    for _ in range(3):
+        w.grad = torch.randn(5)
+        opt.step()
+    g = torch.randn(5)
+    state = {k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state[w].items()}
+    mine = rule_for(name, opt.param_groups[0])(w.detach().clone(), g, state, opt.param_groups[0])
+    w.grad = g
+    opt.step()
+    assert torch.allclose(mine, w.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_trial_unrolled_second_order_differs_from_first_order_and_leaves_d_alone(local_storage):
+    from gan_tasks.datasets import ensure_dataset
+    from gan_tasks.train import Trial
+
+    def trial(first_order):
+        cfg = parse_config(tiny_config(grid={"loss": ["non-saturating"], "optimizer": ["adam"], "seed": [0]},
+                                       model={"name": "mlp", "params": {"hidden": 16}},
+                                       tricks={"unrolled_steps": 3, "unrolled_first_order": first_order},
+                                       train={"batch_size": 32}))
+        ensure_dataset(local_storage, cfg.dataset.name, cfg.dataset.params)
+        t = Trial(expand_grid(cfg)[0], local_storage, "unroll")
+        t.train_step(False)
+        return t
+
+    second, first = trial(False), trial(True)
+    assert second.tid != first.tid
+    assert torch.equal(second.gen.get_state(), first.gen.get_state())  # the same batches were drawn
+    for a, b in zip(second.D.parameters(), first.D.parameters()):  # D steps from its own weights only
+        assert torch.equal(a, b)
+    diff = sum((a.grad - b.grad).abs().sum().item() for a, b in zip(second.G.parameters(), first.G.parameters()))
+    assert diff > 1e-6 and all(torch.isfinite(p.grad).all() for p in second.G.parameters())
