@@ -74,9 +74,10 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
     elif _completed(storage, sweep_id, cfg.trial_id):
         logger.info("%s already completed in %s: skipped", cfg.label, sweep_id)
         return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
-    art = create_progress_artifact(0.0, description=f"{cfg.label} ({cfg.trial_id})")
+    art = create_progress_artifact(0.0, description=f"{cfg.label} ({cfg.trial_id}): waiting for an actor")
     actor = pool.borrow()
     started = datetime.now(timezone.utc)
+    rate = None
     try:
         ref = actor.train.remote(cfg, storage, sweep_id, ev)
         shown = 0.0
@@ -84,18 +85,30 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
             step, steps, rate = ray.get(actor.progress.remote())
             if steps and step / steps >= shown + 0.1:  # log every 10 %, not every poll
                 shown = step / steps
-                update_progress_artifact(art, 100.0 * shown)
+                update_progress_artifact(art, 100.0 * shown, description=_progress_text(cfg, step, steps, rate))
                 logger.info("%s: step %d/%d (%.0f steps/s)", cfg.label, step, steps, rate)
         row = ray.get(ref)
+        try:  # the rate over the whole run, as the trial ended (for the UI only: never fails the trial)
+            step, _, last = ray.get(actor.progress.remote(), timeout=10)
+            rate = last if step == row["steps"] else rate
+        except ray.exceptions.RayError:
+            pass
     except ray.exceptions.RayError as e:
         # The actor died more often than Ray restarts it: record the failure, let the sweep go on.
         row = trial_row(cfg, sweep_id, "failed", 0, started, datetime.now(timezone.utc), f"{type(e).__name__}: {e}")
         write_trial_row(storage, row)
     finally:
         pool.give_back(actor)
-    update_progress_artifact(art, 100.0)
+    update_progress_artifact(art, 100.0, description=_progress_text(cfg, row["steps"], cfg.train.steps, rate,
+                                                                    row["status"]))
     logger.info("%s: %s after %d steps %s", cfg.label, row["status"], row["steps"], row.get("error") or "")
     return {"trial_id": cfg.trial_id, "status": row["status"]}
+
+
+def _progress_text(cfg: TrialConfig, step: int, steps: int, rate: float | None, status: str = "training") -> str:
+    """The progress artifact's description: what the UI shows next to the bar, steps/s included."""
+    speed = f", {rate:.0f} steps/s" if rate else ""
+    return f"{cfg.label} ({cfg.trial_id}): {status}, step {step}/{steps}{speed}"
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
