@@ -181,3 +181,29 @@ class Storage:
             return None
         tables = [pq.read_table(io.BytesIO(self.read_bytes(*parts, n))) for n in names]
         return pa.concat_tables(tables, promote_options="default")
+
+
+class BackgroundWriter:
+    """Storage writes off the training hot path: one job at a time, in submission order.
+
+    The caller serialises what a job writes (bytes, row lists) before submitting, so training can
+    go on while the job uploads. At most one job is in flight: submit() first waits for the previous
+    one, so a slow store slows training down rather than piling checkpoints up in memory, and a
+    failed job's error surfaces on the next submit() or on drain().
+    """
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gansweep-writer")
+        self._last = None
+
+    def submit(self, fn, *args) -> None:
+        self.drain()
+        self._last = self._pool.submit(fn, *args)
+
+    def drain(self) -> None:
+        """Wait for the job in flight; re-raise its error."""
+        last, self._last = self._last, None
+        if last is not None:
+            last.result()
