@@ -42,6 +42,7 @@ class TrialActor:
     def train(self, cfg, storage, sweep_id: str, ev=None) -> dict:
         from gan_tasks.train import run_trial
 
+        self.progress_ = (0, 0, 0.0)  # a pooled actor must not report its previous trial's progress
         node = ray.get_runtime_context().get_node_id()
         hook = None
         if ev is not None and ev.eval_every:  # quality-over-steps rows in evaluations/
@@ -54,6 +55,7 @@ class TrialActor:
     def train_packed(self, cfgs: list, storage, sweep_id: str) -> list[dict]:
         from gan_tasks.packing import run_packed
 
+        self.progress_ = (0, 0, 0.0)
         node = ray.get_runtime_context().get_node_id()
         return run_packed(cfgs, storage, sweep_id, _device(), self._on_progress, node)
 

@@ -128,13 +128,22 @@ def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule
           storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
           ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS"),
           s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL", help=ENDPOINT_HELP),
-          name: str = typer.Option("nightly", help="deployment name")) -> None:
+          name: str = typer.Option("nightly", help="deployment name"),
+          fail_on_regression: bool = typer.Option(True, help="a night that regresses beyond the seed CI fails")) -> None:
     """Serve the nightly deployment of CONFIG on a cron schedule, without a work pool."""
     from flows.nightly import nightly
+    from gan_tasks.storage import Storage
 
     _load(config)  # refuse a bad config now, not at 2 am
-    nightly.serve(name=name, cron=cron, parameters={"config_path": os.path.abspath(config), "storage_url": storage,
-                                                    "s3_endpoint_url": s3_endpoint_url, "ray_address": ray_address})
+    try:
+        st = Storage.parse(storage, s3_endpoint_url)  # and a bad storage URL
+    except ValueError as e:
+        _fail(str(e))
+    # A local path is made absolute: the run happens later, from whatever directory the runner is in.
+    url = storage if st.is_s3 or "://" in storage else os.path.abspath(storage)
+    nightly.serve(name=name, cron=cron, parameters={"config_path": os.path.abspath(config), "storage_url": url,
+                                                    "s3_endpoint_url": s3_endpoint_url, "ray_address": ray_address,
+                                                    "fail_on_regression": fail_on_regression})
 
 
 @app.command()
