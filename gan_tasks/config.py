@@ -20,7 +20,7 @@ from gan_tasks.models import MODELS
 from gan_tasks.packing import check_packable
 from gan_tasks.optimizers import OPTIMIZERS
 from gan_tasks.registry import check_params
-from gan_tasks.tricks import Tricks, check_tricks, merge_tricks  # noqa: F401 - Tricks re-exported
+from gan_tasks.tricks import Tricks, check_tricks, merge_tricks, tricks_label  # noqa: F401 - Tricks re-exported
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -275,6 +275,50 @@ class TrialConfig(_Frozen):
     def label(self) -> str:
         tricks = self.tricks.short  # only when on: trials without tricks keep their plain label
         return f"{self.loss.name}/{self.optimizer.name}/{tricks + '/' if tricks else ''}seed{self.seed}"
+
+    @property
+    def cell(self) -> str:
+        """The trials table's `cell`: the label of everything but the seed (cell_label)."""
+        return cell_label(self.model_dump(mode="json"))
+
+
+def _value(v: Any) -> str:
+    """A setting in a cell label: floats as their shortest round trip, lists as 'a,b'; 10 and 10.0
+    stay apart, as they do in the trial id."""
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(_value, v))
+    if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+        return str(v)
+    return json.dumps(v, sort_keys=True, separators=(",", ":"))
+
+
+def _settings(entry: dict, defaults: dict) -> list[str]:
+    """'key value' of each setting that is not its registered default (compared as JSON)."""
+    same = lambda k: json.dumps(entry[k], sort_keys=True) == json.dumps(defaults.get(k), sort_keys=True)  # noqa: E731
+    return [f"{k} {_value(entry[k])}" for k in sorted(entry) if k in defaults and not same(k)]
+
+
+def cell_label(cfg: dict) -> str:
+    """'loss[(settings)]/optimizer[(settings)][/tricks]' of a JSON-dumped TrialConfig, e.g.
+    'wgan-gp/adam(lr 0.0001, betas 0.5,0.9)/label_smoothing=0.1': the trial label without the seed,
+    each entry with the settings that differ from its registered defaults. Two trials of one sweep get
+    one label exactly when they differ only by seed (dataset, model and train are the sweep's)."""
+
+    def entry(e: dict, extra: list[str], defaults: dict) -> str:
+        shown = extra + _settings(e.get("params") or {}, defaults)
+        return f"{e['name']}({', '.join(shown)})" if shown else e["name"]
+
+    loss, opt = cfg["loss"], cfg["optimizer"]
+    lr = OPTIMIZERS.get(opt["name"]).lr
+    lrs = {k: opt.get(k) or lr for k in ("lr_g", "lr_d")}
+    if lrs["lr_g"] == lrs["lr_d"]:
+        lr_shown = [f"lr {_value(lrs['lr_g'])}"] if json.dumps(lrs["lr_g"]) != json.dumps(lr) else []
+    else:
+        lr_shown = [f"{k} {_value(v)}" for k, v in lrs.items() if json.dumps(v) != json.dumps(lr)]
+    tricks = tricks_label(cfg.get("tricks") or {})
+    parts = [entry(loss, [], LOSSES.get(loss["name"]).defaults),
+             entry(opt, lr_shown, OPTIMIZERS.get(opt["name"]).defaults)]
+    return "/".join(parts + ([tricks] if tricks else []))
 
 
 def trial_id(t: TrialConfig) -> str:

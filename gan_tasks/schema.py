@@ -13,6 +13,9 @@ TRIALS = pa.schema([
     ("device", pa.string()),  # cpu | cuda:N
     ("node", pa.string()),  # the Ray node id the trial trained on ("" outside Ray)
     ("config_json", pa.string()),  # the resolved TrialConfig; its sha256[:12] is trial_id
+    # Everything but the seed, e.g. "wgan-gp/adam(lr 0.0001, betas 0.5,0.9)/label_smoothing=0.1"
+    # (config.cell_label): group seeds by it. Null in rows written before it existed.
+    ("cell", pa.string()),
 ])
 
 METRICS = pa.schema([

@@ -60,3 +60,24 @@ def test_report_without_evaluations_still_renders(local_storage):
     html = render_html(local_storage, "r2")
     assert "No metrics to rank." in html and "Quality over training steps" not in html
     assert all(t.trial_id in html for t in trials)
+
+
+def test_a_sweep_written_before_the_cell_column_still_reports_and_ranks(local_storage):
+    """Trial rows without `cell` (older gansweep), some rewritten with it (a re-run): one table, two cells."""
+    import pyarrow.parquet as pq
+
+    from gan_tasks.rankings import rank_cells
+    from gan_tasks.report import load_frames
+
+    trials = fake_sweep(local_storage, "r3")
+    old_schema = schema.TRIALS.remove(schema.TRIALS.get_field_index("cell"))
+    for t in trials[:3]:
+        parts = ("sweeps", "r3", "trials", f"{t.trial_id}.parquet")
+        table = pq.read_table(io.BytesIO(local_storage.read_bytes(*parts))).drop_columns(["cell"])
+        local_storage.write_parquet(table.cast(old_schema), *parts)
+    frames = load_frames(local_storage, "r3")
+    assert frames["trials"].cell.isna().sum() == 3 and frames["trials"].cell.notna().sum() == 1
+    html = render_html(local_storage, "r3")
+    assert "diverged 1 of 2 seeds" in html and all(t.trial_id in html for t in trials)
+    ranks = rank_cells(frames["trials"], frames["evaluations"], "r3")
+    assert set(zip(ranks.loss, ranks.optimizer)) == {("non-saturating", "adam"), ("lsgan-011", "adam")}
