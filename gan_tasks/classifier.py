@@ -24,7 +24,7 @@ from torch_fidelity import FeatureExtractorBase
 
 from gan_tasks.datasets import dataset_path, load_array
 from gan_tasks.registry import Registry
-from gan_tasks.storage import Storage
+from gan_tasks.storage import Storage, node_cache, write_local
 
 FIDELITY_NAME = "gansweep-classifier"  # the name torch-fidelity knows our classifier by
 FEATURES = ("logits", "features")
@@ -137,17 +137,13 @@ def fetch(storage: Storage, dataset: str, pinned: str | None = None,
             raise FileNotFoundError(f"no {dataset} classifier in {storage.url}; train one first: "
                                     f"gansweep evaluator train {dataset} --storage {storage.url}")
         pinned = json.loads(storage.read_bytes(*folder, "current.json"))["hash"]
-    cache_dir = cache_dir or os.environ.get("GANSWEEP_CACHE", os.path.expanduser("~/.cache/gansweep"))
+    cache_dir = cache_dir or node_cache()
     local = os.path.join(cache_dir, "evaluators", f"{pinned}.pt")
     if not os.path.exists(local):
         blob = storage.read_bytes(*folder, f"{pinned}.pt")
         if hashlib.sha256(blob).hexdigest()[:16] != pinned:
             raise ValueError(f"classifier {storage.uri(*folder, pinned + '.pt')} does not match its content hash")
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        tmp = f"{local}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, local)
+        write_local(local, blob)
     meta = json.loads(storage.read_bytes(*folder, f"{pinned}.json"))
     return local, pinned, meta
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from gan_tasks.registry import Registry
-from gan_tasks.storage import Storage
+from gan_tasks.storage import Storage, node_cache, write_local
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def load_array(storage: Storage, path: tuple[str, ...], cache_dir: str | None = 
     dataset once however many trials read it, and a file replaced in storage is a new key. What is
     downloaded is checked against that hash. Without a manifest the bytes are read and hashed.
     """
-    cache_dir = cache_dir or os.environ.get("GANSWEEP_CACHE", os.path.expanduser("~/.cache/gansweep"))
+    cache_dir = cache_dir or node_cache()
     sha = _manifest_sha(storage, path)
     data = None if sha else storage.read_bytes(*path)
     sha = sha or hashlib.sha256(data).hexdigest()
@@ -143,11 +143,7 @@ def load_array(storage: Storage, path: tuple[str, ...], cache_dir: str | None = 
         data = data if data is not None else storage.read_bytes(*path)
         if hashlib.sha256(data).hexdigest() != sha:
             raise ValueError(f"dataset file {storage.uri(*path)} is corrupt: its sha256 differs from manifest.json")
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        tmp = f"{local}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, local)
+        write_local(local, data)
     try:
         return np.load(local)
     except (ValueError, OSError, EOFError) as e:

@@ -20,7 +20,7 @@ from torch_fidelity.defaults import DEFAULTS
 
 from gan_tasks.classifier import FIDELITY_NAME, ensure_registered, to_uint8
 from gan_tasks.registry import Registry
-from gan_tasks.storage import Storage
+from gan_tasks.storage import Storage, node_cache, write_local
 
 # torch-fidelity's result keys -> the metric names in our evaluations table.
 RESULT_NAMES = {
@@ -158,18 +158,14 @@ def calculate(fake: np.ndarray | torch.Tensor | torch.nn.Module, real: np.ndarra
 def storage_cache(storage: Storage, cache_name: str, local_root: str | None = None) -> Iterator[str]:
     """A local torch-fidelity cache_root mirrored with <storage>/evaluators/stats/: files of this
     cache name are downloaded before, and new ones uploaded after, the calculation."""
-    local_root = local_root or os.path.join(
-        os.environ.get("GANSWEEP_CACHE", os.path.expanduser("~/.cache/gansweep")), "fidelity")
+    local_root = local_root or node_cache("fidelity")
     os.makedirs(local_root, exist_ok=True)
     folder = ("evaluators", "stats")
     remote = [n for n in storage.ls(*folder) if n.startswith(f"{cache_name}-")]
     for name in remote:
         if not os.path.exists(os.path.join(local_root, name)):
-            tmp = os.path.join(local_root, f".{name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(storage.read_bytes(*folder, name))
-            _check_plain(tmp, storage.uri(*folder, name))
-            os.replace(tmp, os.path.join(local_root, name))
+            write_local(os.path.join(local_root, name), storage.read_bytes(*folder, name),
+                        check=lambda tmp, uri=storage.uri(*folder, name): _check_plain(tmp, uri))
     yield local_root
     for name in sorted(os.listdir(local_root)):
         if name.startswith(f"{cache_name}-") and name.endswith(".pt") and name not in remote:
@@ -186,8 +182,7 @@ def _check_plain(path: str, uri: str) -> None:
     try:
         with torch.serialization.safe_globals(ok):
             torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - anything that is not plain data is refused
-        os.remove(path)
+    except Exception as e:  # noqa: BLE001 - anything that is not plain data is refused; write_local drops it
         raise ValueError(f"cached statistics {uri} hold more than tensors/arrays; refusing to load: {e}") from e
 
 

@@ -22,12 +22,14 @@ Credentials are never part of a Storage: s3fs takes them from the standard AWS c
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import urlparse
 
 import fsspec
@@ -72,6 +74,34 @@ def retrying(fn, what: str, budget: float = RETRY_SECONDS):
             log.warning("storage: %s failed (%s: %s); retrying in %.1f s", what, type(e).__name__, e, delay)
             time.sleep(delay)
             delay = min(delay * 2, 8.0)
+
+
+def node_cache(*parts: str) -> str:
+    """A folder of this node's local cache ($GANSWEEP_CACHE, default ~/.cache/gansweep)."""
+    return os.path.join(os.environ.get("GANSWEEP_CACHE", os.path.expanduser("~/.cache/gansweep")), *parts)
+
+
+def write_local(path: str, data: bytes, check: Callable[[str], None] | None = None) -> None:
+    """Publish a local file atomically: readers (other trials on this node) see no file or all of it.
+
+    Written aside under a name ls() never shows, flushed to disk, then renamed over `path`. `check`
+    (given the aside file's path) may refuse the content by raising; a failed write or check leaves
+    nothing behind. Storage.write_bytes on a local root and the node caches all write through here.
+    """
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}{_PARTIAL}{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if check is not None:
+            check(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
 
 
 @dataclass(frozen=True)
@@ -144,13 +174,7 @@ class Storage:
         if self.is_s3:
             retrying(lambda: self.fs.pipe_file(path, data), f"write {path}")
             return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}{_PARTIAL}{uuid.uuid4().hex[:8]}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_local(path, data)
 
     def ls(self, *parts: str) -> list[str]:
         """Names (not paths) directly under a folder; [] if it does not exist."""

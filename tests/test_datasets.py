@@ -31,6 +31,28 @@ def test_cache_is_keyed_by_content_and_read_once(local_storage, tmp_path):
     assert len(os.listdir(os.path.join(cache, "datasets"))) == 2
 
 
+def test_node_cache_writes_are_all_or_nothing(tmp_path):
+    """write_local (every node-cache write): a refused or failed write leaves the old file and no
+    part file; a good one replaces the file whole."""
+    from gan_tasks.storage import write_local
+
+    path = str(tmp_path / "c" / "x.bin")
+    write_local(path, b"old")
+    assert os.listdir(tmp_path / "c") == ["x.bin"]
+
+    def refuse(tmp):
+        assert open(tmp, "rb").read() == b"new" and tmp != path  # checked aside, before it is published
+        raise ValueError("not plain data")
+
+    with pytest.raises(ValueError, match="not plain data"):
+        write_local(path, b"new", check=refuse)
+    with pytest.raises(TypeError):
+        write_local(path, "not bytes")  # fails inside the write itself
+    assert os.listdir(tmp_path / "c") == ["x.bin"] and open(path, "rb").read() == b"old"
+    write_local(path, b"new", check=lambda tmp: None)
+    assert os.listdir(tmp_path / "c") == ["x.bin"] and open(path, "rb").read() == b"new"
+
+
 def test_download_that_differs_from_the_manifest_is_refused(local_storage, tmp_path):
     folder = ("datasets", "toy")
     write_arrays(local_storage, folder, {"train": np.zeros(5, np.float32)}, "toy")
