@@ -23,6 +23,7 @@ class TrialActor:
         import torch
 
         torch.set_num_threads(max(1, num_threads))  # one trial must not oversubscribe its CPUs
+        import gan_tasks.train  # noqa: F401 - import now, while the sweep prepares, not in the first trial
         self.progress_ = (0, 0, 0.0)
 
     def pid(self) -> int:
@@ -111,6 +112,10 @@ def start_local_ray(**kwargs) -> None:
     from ray._private import ray_constants
 
     kwargs.setdefault("include_dashboard", False)  # no web UI unless someone asks for one
+    # Ray renices its workers (+15) to keep its own daemons responsive on busy cluster nodes. On a
+    # laptop the trials *are* the work: at +15 they lose the CPU to any other process and train at
+    # half the speed of a plain PyTorch loop (bench P2). A cluster keeps its own setting.
+    kwargs.setdefault("_system_config", {"worker_niceness": 0})
     with mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False):
         ray.init(**kwargs)
 

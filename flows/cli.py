@@ -148,13 +148,19 @@ def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule
 
 @app.command()
 def bench(short: bool = typer.Option(False, "--short", help="CI smoke run: tiny trials, figures not meaningful"),
-          storage: str = typer.Option("gansweep-results", help=STORAGE_HELP)) -> None:
+          storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
+          s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL", help=ENDPOINT_HELP),
+          mnist: Optional[str] = typer.Option(None, help="folder of the MNIST IDX files: adds the dcgan-28 P2 "
+                                                            "figure (uploaded to storage if missing)")) -> None:
     """Benchmarks: sweep overhead and step rate as ratios against a bare PyTorch loop, peak memory."""
     from flows.bench import run_bench
     from gan_tasks.storage import Storage
 
-    st = Storage.parse(storage)
-    for name, value in run_bench(st, short):
+    try:
+        st = Storage.parse(storage, s3_endpoint_url)
+    except ValueError as e:
+        _fail(str(e))
+    for name, value in run_bench(st, short, mnist):
         console.print(f"{name} = {value:.3f}", highlight=False)
     console.print(f"saved to {st.uri('bench')}")
 

@@ -242,12 +242,13 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
          force: bool) -> dict:
     started_ray = _ensure_ray(ray_address)
     try:
-        prepare(sweep, storage, sweep_id)
         res = sweep.resources
         n = slots(res.gpus_per_trial, res.cpus_per_trial, min(res.max_parallel or len(trials), len(trials)))
+        # The actors start now (a process each, importing torch: seconds) while prepare runs.
         pool = ActorPool(n, res.gpus_per_trial, res.cpus_per_trial)
         runner = ThreadPoolTaskRunner(max_workers=min(64, len(trials)))
-        with runner, pool:  # threads only wait on Ray actors; the pool bounds how many train at once
+        with pool, runner:  # threads only wait on Ray actors; the pool bounds how many train at once
+            prepare(sweep, storage, sweep_id)
             results = _train_all(sweep, trials, storage, sweep_id, pool, force)
             done = [t for t, r in zip(trials, results) if r["status"] == "completed"]
             evals = [evaluate_trial.with_options(task_run_name=f"evaluate {t.label} [{t.trial_id}]")
