@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
+import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
     update_progress_artifact
@@ -44,14 +45,29 @@ def _completed(storage: Storage, sweep_id: str, tid: str) -> bool:
     return any(r["status"] == "completed" for r in rows)
 
 
+def same_trials(stored: bytes, sweep: SweepConfig) -> bool:
+    """Whether a stored config.yaml means this sweep: read with today's parser, it expands to the same
+    trial ids. Its text may differ (an older gansweep did not dump fields added since, or dumped them
+    otherwise); a text that no longer parses, or means other trials, is another sweep."""
+    try:
+        return {t.trial_id for t in expand_grid(parse_config(yaml.safe_load(stored.decode())))} == \
+            {t.trial_id for t in expand_grid(sweep)}
+    except (ValueError, yaml.YAMLError):  # ConfigError, or bytes that are not even text
+        return False
+
+
 @task(retries=2, retry_delay_seconds=5)
 def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
+    """Write the sweep's config.yaml, or check that a re-run of this sweep id is the same sweep.
+
+    A stored config.yaml is kept as it is (the text that was run first), however it is spelt."""
     path = ("sweeps", sweep_id, "config.yaml")
-    text = dump_config(sweep)
-    if storage.exists(*path) and storage.read_bytes(*path).decode() != text:
-        raise ConfigError(f"sweep {sweep_id} exists in {storage.url} with a different config; "
-                          "choose another --sweep-id")
-    storage.write_bytes(text.encode(), *path)
+    if storage.exists(*path):
+        if not same_trials(storage.read_bytes(*path), sweep):
+            raise ConfigError(f"sweep {sweep_id} exists in {storage.url} with a different config; "
+                              "choose another --sweep-id")
+    else:
+        storage.write_bytes(dump_config(sweep).encode(), *path)
     ensure_dataset(storage, sweep.dataset.name, sweep.dataset.params)
 
 

@@ -109,6 +109,44 @@ def test_failures_are_isolated_reruns_skip_and_force_retrains(ray_session, prefe
     assert forced.loc["adam", "started_at"] > first and forced.loc["adam", "status"] == "completed"
 
 
+def test_a_rerun_compares_the_stored_config_by_its_trials_not_its_text(local_storage):
+    """A config.yaml written by an older gansweep (fields added since are missing from its text) is
+    the same sweep when today's parser expands it to the same trials; anything else is refused."""
+    from flows.sweep import prepare
+    from gan_tasks.config import ConfigError, dump_config
+
+    cfg = tiny_config(grid={"loss": ["non-saturating", "lsgan-011"], "optimizer": ["adam"], "seed": [0, 1]})
+    sweep = parse_config(cfg)
+    path = ("sweeps", "old", "config.yaml")
+    old_text = yaml.safe_dump(cfg).encode()  # only the keys the user wrote: no tricks, pack_seeds, ...
+    assert old_text != dump_config(sweep).encode()  # what the text comparison refused
+    local_storage.write_bytes(old_text, *path)
+    prepare.fn(sweep, local_storage, "old")
+    assert local_storage.read_bytes(*path) == old_text  # kept: it is what was run
+    assert local_storage.exists("datasets")  # and the run goes on: the dataset is there
+    # The grid in another order is the same set of trials.
+    reordered = parse_config(tiny_config(grid={"loss": ["lsgan-011", "non-saturating"], "optimizer": ["adam"],
+                                               "seed": [1, 0]}))
+    prepare.fn(reordered, local_storage, "old")
+
+    # A new sweep id gets today's dump.
+    prepare.fn(sweep, local_storage, "new")
+    assert local_storage.read_bytes("sweeps", "new", "config.yaml") == dump_config(sweep).encode()
+
+    refused = "sweep old exists in .* with a different config; choose another --sweep-id"
+    for other in (tiny_config(grid={"loss": ["non-saturating", "lsgan-011"], "optimizer": ["adam"], "seed": [0]}),
+                  tiny_config(grid=cfg["grid"], train={"steps": 61})):
+        with pytest.raises(ConfigError, match=refused):  # other trials (fewer seeds, other training)
+            prepare.fn(parse_config(other), local_storage, "old")
+    for stored in (yaml.safe_dump({**cfg, "retired_option": 1}).encode(),  # no longer parses
+                   yaml.safe_dump({**cfg, "grid": {**cfg["grid"], "loss": ["gone-loss"]}}).encode(),
+                   b"name: [unclosed", b"\xff\xfe not text"):
+        local_storage.write_bytes(stored, *path)
+        with pytest.raises(ConfigError, match=refused):
+            prepare.fn(sweep, local_storage, "old")
+        assert local_storage.read_bytes(*path) == stored  # a refused run writes nothing
+
+
 def _foreign_lock(storage, sweep_id, owner, expires_in):
     body = {"owner": owner, "expires_at": time.time() + expires_in}
     storage.write_bytes(json.dumps(body).encode(), "sweeps", sweep_id, "lock.json")
