@@ -56,7 +56,12 @@ def same_trials(stored: bytes, sweep: SweepConfig) -> bool:
         return False
 
 
-@task(retries=2, retry_delay_seconds=5)
+def _transient(task, run, state) -> bool:
+    """Retry storage hiccups, not a refusal: a config that differs will differ again in 5 s."""
+    return not isinstance(state.result(raise_on_failure=False), ConfigError)
+
+
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
 def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
     """Write the sweep's config.yaml, or check that a re-run of this sweep id is the same sweep.
 

@@ -147,6 +147,32 @@ def test_a_rerun_compares_the_stored_config_by_its_trials_not_its_text(local_sto
         assert local_storage.read_bytes(*path) == stored  # a refused run writes nothing
 
 
+def test_a_refused_rerun_is_not_retried(prefect_harness, local_storage):
+    """prepare retries storage hiccups, but a config refusal fails at once: one task run attempt."""
+    import asyncio
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+
+    from flows.sweep import prepare
+    from gan_tasks.config import ConfigError
+
+    prepare.fn(parse_config(tiny_config()), local_storage, "taken-id")
+
+    @flow
+    def rerun():
+        return [prepare(parse_config(tiny_config(train={"steps": 61})), local_storage, "taken-id", return_state=True)]
+
+    state = rerun()[0]  # in a list: a failed state returned bare would fail the flow itself
+    assert state.is_failed() and isinstance(state.result(raise_on_failure=False), ConfigError)
+
+    async def attempts() -> int:
+        async with get_client() as client:
+            return (await client.read_task_run(state.state_details.task_run_id)).run_count
+
+    assert asyncio.run(attempts()) == 1
+
+
 def _foreign_lock(storage, sweep_id, owner, expires_in):
     body = {"owner": owner, "expires_at": time.time() + expires_in}
     storage.write_bytes(json.dumps(body).encode(), "sweeps", sweep_id, "lock.json")
