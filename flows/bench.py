@@ -82,9 +82,9 @@ def bench_data(storage: Storage, trials: list[TrialConfig]) -> list[tuple[str, f
     on a fresh node cache (first night) and again with that cache (next night)."""
     import tempfile
 
+    path = ensure_dataset(storage, trials[0].dataset.name, trials[0].dataset.params)
     if not storage.is_s3:
         return [("P3 data ratio", float("nan"))]  # local storage: no object store to count
-    path = ensure_dataset(storage, trials[0].dataset.name, trials[0].dataset.params)
     counter = S3ReadCounter(storage)
     size = storage.fs.size(storage.uri(*path))
     out = []
