@@ -103,25 +103,32 @@ def test_test_servers_listen_on_loopback_only(s3_server):
 
 PROBE = """
 import json, psutil, ray
+from prefect import flow
 from flows.sweep import _ensure_ray
-assert _ensure_ray(None)
-tree = [psutil.Process()] + psutil.Process().children(recursive=True)
-pids = {p.pid for p in tree}
-listen = [[c.laddr.ip, c.laddr.port] for c in psutil.net_connections("inet")
-          if c.status == psutil.CONN_LISTEN and c.pid in pids]
-print(json.dumps({"webui_url": ray._private.worker._global_node.webui_url,
-                  "cmdlines": [" ".join(p.cmdline()) for p in tree if p.is_running()],
-                  "listen": sorted(listen)}))
+
+@flow  # inside a flow run, as `gansweep run` does: Prefect's temporary API server is up too
+def probe():
+    assert _ensure_ray(None)
+    tree = [psutil.Process()] + psutil.Process().children(recursive=True)
+    pids = {p.pid for p in tree}
+    listen = [[c.laddr.ip, c.laddr.port] for c in psutil.net_connections("inet")
+              if c.status == psutil.CONN_LISTEN and c.pid in pids]
+    return {"webui_url": ray._private.worker._global_node.webui_url,
+            "cmdlines": [" ".join(p.cmdline()) for p in tree if p.is_running()], "listen": sorted(listen)}
+
+print(json.dumps(probe()))
 ray.shutdown()
 """
 
 
-def test_local_ray_started_by_the_tool_has_no_dashboard(tmp_path):
-    env = {**os.environ, "RAY_ADDRESS": ""}  # a local Ray of its own, not the test session's
+def test_what_the_tool_starts_has_no_dashboard_and_listens_on_loopback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["RAY_ADDRESS"] = ""  # a local Ray of its own, not the test session's; Prefect's temporary API
     r = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
     info = json.loads(r.stdout.strip().splitlines()[-1])
     assert any("raylet" in c for c in info["cmdlines"])  # the probe did see Ray's processes
+    assert any("uvicorn" in c for c in info["cmdlines"])  # and Prefect's temporary API server
     assert not info["webui_url"]  # no dashboard URL: the web UI is off
     # Ray 2.60 still starts its dashboard head process for usage stats only: no frontend, loopback host.
     heads = [c for c in info["cmdlines"] if "dashboard/dashboard.py" in c]
@@ -133,7 +140,7 @@ def test_local_ray_started_by_the_tool_has_no_dashboard(tmp_path):
     addrs = {ip for ip, _ in info["listen"]}
     assert len(info["listen"]) >= 4, info["listen"]  # GCS + raylet + driver + agents at least
     assert addrs <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, info["listen"]
-    print(f"local Ray: {len(info['listen'])} listening sockets, all on {sorted(addrs)}")
+    print(f"local Ray + Prefect temporary API: {len(info['listen'])} listening sockets, all on {sorted(addrs)}")
 
 
 def test_test_ray_session_is_loopback_only(ray_session):
