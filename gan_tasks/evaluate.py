@@ -7,9 +7,11 @@ training-time hook calls every evaluation.eval_every steps, with fewer samples.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,8 +51,20 @@ def _weights(storage: Storage, ev: EvalConfig, dataset: str) -> tuple[str, str, 
     if name == "classifier":
         path, h, _ = fetch(storage, dataset, ev.classifier_hash)
         return name, path, h
-    with open(ev.feature_extractor_weights_path, "rb") as f:
-        return name, ev.feature_extractor_weights_path, hashlib.sha256(f.read()).hexdigest()[:16]
+    path = ev.feature_extractor_weights_path
+    st = os.stat(path)
+    return name, path, _file_sha(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_sha(path: str, size: int, mtime_ns: int) -> str:
+    """sha256[:16] of a weights file, read once per (path, size, mtime): Inception's is ~95 MB and
+    training-time evaluations ask for it every eval_every steps."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 def _train_sha(storage: Storage, dataset: str) -> str:
