@@ -107,8 +107,6 @@ def start_local_ray(**kwargs) -> None:
     it believe that; the processes it starts get the address as arguments. A cluster connection
     (`--ray-address`) never goes through here.
     """
-    from unittest import mock
-
     from ray._private import ray_constants
 
     kwargs.setdefault("include_dashboard", False)  # no web UI unless someone asks for one
@@ -116,8 +114,12 @@ def start_local_ray(**kwargs) -> None:
     # laptop the trials *are* the work: at +15 they lose the CPU to any other process and train at
     # half the speed of a plain PyTorch loop (bench P2). A cluster keeps its own setting.
     kwargs.setdefault("_system_config", {"worker_niceness": 0})
-    with mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False):
+    cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
         ray.init(**kwargs)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode  # a later ray.init(address=...) resolves as usual
 
 
 def slots(gpus: float, cpus: float, limit: int) -> int:
