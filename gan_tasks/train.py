@@ -138,11 +138,13 @@ class Trial:
                 self.storage.rm(*self._metrics_dir(), name)
 
     def flush_metrics(self) -> None:
-        if not self.rows:
-            return
-        table = pa.Table.from_pylist(self.rows, schema=schema.METRICS)
-        self.storage.write_parquet(table, *self._metrics_dir(), f"{self.tid}-{self.rows[0]['step']:09d}.parquet")
-        self.rows = []
+        rows, self.rows = self.rows, []
+        self._write_rows(rows)
+
+    def _write_rows(self, rows: list[dict]) -> None:
+        if rows:
+            table = pa.Table.from_pylist(rows, schema=schema.METRICS)
+            self.storage.write_parquet(table, *self._metrics_dir(), f"{self.tid}-{rows[0]['step']:09d}.parquet")
 
     # --- training ------------------------------------------------------------------------------
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -259,9 +261,7 @@ class Trial:
         self.writer.submit(self._publish, rows, buf.getvalue(), self.step)
 
     def _publish(self, rows: list[dict], blob: bytes, step: int) -> None:
-        if rows:  # metrics before the checkpoint: a resume re-logs, never loses
-            table = pa.Table.from_pylist(rows, schema=schema.METRICS)
-            self.storage.write_parquet(table, *self._metrics_dir(), f"{self.tid}-{rows[0]['step']:09d}.parquet")
+        self._write_rows(rows)  # metrics before the checkpoint: a resume re-logs, never loses
         self._write_checkpoint(blob, step)
 
     def run(self, on_progress: Callable[[int, int, float], None] | None = None,
