@@ -22,22 +22,35 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _load(config: str):
+SET_HELP = "override a config value, validated like the file: --set train.steps=200 --set grid.seed=[0,1]"
+
+
+def _load(config: str, sets: list[str] | None = None):
     from gan_tasks.config import ConfigError, load_config
 
     try:
-        return load_config(config)
+        return load_config(config, sets or [])
     except ConfigError as e:
         _fail(str(e))
 
 
 @app.command()
-def validate(config: str) -> None:
-    """Check a sweep YAML without running it."""
-    from gan_tasks.config import expand_grid
+def validate(config: str, sets: list[str] = typer.Option([], "--set", help=SET_HELP)) -> None:
+    """Check a sweep YAML without running it; print what every grid cell will run, defaults filled in."""
+    from gan_tasks.config import ConfigError, expand_grid, resolved_cells, resolved_common
 
-    sweep = _load(config)
-    trials = expand_grid(sweep)
+    sweep = _load(config, sets)
+    try:
+        trials = expand_grid(sweep)
+    except ConfigError as e:
+        _fail(str(e))
+    for key, value in resolved_common(sweep).items():
+        console.print(f"[bold]{key}[/bold] {value}", highlight=False, soft_wrap=True)
+    table = Table("cell", "loss", "optimizer", "tricks", title="resolved grid cells (x seeds "
+                  f"{', '.join(map(str, sweep.grid.seed))})", title_justify="left")
+    for row in resolved_cells(sweep):
+        table.add_row(*row.values())
+    console.print(table)
     console.print(f"[green]ok[/green] {config}: sweep {sweep.name!r}, {len(trials)} trials "
                   f"({sweep.grid.describe()})")
 
@@ -49,13 +62,17 @@ def run(config: str,
         ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="existing Ray cluster"),
         s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL", help=ENDPOINT_HELP),
         force: bool = typer.Option(False, "--force", help="retrain trials that already completed"),
+        sets: list[str] = typer.Option([], "--set", help=SET_HELP),
         ) -> None:
     """Run a sweep: every trial a Prefect task run inside a Ray actor, then evaluation and report."""
-    from gan_tasks.config import expand_grid
+    from gan_tasks.config import ConfigError, expand_grid
     from gan_tasks.storage import Storage
 
-    sweep = _load(config)
-    expand_grid(sweep)
+    sweep = _load(config, sets)
+    try:
+        expand_grid(sweep)
+    except ConfigError as e:
+        _fail(str(e))
     try:
         st = Storage.parse(storage, s3_endpoint_url)
     except ValueError as e:
@@ -163,6 +180,31 @@ def bench(short: bool = typer.Option(False, "--short", help="CI smoke run: tiny 
     for name, value in run_bench(st, short, mnist):
         console.print(f"{name} = {value:.3f}", highlight=False)
     console.print(f"saved to {st.uri('bench')}")
+
+
+@app.command("defaults-table")
+def defaults_table(steps: int = typer.Option(5000, min=1, help="generator steps per trial"),
+                   seeds: str = typer.Option("0,1,2", help="comma-separated seeds"),
+                   out: str = typer.Option("configs/defaults.md", help="where the markdown table goes"),
+                   storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
+                   s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
+                                                                 help=ENDPOINT_HELP)) -> None:
+    """Every loss with adam on ring-8 and grid-25 at the 2-D defaults, N seeds: the table behind them."""
+    from flows.defaults_table import run_table
+    from gan_tasks.storage import Storage
+
+    try:
+        st = Storage.parse(storage, s3_endpoint_url)
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError as e:
+        _fail(f"--seeds {seeds!r} / --storage: {e}")
+    if len(seed_list) < 2 or len(set(seed_list)) != len(seed_list):
+        _fail(f"--seeds {seeds!r}: give at least 2 distinct seeds (a confidence interval needs them)")
+    md, wall = run_table(st, steps, seed_list)
+    with open(out, "w") as f:
+        f.write(md + f"\nWall time of this run: {wall:.0f} s on {os.cpu_count()} CPU cores.\n")
+    print(md)
+    print(f"written to {os.path.abspath(out)} ({wall:.0f} s)")
 
 
 @app.command("compare")

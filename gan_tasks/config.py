@@ -19,7 +19,7 @@ from gan_tasks.losses import LOSSES
 from gan_tasks.models import MODELS
 from gan_tasks.packing import check_packable
 from gan_tasks.optimizers import OPTIMIZERS
-from gan_tasks.registry import check_params
+from gan_tasks.registry import KINDS, check_params
 from gan_tasks.tricks import Tricks, check_tricks, merge_tricks, tricks_label  # noqa: F401 - Tricks re-exported
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -40,32 +40,39 @@ def _entry(v: Any) -> Any:
 
 class LossEntry(_Frozen):
     name: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)  # as given; resolve(kind) fills in the defaults
 
     @model_validator(mode="after")
-    def _resolve(self) -> "LossEntry":
+    def _known(self) -> "LossEntry":
         loss = LOSSES.get(self.name)
-        resolved = check_params("loss", self.name, self.params, loss.defaults)
-        if loss.check:
-            loss.check(resolved)
-        object.__setattr__(self, "params", resolved)
+        for kind in KINDS:  # keys checked now; a check (lsgan a != b) must hold whatever the data
+            resolved = check_params("loss", self.name, self.params, loss.defaults_for(kind))
+            if loss.check:
+                loss.check(resolved)
         return self
+
+    def resolve(self, kind: str) -> None:
+        """Fill in the loss's defaults for this kind of data; a value given in the config wins."""
+        object.__setattr__(self, "params", {**LOSSES.get(self.name).defaults_for(kind), **self.params})
 
 
 class OptimizerEntry(_Frozen):
     name: str
-    lr_g: float | None = Field(None, gt=0)  # None: the optimizer's paper default
+    lr_g: float | None = Field(None, gt=0)  # None: the optimizer's default for the kind of data
     lr_d: float | None = Field(None, gt=0)
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _resolve(self) -> "OptimizerEntry":
+    def _known(self) -> "OptimizerEntry":
         spec = OPTIMIZERS.get(self.name)
-        resolved = check_params("optimizer", self.name, self.params, spec.defaults)
-        object.__setattr__(self, "params", resolved)
-        object.__setattr__(self, "lr_g", self.lr_g or spec.lr)
-        object.__setattr__(self, "lr_d", self.lr_d or spec.lr)
+        check_params("optimizer", self.name, self.params, spec.defaults_for(KINDS[0]) | spec.defaults_for(KINDS[1]))
         return self
+
+    def resolve(self, kind: str) -> None:
+        spec = OPTIMIZERS.get(self.name)
+        object.__setattr__(self, "params", {**spec.defaults_for(kind), **self.params})
+        object.__setattr__(self, "lr_g", self.lr_g or spec.lr_for(kind))
+        object.__setattr__(self, "lr_d", self.lr_d or spec.lr_for(kind))
 
 
 class DatasetEntry(_Frozen):
@@ -93,11 +100,34 @@ class ModelEntry(_Frozen):
 
 class TrainConfig(_Frozen):
     steps: int = Field(2000, gt=0)  # generator steps
-    batch_size: int = Field(256, gt=0)  # PacGAN / VEEGAN 2D experiments use a few hundred
-    z_dim: int = Field(16, gt=0)
+    # None: the default for the kind of data (TRAIN_BY_KIND), filled in when the sweep is resolved.
+    batch_size: int | None = Field(None, gt=0)
+    z_dim: int | None = Field(None, gt=0)
+    # Decay of an exponential moving average of G's weights, used for every evaluation and sample
+    # (Yazici et al. 2019); 0: off, the raw G is evaluated. Training itself never sees it.
+    g_ema: float | None = Field(None, ge=0, lt=1)
     log_every: int = Field(10, gt=0)  # steps between metric rows; buffered, not on the hot path
     checkpoint_every: int = Field(500, gt=0)  # also when buffered metrics are flushed to storage
     keep_checkpoints: int = Field(2, gt=0)  # the latest K; K >= 2 survives one truncated file
+
+
+# Train settings whose default depends on the kind of data; a value in the config always wins.
+TRAIN_BY_KIND: dict[str, dict[str, Any]] = {
+    # batch 256: PacGAN / VEEGAN 2-D experiments use a few hundred. z_dim 16: more than the 2 data
+    # dimensions, so G can fold noise onto 8 or 25 separate modes. g_ema 0.99: measured (configs/defaults.md):
+    # a snapshot of G on the ring jitters between evaluations (33 -> 7 -> 34 % high quality), an average
+    # over the last ~100 steps does not.
+    "points": {"batch_size": 256, "z_dim": 16, "g_ema": 0.99},
+    # batch 64, z 100: DCGAN (Radford et al. 2015). EMA off: Yazici et al. average over 100k+ steps
+    # (decay 0.9999); image sweeps here are shorter, so a user opts in with a decay suited to the budget.
+    "images": {"batch_size": 64, "z_dim": 100, "g_ema": 0.0},
+}
+
+
+def resolve_train(train: "TrainConfig", kind: str) -> "TrainConfig":
+    """The train settings with the kind's defaults filled in where the config left None."""
+    fill = {k: v for k, v in TRAIN_BY_KIND[kind].items() if getattr(train, k) is None}
+    return train.model_copy(update=fill) if fill else train
 
 
 class Resources(_Frozen):
@@ -215,6 +245,7 @@ class SweepConfig(_Frozen):
     @model_validator(mode="after")
     def _model_fits_data(self) -> "SweepConfig":
         kind = DATASETS.get(self.dataset.name).kind
+        _resolve_kind(self, kind, self.grid.pairs())
         if kind not in MODELS.get(self.model.name).data_kinds:
             valid = [m for m in MODELS.names() if kind in MODELS.get(m).data_kinds]
             raise ValueError(f"model {self.model.name!r} cannot fit {kind} dataset {self.dataset.name!r}; "
@@ -239,6 +270,14 @@ class SweepConfig(_Frozen):
         for tricks in self.grid.tricks or (getattr(self, "tricks", None),):
             check_packable(self.pack_seeds, self.grid.loss_names(), tricks)
         return self
+
+
+def _resolve_kind(cfg: "SweepConfig | TrialConfig", kind: str, pairs: list) -> None:
+    """Every default that depends on the kind of data, filled in (in place: idempotent, frozen models)."""
+    for loss, opt in pairs:
+        loss.resolve(kind)
+        opt.resolve(kind)
+    object.__setattr__(cfg, "train", resolve_train(cfg.train, kind))
 
 
 def _check_model_fits(sweep: "SweepConfig") -> None:
@@ -266,6 +305,11 @@ class TrialConfig(_Frozen):
     seed: int
     train: TrainConfig
     tricks: Tricks = Tricks()
+
+    @model_validator(mode="after")
+    def _resolved(self) -> "TrialConfig":
+        _resolve_kind(self, DATASETS.get(self.dataset.name).kind, [(self.loss, self.optimizer)])
+        return self
 
     @property
     def trial_id(self) -> str:
@@ -309,16 +353,43 @@ def cell_label(cfg: dict) -> str:
         return f"{e['name']}({', '.join(shown)})" if shown else e["name"]
 
     loss, opt = cfg["loss"], cfg["optimizer"]
-    lr = OPTIMIZERS.get(opt["name"]).lr
+    kind = DATASETS.get(cfg["dataset"]["name"]).kind
+    lr = OPTIMIZERS.get(opt["name"]).lr_for(kind)
     lrs = {k: opt.get(k) or lr for k in ("lr_g", "lr_d")}
     if lrs["lr_g"] == lrs["lr_d"]:
         lr_shown = [f"lr {_value(lrs['lr_g'])}"] if json.dumps(lrs["lr_g"]) != json.dumps(lr) else []
     else:
         lr_shown = [f"{k} {_value(v)}" for k, v in lrs.items() if json.dumps(v) != json.dumps(lr)]
     tricks = tricks_label(cfg.get("tricks") or {})
-    parts = [entry(loss, [], LOSSES.get(loss["name"]).defaults),
-             entry(opt, lr_shown, OPTIMIZERS.get(opt["name"]).defaults)]
+    parts = [entry(loss, [], LOSSES.get(loss["name"]).defaults_for(kind)),
+             entry(opt, lr_shown, OPTIMIZERS.get(opt["name"]).defaults_for(kind))]
     return "/".join(parts + ([tricks] if tricks else []))
+
+
+def _kv(d: dict) -> str:
+    return ", ".join(f"{k} {_value(v)}" for k, v in d.items())
+
+
+def resolved_cells(sweep: SweepConfig) -> list[dict[str, str]]:
+    """What each grid cell will run, every default filled in: cell label, loss params, optimizer
+    (lr_g, lr_d, params) and tricks. `gansweep validate` prints it; trials store it in config.json."""
+    rows = []
+    for (loss, opt), tricks in itertools.product(sweep.grid.pairs(), sweep.grid.tricks or (sweep.tricks,)):
+        t = TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss,
+                        optimizer=opt, seed=sweep.grid.seed[0], train=sweep.train, tricks=tricks)
+        rows.append({"cell": t.cell, "loss": f"{loss.name}: {_kv(loss.params)}",
+                     "optimizer": f"{opt.name}: lr_g {_value(opt.lr_g)}, lr_d {_value(opt.lr_d)}"
+                                  + (f", {_kv(opt.params)}" if opt.params else ""),
+                     "tricks": tricks.short or "-"})
+    return rows
+
+
+def resolved_common(sweep: SweepConfig) -> dict[str, str]:
+    """The settings every trial of the sweep shares, resolved: dataset, model, train."""
+    kind = DATASETS.get(sweep.dataset.name).kind
+    return {"dataset": f"{sweep.dataset.name} ({kind}): {_kv(sweep.dataset.params)}",
+            "model": f"{sweep.model.name}: {_kv(sweep.model.params)}",
+            "train": _kv(sweep.train.model_dump())}
 
 
 def trial_id(t: TrialConfig) -> str:
@@ -375,7 +446,57 @@ def parse_config(data: Any) -> SweepConfig:
         raise ConfigError(_format(e)) from None
 
 
-def load_config(path: str) -> SweepConfig:
+def apply_overrides(data: Any, sets: list[str] | tuple[str, ...]) -> Any:
+    """`--set key=value` over a loaded YAML mapping (a copy): the key a dotted path (`train.steps`,
+    `grid.seed`, `grid.loss.1.params.a`, `model.params.hidden`), the value parsed as YAML
+    (`[0,1]`, `1e-3`, `{name: adam}`). The result is validated exactly like the file."""
+    data = json.loads(json.dumps(data)) if isinstance(data, dict) else data
+    if not isinstance(data, dict):
+        return data  # parse_config says what is wrong with the file
+    for item in sets:
+        key, eq, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not eq or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected key=value with a dotted key, e.g. train.steps=200")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key}: the value {raw!r} is not valid YAML ({e.problem})") from None
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            nxt = _child(node, part, key)
+            if isinstance(nxt, str) and parts[i + 1] in ("name", "params"):
+                nxt = {"name": nxt}  # `model: mlp` then `--set model.params.hidden=256`
+            elif nxt is None:
+                nxt = {}
+            if not isinstance(nxt, (dict, list)):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is {nxt!r}, not a mapping or list")
+            _put(node, part, nxt, key)
+            node = nxt
+        _put(node, parts[-1], value, key)
+    return data
+
+
+def _child(node: Any, part: str, key: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, key)]
+    return node.get(part)
+
+
+def _put(node: Any, part: str, value: Any, key: str) -> None:
+    if isinstance(node, list):
+        node[_index(node, part, key)] = value
+    else:
+        node[part] = value
+
+
+def _index(node: list, part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {key}: {part!r} is not an index of a list of {len(node)} entries (0..{len(node) - 1})")
+    return int(part)
+
+
+def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
     try:
         with open(path) as f:
             data = yaml.safe_load(f)
@@ -383,7 +504,7 @@ def load_config(path: str) -> SweepConfig:
         raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config {path} is not valid YAML: {e}") from None
-    return parse_config(data)
+    return parse_config(apply_overrides(data, overrides))
 
 
 def dump_config(sweep: SweepConfig) -> str:

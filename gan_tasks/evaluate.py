@@ -81,10 +81,10 @@ def _fidelity(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> Measure
     real = load_array(storage, dataset_path(dataset, {}))[:n]  # the first n training images, always the same
     cache = stats_cache_name(dataset, _train_sha(storage, dataset), len(real), name, h)
     with storage_cache(storage, cache) as root:
-        values = calculate(trial.G, real, metrics=ev.image_metrics, extractor=name, weights_path=path,
+        values = calculate(trial.G_eval, real, metrics=ev.image_metrics, extractor=name, weights_path=path,
                            n_samples=n, z_dim=trial.cfg.train.z_dim, real_cache_name=cache, cache_root=root,
                            device=str(trial.device))
-    trial.G.train()  # torch-fidelity's wrapper switched it to eval mode
+    trial.G.train()  # torch-fidelity's wrapper switched it to eval mode (the average stays in eval)
     return Measured(values, name, h)
 
 

@@ -112,6 +112,9 @@ class PackedTrials:
             g, d = build_models(c.model.name, self.data.shape[1:], c.train.z_dim, c.model.params)
             gs.append(g.to(self.device)), ds.append(d.to(self.device))
         self.G, self.D = _Stack(gs), _Stack(ds)
+        # train.g_ema: the stacked average of each seed's G weights, as train.Trial keeps one per trial
+        self.ema = c0.train.g_ema
+        self.G_ema = {k: v.detach().clone() for k, v in self.G.params.items()} if self.ema else None
         o = c0.optimizer
         self.opt_g = make_optimizer(o.name, self.G.params.values(), o.lr_g, o.params)
         self.opt_d = make_optimizer(o.name, self.D.params.values(), o.lr_d, o.params)
@@ -147,6 +150,9 @@ class PackedTrials:
         loss_g.sum().backward()
         gn_g = self.G.grad_norms() if log_now else None
         self.opt_g.step()
+        if self.G_ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.G_ema.values()), list(self.G.params.values()), 1.0 - self.ema)
         self.step += 1
         if log_now:
             self._log(loss_d, loss_g, sr, sf, gn_d, gn_g)
@@ -167,10 +173,13 @@ class PackedTrials:
 
     def seed_state(self, i: int) -> dict:
         """Seed i's checkpoint in train.Trial's format."""
-        return {"step": self.step, "G": self.G.seed_state(i), "D": self.D.seed_state(i),
-                "opt_g": _slice_opt_state(self.opt_g, self.G.names, i),
-                "opt_d": _slice_opt_state(self.opt_d, self.D.names, i),
-                "rng_torch": torch.get_rng_state(), "rng_gen": self.gens[i].get_state()}
+        s = {"step": self.step, "G": self.G.seed_state(i), "D": self.D.seed_state(i),
+             "opt_g": _slice_opt_state(self.opt_g, self.G.names, i),
+             "opt_d": _slice_opt_state(self.opt_d, self.D.names, i),
+             "rng_torch": torch.get_rng_state(), "rng_gen": self.gens[i].get_state()}
+        if self.G_ema is not None:
+            s["G_ema"] = {k: v[i].clone() for k, v in self.G_ema.items()}
+        return s
 
     def checkpoint(self) -> None:
         for i, c in enumerate(self.cfgs):

@@ -51,6 +51,18 @@ class Registry(Generic[T]):
         return {n: self._docs[n] for n in self.names()}
 
 
+# The kinds of data a default may depend on (DatasetSpec.kind): 2-D mixtures and images. A toy MLP
+# on 8 points of radius 1 and a DCGAN on MNIST want different learning rates, penalties and batches.
+KINDS = ("points", "images")
+
+
+def for_kind(defaults: dict[str, Any], by_kind: dict[str, dict[str, Any]], kind: str) -> dict[str, Any]:
+    """An entry's defaults for one kind of data: the shared ones, overlaid with the kind's own."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind of data {kind!r}; valid: {', '.join(KINDS)}")
+    return {**defaults, **by_kind.get(kind, {})}
+
+
 def check_params(kind: str, name: str, params: dict[str, Any], allowed: dict[str, Any]) -> dict[str, Any]:
     """Merge user params over defaults; an unknown key is an error naming the valid keys."""
     unknown = sorted(set(params) - set(allowed))

@@ -61,6 +61,8 @@ class Trial:
         if tr.virtual_batchnorm:  # the reference batch: one minibatch of z, fixed for the whole run
             self.G = VBNGenerator(self.G, torch.randn(cfg.train.batch_size, cfg.train.z_dim))
         self.G.to(self.device), self.D.to(self.device)
+        # train.g_ema: an average of G's weights (Yazici et al. 2019) that evaluation and samples use.
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.train.g_ema else None
         o = cfg.optimizer
         self.opt_g = make_optimizer(o.name, self.G.parameters(), o.lr_g, o.params)
         self.opt_d = make_optimizer(o.name, self.D.parameters(), o.lr_d, o.params)
@@ -87,6 +89,8 @@ class Trial:
              "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
              "rng_torch": torch.get_rng_state(), "rng_gen": self.gen.get_state(),
              "loss_state": dict(self.loss_state), "hist": [h.state_dict() for h in self.hist]}
+        if self.G_ema is not None:
+            s["G_ema"] = self.G_ema.state_dict()
         if self.device.type == "cuda":
             s["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return s
@@ -115,6 +119,8 @@ class Trial:
                 log.warning("checkpoint %s of trial %s is unreadable (%s); falling back", name, self.tid, e)
                 continue
             self.G.load_state_dict(s["G"]), self.D.load_state_dict(s["D"])
+            if self.G_ema is not None:  # a checkpoint from before g_ema was on starts the average at G
+                self.G_ema.load_state_dict(s.get("G_ema", s["G"]))
             self.opt_g.load_state_dict(s["opt_g"]), self.opt_d.load_state_dict(s["opt_d"])
             torch.set_rng_state(s["rng_torch"].cpu())
             self.gen.set_state(s["rng_gen"].cpu())
@@ -224,6 +230,8 @@ class Trial:
         self.opt_g.step()
         if self.hist:
             self.hist[0].update()
+        if self.G_ema is not None:
+            ema_update(self.G_ema, self.G, self.cfg.train.g_ema)
         if self.loss.update_state:
             self.loss_state = self.loss.update_state(self.loss_state, sr, sf_g, p)
         self.step += 1
@@ -283,15 +291,29 @@ class Trial:
                 on_eval(self)  # the final step is the final evaluation's
         self.writer.drain()  # the last checkpoint is in storage before the trial counts as completed
 
+    @property
+    def G_eval(self) -> torch.nn.Module:
+        """The generator that evaluations and samples use: the weight average when train.g_ema is on."""
+        return self.G if self.G_ema is None else self.G_ema
+
     @torch.no_grad()
     def sample(self, n: int, seed: int = 12345) -> np.ndarray:
-        """n samples from the current generator, with a fixed z seed so evaluations are comparable."""
-        self.G.eval()
+        """n samples from the evaluated generator, with a fixed z seed so evaluations are comparable."""
+        g_eval = self.G_eval
+        g_eval.eval()
         g = torch.Generator(self.device).manual_seed(seed)
         z = torch.randn(n, self.cfg.train.z_dim, generator=g, device=self.device)
-        out = self.G(z).float().cpu().numpy()
+        out = g_eval(z).float().cpu().numpy()
         self.G.train()
         return out
+
+
+@torch.no_grad()
+def ema_update(avg: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """avg <- decay avg + (1 - decay) model, parameter by parameter; buffers (batch-norm statistics) copied."""
+    torch._foreach_lerp_(list(avg.parameters()), list(model.parameters()), 1.0 - decay)
+    for b_avg, b in zip(avg.buffers(), model.buffers()):
+        b_avg.copy_(b)
 
 
 def to_model_range(x: torch.Tensor) -> torch.Tensor:
