@@ -1,6 +1,7 @@
 """Ray actors own a trial's device state. The Prefect task that drives one only waits and reports."""
 from __future__ import annotations
 
+import logging
 import os
 
 import ray
@@ -114,12 +115,18 @@ def start_local_ray(**kwargs) -> None:
     # laptop the trials *are* the work: at +15 they lose the CPU to any other process and train at
     # half the speed of a plain PyTorch loop (bench P2). A cluster keeps its own setting.
     kwargs.setdefault("_system_config", {"worker_niceness": 0})
+    # Ray 2.60 turns token authentication on for a new local cluster (good: we keep it) and says so
+    # in a WARNING that asks the user to opt out; nothing to act on, so that one logger is quiet here.
+    auth_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = auth_log.level
+    auth_log.setLevel(logging.ERROR)
     cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         ray.init(**kwargs)
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = cluster_mode  # a later ray.init(address=...) resolves as usual
+        auth_log.setLevel(level)
 
 
 def slots(gpus: float, cpus: float, limit: int) -> int:

@@ -10,6 +10,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+
+def _quiet_embedded_prefect() -> None:
+    """Settings for the temporary Prefect API a run starts when no PREFECT_API_URL is set; called
+    before Prefect is imported, and a user's own environment wins. It sends anonymous analytics on
+    start-up (offline: an ERROR nobody can act on); its periodic services (scheduler, late runs,
+    automations...) serve deployments it will never have, and compete with the run for the SQLite
+    file ("database is locked" tracebacks, PrefectHQ/prefect#18934): off, with a longer lock wait."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
+    for service in ("SCHEDULER", "LATE_RUNS", "FOREMAN", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP",
+                    "REPOSSESSOR", "TRIGGERS", "DB_VACUUM"):
+        os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="GAN sweeps on Ray, orchestrated by Prefect.")
 console = Console()
 
@@ -77,6 +92,7 @@ def run(config: str,
         st = Storage.parse(storage, s3_endpoint_url)
     except ValueError as e:
         _fail(str(e))
+    _quiet_embedded_prefect()
     from flows.sweep import default_sweep_id, sweep_flow
 
     from flows.lock import SweepLocked
@@ -96,11 +112,37 @@ def run(config: str,
     if isinstance(out, BaseException):
         raise out
     console.print(f"\nsweep [bold]{sid}[/bold] finished in {time.perf_counter() - t0:.0f} s: {out['counts']}")
-    console.print(f"results: {st.uri('sweeps', sid)}")
-    console.print(f"report:  {out['report']}")
+    _best_cells(st, sid)
+    # One location per line, never wrapped (a wrapped path cannot be pasted); local paths as file:// URLs.
+    for label, where in (("results", st.uri("sweeps", sid)), ("report", out["report"])):
+        console.print(f"{label + ':':9}{_as_url(where)}", soft_wrap=True, highlight=False)
     if out["not_completed"]:
         console.print(f"[yellow]{out['not_completed']} trial(s) did not complete[/yellow]")
         raise typer.Exit(1)
+
+
+def _as_url(where: str) -> str:
+    return where if "://" in where else "file://" + os.path.abspath(where)
+
+
+def _best_cells(st, sid: str, top: int = 5) -> None:
+    """The closing table: per ranked metric, the best cells with their mean, 95 % CI over seeds and
+    Welch's test against the best cell."""
+    t = st.read_table("sweeps", sid, "rankings")
+    if t is None or t.num_rows == 0:
+        return
+    ranks = t.to_pandas()
+    table = Table("metric", "rank", "cell", "mean", "95 % CI", "seeds", "vs best", title="best cells (mean over seeds)",
+                  title_justify="left")
+    for metric, g in ranks.groupby("metric", sort=False):
+        for r in g.sort_values("rank").head(top).itertuples():
+            ci = f"[{r.ci95_low:.3g}, {r.ci95_high:.3g}]" if r.ci95_low == r.ci95_low else "-"
+            vs = "best" if r.rank == 1 and r.p_value != r.p_value else (
+                f"p={r.p_value:.2g}{' *' if r.significant else ''}" if r.p_value == r.p_value else "-")
+            table.add_row(metric, str(r.rank), f"{r.loss}/{r.optimizer}", f"{r.mean:.3g}", ci,
+                          f"{r.seeds}" + (f" ({r.seeds_failed} failed)" if r.seeds_failed else ""), vs)
+    console.print(table)
+    console.print("* differs from the best cell at p < 0.05 (Welch's t-test over seeds)")
 
 
 @app.command("list")
@@ -200,6 +242,7 @@ def defaults_table(steps: int = typer.Option(5000, min=1, help="generator steps 
         _fail(f"--seeds {seeds!r} / --storage: {e}")
     if len(seed_list) < 2 or len(set(seed_list)) != len(seed_list):
         _fail(f"--seeds {seeds!r}: give at least 2 distinct seeds (a confidence interval needs them)")
+    _quiet_embedded_prefect()
     md, wall = run_table(st, steps, seed_list)
     with open(out, "w") as f:
         f.write(md + f"\nWall time of this run: {wall:.0f} s on {os.cpu_count()} CPU cores.\n")

@@ -38,13 +38,13 @@ REASONS = {
 }
 
 
-def sweep_configs(steps: int, seeds: list[int]) -> list[dict]:
+def sweep_configs(steps: int, seeds: list[int], datasets: tuple[str, ...] = DATASETS) -> list[dict]:
     """One sweep per (dataset, model): began needs the autoencoder discriminator (mlp-ae)."""
     plain = [n for n in LOSSES.names() if not LOSSES.get(n).autoencoder]
     ae = [n for n in LOSSES.names() if LOSSES.get(n).autoencoder]
     ae_model = next(m for m in MODELS.names() if MODELS.get(m).autoencoder and "points" in MODELS.get(m).data_kinds)
     out = []
-    for ds in DATASETS:
+    for ds in datasets:
         for model, losses in (("mlp", plain), (ae_model, ae)):
             out.append({"name": f"defaults-{ds}-{model}", "dataset": ds, "model": model,
                         "grid": {"loss": losses, "optimizer": ["adam"], "seed": seeds},
@@ -54,24 +54,29 @@ def sweep_configs(steps: int, seeds: list[int]) -> list[dict]:
     return out
 
 
-def run_table(storage: Storage, steps: int, seeds: list[int]) -> tuple[str, float]:
+def run_table(storage: Storage, steps: int, seeds: list[int],
+              datasets: tuple[str, ...] = DATASETS) -> tuple[str, float]:
     """Runs the sweeps and returns (markdown, wall seconds)."""
+    import ray
+
     from flows.actors import start_local_ray
     from flows.sweep import sweep_flow
-    import ray
 
     t0 = time.perf_counter()
     stamp = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     frames = []
-    start_local_ray(log_to_driver=False)  # one Ray for all four sweeps
+    started = not ray.is_initialized()
+    if started:
+        start_local_ray(log_to_driver=False)  # one Ray for all the sweeps
     try:
-        for cfg in sweep_configs(steps, seeds):
+        for cfg in sweep_configs(steps, seeds, datasets):
             sid = f"{cfg['name']}-{stamp}"
             sweep_flow(cfg, storage.url, sid, None, storage.endpoint_url, False, return_state=True)
             frames.append((cfg, load_frames(storage, sid)))
     finally:
-        ray.shutdown()
-    return markdown(frames, steps, seeds), time.perf_counter() - t0
+        if started:
+            ray.shutdown()
+    return markdown(frames, steps, seeds, datasets), time.perf_counter() - t0
 
 
 def _fmt(r: pd.Series | None, scale: float = 1.0, digits: int = 1) -> str:
@@ -106,7 +111,8 @@ def _rows(cfg: dict, fr: dict) -> list[dict]:
     return out
 
 
-def markdown(frames: list[tuple[dict, dict]], steps: int, seeds: list[int]) -> str:
+def markdown(frames: list[tuple[dict, dict]], steps: int, seeds: list[int],
+             datasets: tuple[str, ...] = DATASETS) -> str:
     cfg0 = parse_config(frames[0][0])
     o = expand_grid(cfg0)[0].optimizer
     lines = [
@@ -124,7 +130,7 @@ def markdown(frames: list[tuple[dict, dict]], steps: int, seeds: list[int]) -> s
         "per seed: modes/HQ.",
         "",
     ]
-    for ds in DATASETS:
+    for ds in datasets:
         rows = [r for cfg, fr in frames if cfg["dataset"] == ds for r in _rows(cfg, fr)]
         total = 8 if ds == "ring-8" else 25
         lines += [f"## {ds}", "",

@@ -170,13 +170,37 @@ def _train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, 
         futures = [train_pack.with_options(task_run_name=f"{g[0].loss.name}/{g[0].optimizer.name} seeds "
                                                          f"{','.join(str(t.seed) for t in g)}")
                    .submit(g, storage, sweep_id, pool, force) for g in groups]
-        by_id = {r["trial_id"]: r for f in futures for r in f.result()}
-        return [by_id[t.trial_id] for t in trials]
-    futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]",
-                                        tags=[f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}",
-                                              f"seed:{t.seed}"])
-               .submit(t, storage, sweep_id, pool, force, sweep.evaluation) for t in trials]
-    return [f.result() for f in futures]
+    else:
+        futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]",
+                                            tags=[f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}",
+                                                  f"seed:{t.seed}"])
+                   .submit(t, storage, sweep_id, pool, force, sweep.evaluation) for t in trials]
+    by_id = {r["trial_id"]: r for r in _follow(futures, len(trials), len(pool.actors))}
+    return [by_id[t.trial_id] for t in trials]
+
+
+def _follow(futures: list, total: int, slots_: int) -> list[dict]:
+    """Results as they come, with one sweep-wide progress line each time a trial (or pack) ends:
+    in the terminal and in the flow run's log in the UI."""
+    from prefect.futures import as_completed
+
+    logger, t0, rows = get_run_logger(), time.perf_counter(), []
+    for f in as_completed(futures):
+        out = f.result()
+        rows += out if isinstance(out, list) else [out]
+        logger.info(progress_line(rows, total, slots_, time.perf_counter() - t0))
+    return rows
+
+
+def progress_line(rows: list[dict], total: int, slots_: int, elapsed: float) -> str:
+    """'sweep: 5/12 trials done (4 completed, 1 failed), 2 running, 41 s elapsed, ETA ~58 s'."""
+    done = len(rows)
+    bad = sum(r["status"] != "completed" for r in rows)
+    trained = [r for r in rows if not r.get("skipped")]
+    left = total - done
+    eta = f", ETA ~{elapsed / len(trained) * left:.0f} s" if trained and left else ""
+    return (f"sweep: {done}/{total} trials done ({done - bad} completed, {bad} failed), "
+            f"{min(slots_, left)} running, {elapsed:.0f} s elapsed{eta}")
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
