@@ -211,10 +211,11 @@ class Grid(_Frozen):
 
     def describe(self) -> str:
         """'3 losses x 2 optimizers x 2 seeds', '3 cells x 2 trick settings x 3 seeds', ..."""
-        axes = ([f"{len(self.cells)} cells"] if self.cells is not None
-                else [f"{len(self.loss)} losses", f"{len(self.optimizer)} optimizers"])
-        axes += [f"{len(self.tricks)} trick settings"] if self.tricks else []
-        return " x ".join(axes + [f"{len(self.seed)} seeds"])
+        n = lambda k, one, many: f"{k} {one if k == 1 else many}"  # noqa: E731 - "1 optimizer", "2 optimizers"
+        axes = ([n(len(self.cells), "cell", "cells")] if self.cells is not None
+                else [n(len(self.loss), "loss", "losses"), n(len(self.optimizer), "optimizer", "optimizers")])
+        axes += [n(len(self.tricks), "trick setting", "trick settings")] if self.tricks else []
+        return " x ".join(axes + [n(len(self.seed), "seed", "seeds")])
 
 
 class SweepConfig(_Frozen):

@@ -173,12 +173,30 @@ def _samples_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFram
         spec = DATASETS.get(cfg["dataset"]["name"])
         modes = spec.modes(**cfg["dataset"]["params"]) if spec.modes else None
         title = f"{row['loss']}/{row['optimizer']}/seed {row['seed']}"
-        for col, fmt in (("modes_covered", "{:.0f} modes"), ("inception_score", "IS {:.2f}"), ("fid", "FID {:.3g}")):
-            if col in row and pd.notna(row.get(col)):
-                title += "\n" + fmt.format(row[col])
+        shown = [fmt.format(row[col]) for col, fmt in (("modes_covered", "{:.0f} modes"), ("high_quality", "HQ {:.0%}"),
+                                                        ("inception_score", "IS {:.2f}"), ("fid", "FID {:.3g}"))
+                 if col in row and pd.notna(row.get(col))]
+        title += "\n" + ", ".join(shown) if shown else ""
         png = _scatter(samples, modes, title) if samples.ndim == 2 else _image_grid(samples, title)
         parts.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'></figure>")
     return "".join(parts)
+
+
+def _budget_html(trials: pd.DataFrame) -> str:
+    """The budget every figure of the report stands on: data, model, steps, seeds, what G is evaluated."""
+    if trials.empty or "config_json" not in trials:
+        return ""
+    cfgs = [json.loads(c) for c in trials.config_json]
+    steps = sorted({c["train"]["steps"] for c in cfgs})
+    seeds = sorted({c["seed"] for c in cfgs})
+    ema = sorted({c["train"].get("g_ema") or 0.0 for c in cfgs})
+    cells = trials.groupby(["loss", "optimizer"]).ngroups
+    text = (f"Budget: {len(trials)} trials = {cells} cells x {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
+            f"{' / '.join(f'{s:,}' for s in steps)} generator steps each, dataset {cfgs[0]['dataset']['name']}, "
+            f"model {cfgs[0]['model']['name']}, batch {cfgs[0]['train']['batch_size']}. Evaluated: "
+            + ("the raw generator" if ema == [0.0] else f"an EMA of the generator's weights (decay {ema[-1]})")
+            + ". Every resolved setting: each trial's config_json below.")
+    return f"<p>{html.escape(text)}</p>"
 
 
 def render_html(storage: Storage, sweep_id: str) -> str:
@@ -189,12 +207,14 @@ def render_html(storage: Storage, sweep_id: str) -> str:
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:3px 6px}.grid{display:flex;flex-wrap:wrap;gap:8px}"
              ".bad{background:#fdd}</style></head><body>",
-             f"<h1>Sweep {html.escape(sweep_id)}</h1>"]
+             f"<h1>Sweep {html.escape(sweep_id)}</h1>", _budget_html(frames["trials"])]
     parts.append("<h2>Rankings over seeds</h2><p>Per (loss, optimizer) cell and metric: mean, standard "
                  "deviation and 95 % confidence interval (Student t) over seeds, median and best seed. "
                  f"<i>vs_best</i>: Welch's t-test against the best cell, p &lt; {ALPHA} = differs; "
                  "failed or diverged seeds are counted in seeds_failed. Click a header to sort.</p>")
     parts.append(_rankings_html(ranks))
+    parts.append("<h2>Generated samples</h2><div class='grid'>" + _samples_html(storage, sweep_id, frames, table)
+                 + "</div>")
     if table.empty:
         parts.append("<p>No trials recorded.</p>")
     else:
@@ -206,8 +226,7 @@ def render_html(storage: Storage, sweep_id: str) -> str:
         parts.append(f"<h2>Training curves</h2><img src='data:image/png;base64,{_curves(frames['metrics'], frames['trials'])}'>")
     if not frames["evaluations"].empty and (q := _quality(frames["evaluations"], frames["trials"])):
         parts.append(f"<h2>Quality over training steps</h2><img src='data:image/png;base64,{q}'>")
-    parts.append("<h2>Generated samples</h2><div class='grid'>" + _samples_html(storage, sweep_id, frames, table))
-    parts.append("</div><h2>Extractors and versions</h2>" + _provenance(storage, frames["evaluations"]))
+    parts.append("<h2>Extractors and versions</h2>" + _provenance(storage, frames["evaluations"]))
     parts.append(_SORT_JS + "</body></html>")
     return "".join(parts)
 

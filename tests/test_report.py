@@ -52,6 +52,10 @@ def test_report_holds_rankings_curves_samples_and_provenance(local_storage):
     assert "Quality over training steps" in html
     assert "diverged 1 of 2 seeds" in html  # the cell's failed seed is shown in the rankings
     assert "feedc0ffee123456" in html and "99.23%" in html and "torch-fidelity" in html
+    # the budget every figure stands on, and what was evaluated (the 2-D default: an EMA of G)
+    assert "Budget: 4 trials = 2 cells x 2 seeds (0, 1), 60 generator steps each, dataset ring-8" in html
+    assert "an EMA of the generator&#x27;s weights (decay 0.99)" in html
+    assert html.index("Generated samples") < html.index("<h2>Trials</h2>"), "the samples follow the rankings"
 
 
 def test_report_without_evaluations_still_renders(local_storage):

@@ -27,7 +27,7 @@ def test_tricks_axis_expands_merges_over_sweep_tricks_and_ids_differ():
                                "tricks": TRICKS_AXIS}, tricks={"instance_noise": 0.1}))
     trials = expand_grid(cfg)
     assert len(trials) == 2 * 3 * 2 and len({t.trial_id for t in trials}) == 12
-    assert cfg.grid.describe() == "2 losses x 1 optimizers x 3 trick settings x 2 seeds"
+    assert cfg.grid.describe() == "2 losses x 1 optimizer x 3 trick settings x 2 seeds"
     # Each entry is merged over the sweep-level `tricks:`; the resolved set is in the TrialConfig.
     assert [t.tricks.short for t in trials[:6:2]] == ["instance_noise=0.1", "instance_noise=0.1,label_smoothing=0.1",
                                                       "instance_noise=0.1,unrolled_steps=5"]
