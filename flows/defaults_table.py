@@ -33,6 +33,11 @@ REASONS = {
     "lsgan-m110": "Mao et al. train with Eq. 9 (0-1-1) and only report Eq. 8 (-1,1,0) as 'similar' on images. "
                   "With c = 0, G's gradient D(G(z)) grad D vanishes where D = 0, so fakes on covered modes are "
                   "not pulled towards missing ones (measured: 3-5 of 8 modes, each sharp).",
+    "max-likelihood": "Goodfellow 2016 (NIPS tutorial, Sec. 3.2.3, Fig. 16): the cost -E exp(logit) draws almost "
+                      "all of G's gradient from the few samples D finds most realistic, so the gradient has a very "
+                      "high variance; the tutorial calls it impractical without variance reduction.",
+    "minimax": "Goodfellow et al. 2014 / seed 001: log(1 - D(G(z))) saturates when D rejects G's samples, so G "
+               "learns slowly wherever D is confident.",
     "began": "No 2-D result is published (Berthelot et al. 2017 train on faces). Measured: the autoencoder "
              "critic with a 1-D code reconstructs the whole ring, and G settles on 1-2 modes (gamma 0.5 and 1).",
 }

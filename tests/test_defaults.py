@@ -168,3 +168,20 @@ def test_progress_line_counts_and_estimates():
     line = progress_line(rows, 10, 2, 40.0)
     assert line == "sweep: 3/10 trials done (2 completed, 1 failed), 2 running, 40 s elapsed, ETA ~140 s"
     assert progress_line(rows, 3, 2, 40.0).endswith("0 running, 40 s elapsed")
+
+
+@pytest.mark.slow
+def test_defaults_table_runs_every_loss_through_the_flow_and_keeps_every_row(local_storage, ray_session,
+                                                                              prefect_harness):
+    from flows.defaults_table import REASONS, run_table
+
+    md, wall = run_table(local_storage, steps=20, seeds=[0, 1], datasets=("ring-8",))
+    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| loss")]
+    assert sorted(r.split(" | ")[0].strip("| ") for r in rows) == LOSSES.names(), "one row per registered loss"
+    assert "Regenerate: `gansweep defaults-table --steps 20 --seeds 0,1`" in md
+    assert "| wgan-gp | d_steps 5, gp_lambda 0.1 |" in md  # the resolved 2-D defaults, as the trials ran
+    # 20 steps form nothing: every loss misses the target, is listed, and none is dropped
+    missed = md.split("Missed the target: ")[1].split(".")[0].split(", ")
+    assert sorted(missed) == LOSSES.names()
+    assert REASONS["wgan"] in md and "no published reason known" in md
+    assert wall > 0
