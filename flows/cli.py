@@ -127,22 +127,26 @@ def _as_url(where: str) -> str:
 
 def _best_cells(st, sid: str, top: int = 5) -> None:
     """The closing table: per ranked metric, the best cells with their mean, 95 % CI over seeds and
-    Welch's test against the best cell."""
+    Welch's test against the best cell. Plain aligned lines: nothing is cut at 80 columns."""
     t = st.read_table("sweeps", sid, "rankings")
     if t is None or t.num_rows == 0:
         return
     ranks = t.to_pandas()
-    table = Table("metric", "rank", "cell", "mean", "95 % CI", "seeds", "vs best", title="best cells (mean over seeds)",
-                  title_justify="left")
+    rows = []
     for metric, g in ranks.groupby("metric", sort=False):
         for r in g.sort_values("rank").head(top).itertuples():
-            ci = f"[{r.ci95_low:.3g}, {r.ci95_high:.3g}]" if r.ci95_low == r.ci95_low else "-"
-            vs = "best" if r.rank == 1 and r.p_value != r.p_value else (
-                f"p={r.p_value:.2g}{' *' if r.significant else ''}" if r.p_value == r.p_value else "-")
-            table.add_row(metric, str(r.rank), f"{r.loss}/{r.optimizer}", f"{r.mean:.3g}", ci,
-                          f"{r.seeds}" + (f" ({r.seeds_failed} failed)" if r.seeds_failed else ""), vs)
-    console.print(table)
-    console.print("* differs from the best cell at p < 0.05 (Welch's t-test over seeds)")
+            ci = f"[{r.ci95_low:.3g}, {r.ci95_high:.3g}]" if r.ci95_low == r.ci95_low else ""
+            vs = (f"p={r.p_value:.2g}" + (" *" if r.significant else "")) if r.p_value == r.p_value else (
+                "best" if r.rank == 1 else "")
+            seeds = f"{r.seeds}" + (f" ({r.seeds_failed} failed)" if r.seeds_failed else "")
+            rows.append((metric, str(r.rank), f"{r.loss}/{r.optimizer}", f"{r.mean:.3g}", ci, seeds, vs))
+    head = ("metric", "rank", "cell", "mean", "95 % CI", "seeds", "vs best")
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    console.print("\n[bold]best cells[/bold] (mean over seeds; * = worse than the best at p < 0.05, Welch's t-test)",
+                  soft_wrap=True)
+    for line in [head, *rows]:
+        console.print("  " + "  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip(), soft_wrap=True,
+                      highlight=False, markup=False)
 
 
 @app.command("list")

@@ -94,17 +94,18 @@ def _bands(df: pd.DataFrame, trials: pd.DataFrame, columns: list[tuple[str, str]
     """One panel per column: per (loss, optimizer) the mean over seeds with a +-1 std band."""
     fig, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 2.8), squeeze=False)
     m = df.merge(trials[["trial_id", "loss", "optimizer"]], on="trial_id")
-    for (loss, opt), g in m.groupby(["loss", "optimizer"]):
+    for i, ((loss, opt), g) in enumerate(m.groupby(["loss", "optimizer"])):
         agg = g.groupby(by)[[c for c, _ in columns]].agg(["mean", "std"])
+        color = f"C{i % 10}"  # one colour per cell in every panel, also where a cell has no curve
         for ax, (col, _) in zip(axes[0], columns):
             mean, std = agg[(col, "mean")], agg[(col, "std")].fillna(0)
             if mean.notna().any():
-                ax.plot(agg.index, mean, label=f"{loss}/{opt}", lw=1)
-                ax.fill_between(agg.index, mean - std, mean + std, alpha=0.2)
+                ax.plot(agg.index, mean, label=f"{loss}/{opt}", lw=1, color=color)
+                ax.fill_between(agg.index, mean - std, mean + std, alpha=0.2, color=color)
     for ax, (_, title) in zip(axes[0], columns):
         ax.set_title(f"{title} (mean ± std over seeds)", fontsize=8), ax.set_xlabel(by, fontsize=7)
         ax.tick_params(labelsize=6)
-    axes[0][-1].legend(fontsize=6)
+    axes[0][0].legend(fontsize=6)  # the first panel has every cell
     return _png(fig)
 
 
