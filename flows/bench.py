@@ -25,7 +25,9 @@ from gan_tasks.storage import Storage
 def bench_config(steps: int, n_seeds: int) -> dict:
     return {"name": "bench", "dataset": "ring-8", "model": "mlp",
             "grid": {"loss": ["non-saturating", "lsgan-011"], "optimizer": ["adam"], "seed": list(range(n_seeds))},
-            "train": {"steps": steps, "batch_size": 256, "log_every": 10, "checkpoint_every": max(steps // 2, 1)},
+            # g_ema off: the bare loop has no weight average, and P1/P2 measure the framework, not a feature
+            "train": {"steps": steps, "batch_size": 256, "log_every": 10, "checkpoint_every": max(steps // 2, 1),
+                      "g_ema": 0.0},
             "evaluation": {"n_samples": 500}}
 
 

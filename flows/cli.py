@@ -67,7 +67,7 @@ def validate(config: str, sets: list[str] = typer.Option([], "--set", help=SET_H
         table.add_row(*row.values())
     console.print(table)
     console.print(f"[green]ok[/green] {config}: sweep {sweep.name!r}, {len(trials)} trials "
-                  f"({sweep.grid.describe()})")
+                  f"({sweep.grid.describe()})", soft_wrap=True)
 
 
 @app.command()
