@@ -161,13 +161,13 @@ def _dragan_penalty(d: nn.Module, real: Tensor, fake: Tensor, p: dict, gen: torc
 
 
 LOSSES.add("minimax", Loss(_minimax_d, _minimax_g, dict(_ONE_STEP), labels=True),
-           "saturating generator cost log(1 - D(G(z))) of the original minimax game")
+           "saturating generator cost log(1 - D(G(z))) of the original minimax game; 1 D step (Goodfellow 2014)")
 LOSSES.add("non-saturating", Loss(_minimax_d, _nonsat_g, dict(_ONE_STEP), labels=True),
-           "generator minimises -log D(G(z)) (DCGAN default)")
+           "generator minimises -log D(G(z)) (DCGAN default); 1 D step (Goodfellow 2014)")
 LOSSES.add("max-likelihood", Loss(_minimax_d, _maxlik_g, {**_ONE_STEP, "max_score": 20.0}, labels=True),
-           "generator cost -E exp(sigma^-1(D(G(z)))) (maximum-likelihood cost, seed 001)")
+           "generator cost -E exp(sigma^-1(D(G(z)))) (maximum-likelihood cost, seed 001); 1 D step, score clamp 20")
 LOSSES.add("lsgan", Loss(_lsgan_d, _lsgan_g, {**_ONE_STEP, "a": 0.0, "b": 1.0, "c": 1.0}, check=_lsgan_check),
-           "least squares GAN with free labels a (fake), b (real), c (G target)")
+           "least squares GAN with free labels a (fake), b (real), c (G target); default 0-1-1 (Mao 2017 Eq. 9)")
 # Eq. 9 of the LSGAN paper (seed 003): the 0-1 coding the authors train with.
 LOSSES.add("lsgan-011", Loss(_lsgan_d, _lsgan_g, {**_ONE_STEP, "a": 0.0, "b": 1.0, "c": 1.0}, check=_lsgan_check),
            "LSGAN preset a=0, b=1, c=1 (Eq. 9)")
@@ -177,7 +177,7 @@ LOSSES.add("lsgan-m110", Loss(_lsgan_d, _lsgan_g, {**_ONE_STEP, "a": -1.0, "b": 
 # c = 0.01 and 5 critic steps: WGAN paper defaults (seed 002 Algorithm, seed 004 Table 1).
 LOSSES.add("wgan", Loss(_wgan_d, _wgan_g, {"d_steps": 5, "clip": 0.01}, after_d_step=_clip_weights,
                         wasserstein=True),
-           "Wasserstein GAN with weight clipping to [-clip, clip]")
+           "Wasserstein GAN, weight clipping to [-clip, clip]; clip 0.01, 5 critic steps for both kinds (Arjovsky 2017)")
 # lambda = 10 and 5 critic steps: Gulrajani et al. 2017 (seed 004 Table 1). On 2-D mixtures lambda
 # 0.1, as the authors' own toy code (gan_toy.py: "smaller lambda seems to help for toy tasks");
 # measured here: 8/8 ring modes at 50 % high quality against 21-35 % with lambda 10 (3,000 steps).
@@ -192,8 +192,8 @@ LOSSES.add("dragan", Loss(_minimax_d, _nonsat_g, {**_ONE_STEP, "gp_lambda": 10.0
            "non-saturating GAN with a gradient penalty around perturbed real data (lambda 10 images, "
            "Kodali 2017; 1 points, measured)")
 LOSSES.add("hinge", Loss(_hinge_d, _wgan_g, dict(_ONE_STEP)),
-           "hinge loss for D, -D(G(z)) for G (SAGAN / BigGAN)")
+           "hinge loss for D, -D(G(z)) for G (SAGAN / BigGAN); 1 D step")
 # gamma 0.5 and lambda_k 0.001, k_0 = 0: Berthelot et al. 2017 (the BEGAN of seed 002), Sec. 3.3-4.
 LOSSES.add("began", Loss(_began_d, _began_g, {**_ONE_STEP, "gamma": 0.5, "lambda_k": 0.001}, autoencoder=True,
                          state0={"k": 0.0}, update_state=_began_update, monitor=_began_monitor),
-           "BEGAN: autoencoder D, L_D = L(x) - k_t L(G(z)), k_t equilibrium control with gamma")
+           "BEGAN: autoencoder D, L_D = L(x) - k_t L(G(z)); gamma 0.5, lambda_k 0.001 for both kinds (Berthelot 2017)")

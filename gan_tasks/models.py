@@ -95,7 +95,8 @@ MODELS.add("mlp", ModelSpec(_mlp, {"hidden": 128, "activation": "leaky_relu"}, (
            "3-layer MLP generator and discriminator for 2D data (128 units as VEEGAN; LeakyReLU, measured)")
 # code=1: below the data dimension, so the autoencoder cannot learn the identity and must fit
 # the data's 1D structure (a ring is a curve): reals reconstruct better than off-curve fakes.
-MODELS.add("mlp-ae", ModelSpec(_mlp_ae, {"hidden": 128, "code": 1, "activation": "leaky_relu"}, ("points",), autoencoder=True),
+MODELS.add("mlp-ae", ModelSpec(_mlp_ae, {"hidden": 128, "code": 1, "activation": "leaky_relu"}, ("points",),
+                               autoencoder=True),
            "3-layer MLP generator and MLP autoencoder discriminator for 2D data (BEGAN)")
 
 

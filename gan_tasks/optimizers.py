@@ -39,7 +39,7 @@ def make_optimizer(name: str, params: Iterable, lr: float | None, extra: dict) -
 # lr 0.01 is that code's starting rate. Points: the same; measured, neither 0.01 nor 0.05 forms the
 # ring within 3,000 steps (non-saturating: 0-7 modes at < 1 % high quality); adaptive steps do.
 OPTIMIZERS.add("sgd", OptimizerSpec(torch.optim.SGD, 0.01, {"momentum": 0.5}),
-               "SGD with momentum (original GAN paper)")
+               "SGD, momentum 0.5, lr 0.01 for both kinds (Goodfellow 2014 code)")
 # lr 2e-4, beta1 0.5: DCGAN (Radford 2015), seed 004 Table 1. On 2-D mixtures lr 1e-3, measured:
 # at 2e-4 no loss covers 6 of 8 ring modes at 30 % high quality within 3,000 steps (configs/defaults.md).
 OPTIMIZERS.add("adam", OptimizerSpec(torch.optim.Adam, 2e-4, {"betas": (0.5, 0.999)}, {"points": {"lr": 1e-3}}),
@@ -121,4 +121,4 @@ OPTIMIZERS.add("optimistic-adam", OptimizerSpec(OptimisticAdam, 2e-4, {"betas": 
 # lr 0.01: a plain-SGD-sized step; the optimistic correction keeps bilinear games from cycling.
 # Points: the same; measured, 0.01 and 0.05 both fail to form the ring in 3,000 steps, as sgd does.
 OPTIMIZERS.add("omd", OptimizerSpec(OMD, 0.01, {}),
-               "optimistic gradient descent w <- w - lr (2 g_t - g_{t-1})")
+               "optimistic gradient descent w <- w - lr (2 g_t - g_{t-1}); lr 0.01 for both kinds")
