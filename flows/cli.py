@@ -180,10 +180,16 @@ def report(sweep_id: str, storage: str = typer.Option("gansweep-results", help=S
     from gan_tasks.report import write_report
     from gan_tasks.storage import Storage
 
+    from gan_tasks.storage import DamagedFile
+
     st = Storage.parse(storage, s3_endpoint_url)
     if not st.exists("sweeps", sweep_id, "config.yaml"):
         _fail(f"no sweep {sweep_id!r} in {st.url}; sweeps there: {', '.join(st.ls('sweeps')) or '(none)'}")
-    console.print(write_report(st, sweep_id))
+    try:
+        console.print(write_report(st, sweep_id), soft_wrap=True)
+    except DamagedFile as e:
+        _fail(f"{e}\nre-running the sweep (gansweep run CONFIG --sweep-id {sweep_id}) moves it to quarantine/ and "
+              "regenerates it")
 
 
 @app.command()

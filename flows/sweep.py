@@ -26,7 +26,7 @@ from gan_tasks.compare import compare, previous_sweep, regressions
 from gan_tasks.datasets import ensure_dataset
 from gan_tasks.rankings import rank_cells, write_rankings
 from gan_tasks.report import load_frames, summary_table, write_report
-from gan_tasks.storage import Storage
+from gan_tasks.storage import DamagedFile, Storage
 from gan_tasks.train import trial_row, write_trial_row
 
 POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
@@ -37,12 +37,32 @@ def default_sweep_id(name: str) -> str:
 
 
 def _completed(storage: Storage, sweep_id: str, tid: str) -> bool:
-    """Reads only this trial's own row: O(1) per trial, not the whole trials/ folder."""
+    """Whether a re-run may skip this trial, verified: its own row and metric files must read back
+    (O(files of this trial), not the whole sweep). A damaged trial row is moved to quarantine/ and
+    the trial resumes from its checkpoint (it completes at once, rewriting the row); a damaged metrics
+    file cannot be rebuilt from a checkpoint that comes after it, so the trial's files are moved
+    aside and it retrains from step 0, deterministically: the same rows as before the damage.
+    Evaluations need nothing here: every completed trial is evaluated again on each run."""
+    logger = get_run_logger()
     path = ("sweeps", sweep_id, "trials", f"{tid}.parquet")
     if not storage.exists(*path):
         return False
-    rows = pq.read_table(io.BytesIO(storage.read_bytes(*path))).to_pylist()
-    return any(r["status"] == "completed" for r in rows)
+    try:
+        rows = storage.read_parquet(*path).to_pylist()
+    except DamagedFile as e:
+        logger.warning("%s; moved to %s, the trial resumes from its checkpoint", e, storage.quarantine(*path))
+        return False
+    if not any(r["status"] == "completed" for r in rows):
+        return False
+    folder = ("sweeps", sweep_id, "metrics")
+    for name in [n for n in storage.ls(*folder) if n.startswith(f"{tid}-")]:
+        try:
+            storage.read_parquet(*folder, name)
+        except DamagedFile as e:
+            logger.warning("%s; moved to %s, the trial retrains from step 0", e, storage.quarantine(*folder, name))
+            forget_trial(storage, sweep_id, tid)
+            return False
+    return True
 
 
 def same_trials(stored: bytes, sweep: SweepConfig) -> bool:
@@ -231,6 +251,12 @@ def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def report(storage: Storage, sweep_id: str) -> dict:
     """Rankings over seeds (Parquet + table artifact), then report/index.html from storage alone."""
+    folder = ("sweeps", sweep_id, "evaluations")
+    for name in storage.ls(*folder):  # final evaluations were just rewritten; a damaged older one goes aside
+        try:
+            storage.read_parquet(*folder, name)
+        except DamagedFile as e:
+            get_run_logger().warning("%s; moved to %s", e, storage.quarantine(*folder, name))
     frames = load_frames(storage, sweep_id)
     ranks = rank_cells(frames["trials"], frames["evaluations"], sweep_id)
     write_rankings(storage, sweep_id, ranks)
@@ -283,6 +309,16 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
     return out
 
 
+def mark_failed(storage: Storage, sweep_id: str, cfg: TrialConfig, error: str) -> dict:
+    """A trial that trained but could not be evaluated has no result: it is `failed` in its row, the
+    summary and the exit code, and a re-run evaluates it again (its last checkpoint is kept)."""
+    path = ("sweeps", sweep_id, "trials", f"{cfg.trial_id}.parquet")
+    row = pq.read_table(io.BytesIO(storage.read_bytes(*path))).to_pylist()[-1]
+    row.update(status="failed", error=error[:2000])
+    write_trial_row(storage, row)
+    return {"trial_id": cfg.trial_id, "status": "failed"}
+
+
 def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, ray_address: str | None,
          force: bool) -> dict:
     started_ray = _ensure_ray(ray_address)
@@ -301,6 +337,7 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
             for t, f in zip(done, evals):
                 if isinstance(err := f.result(raise_on_failure=False), BaseException):
                     get_run_logger().error("evaluation of %s failed: %s", t.label, err)
+                    results[trials.index(t)] = mark_failed(storage, sweep_id, t, f"evaluation failed: {err}")
         out = report(storage, sweep_id)
     finally:
         if started_ray:

@@ -203,8 +203,32 @@ class Storage:
         names = [n for n in self.ls(*parts) if n.endswith(".parquet")]
         if not names:
             return None
-        tables = [pq.read_table(io.BytesIO(self.read_bytes(*parts, n))) for n in names]
+        tables = [self.read_parquet(*parts, n) for n in names]
         return pa.concat_tables(tables, promote_options="default")
+
+    def read_parquet(self, *parts: str) -> pa.Table:
+        """One Parquet file; a damaged one is a DamagedFile naming it (not pyarrow's bare ArrowInvalid)."""
+        blob = self.read_bytes(*parts)
+        try:
+            return pq.read_table(io.BytesIO(blob))
+        except (pa.ArrowInvalid, OSError) as e:
+            raise DamagedFile(self.uri(*parts), str(e)) from None
+
+    def quarantine(self, *parts: str) -> str:
+        """Move a damaged file of a sweep aside, to sweeps/<id>/quarantine/<folder>/<name>, keeping its
+        bytes for a post-mortem; returns where it went. parts = ("sweeps", id, folder, name)."""
+        dest = (*parts[:2], "quarantine", *parts[2:])
+        self.write_bytes(self.read_bytes(*parts), *dest)
+        self.rm(*parts)
+        return self.uri(*dest)
+
+
+class DamagedFile(ValueError):
+    """A stored file that cannot be read back (truncated, overwritten): the message names it."""
+
+    def __init__(self, uri: str, why: str):
+        super().__init__(f"damaged file {uri}: {why}")
+        self.uri = uri
 
 
 class BackgroundWriter:
