@@ -103,6 +103,10 @@ def run(config: str,
         sid = check_sweep_id(sweep_id or default_sweep_id(sweep.name))
     except ConfigError as e:
         _fail(str(e))
+    from flows import interrupt
+
+    # Ctrl-C: running trials marked interrupted, every child process stopped, exit 130 (flows/interrupt.py)
+    interrupt.install(st, sid, lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False))
     t0 = time.perf_counter()
     state = sweep_flow(sweep.model_dump(mode="json"), st.url, sid, ray_address, s3_endpoint_url, force,
                        return_state=True)

@@ -99,7 +99,7 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str) -
     vals = final_values(trials, evaluations) if not evaluations.empty else pd.DataFrame(
         columns=["trial_id", "metric", "value", "loss", "optimizer", "seed"])
     vals = vals[np.isfinite(vals.value.astype(float))]
-    failed = trials[trials.status.isin(["diverged", "failed"])]
+    failed = trials[trials.status.isin(["diverged", "failed", "interrupted"])]
     cells = trials[["loss", "optimizer"]].drop_duplicates()
     rows = []
     for metric in sorted(set(vals.metric)):

@@ -1,0 +1,96 @@
+"""Ctrl-C on `gansweep run`: stop within seconds, say what was interrupted, leave nothing behind.
+
+Without this, SIGINT unwinds through Prefect's engine, Ray's retry logic and the actor threads: the
+run takes tens of seconds to die (or crashes), trials stay `running` in Parquet and the temporary
+Prefect server or Ray daemons can outlive it. Here the first SIGINT (or SIGTERM) marks this sweep's
+running trials `interrupted` (their checkpoints stay: a re-run of the sweep id resumes them), then
+terminates every process this one started (Ray, the temporary API server) and exits 130.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import datetime, timezone
+
+GRACE_SECONDS = 3.0  # SIGTERM, then SIGKILL whatever still runs
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below pid, from /proc (children first found, grandchildren after)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def stop_processes(pids: list[int]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for p in pids:
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + GRACE_SECONDS
+        while sig == signal.SIGTERM and time.monotonic() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def mark_interrupted(storage, sweep_id: str) -> list[str]:
+    """Rewrite this sweep's `running` trial rows as `interrupted`; returns their labels."""
+    from gan_tasks.train import write_trial_row
+
+    folder = ("sweeps", sweep_id, "trials")
+    done = []
+    for name in storage.ls(*folder):
+        try:
+            row = storage.read_parquet(*folder, name).to_pylist()[-1]
+        except Exception:  # noqa: BLE001 - a damaged row is the re-run's to repair, not ours
+            continue
+        if row["status"] == "running":
+            ckpts = [n for n in storage.ls("sweeps", sweep_id, "checkpoints", row["trial_id"]) if n.startswith("step-")]
+            row.update(status="interrupted", finished_at=datetime.now(timezone.utc),
+                       steps=max([int(n[5:14]) for n in ckpts], default=0),  # where a re-run resumes
+                       error="interrupted (Ctrl-C); a re-run of this sweep id resumes it from its checkpoint")
+            write_trial_row(storage, row)
+            done.append(f"{row['loss']}/{row['optimizer']}/seed{row['seed']}")
+    return done
+
+
+def install(storage, sweep_id: str, say) -> None:
+    """The handler for SIGINT and SIGTERM for the rest of this process (a `gansweep run`)."""
+
+    def handler(signum, frame):  # noqa: ARG001
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
+        say(f"\n{signal.Signals(signum).name}: stopping sweep {sweep_id} (nothing new starts) ...")
+        children = descendants(os.getpid())
+        stop_processes(children)  # Ray's daemons and actors, the temporary Prefect API server
+        try:
+            labels = mark_interrupted(storage, sweep_id)
+            say(f"{len(labels)} running trial(s) marked interrupted: {', '.join(labels) or '-'}; "
+                f"re-run with --sweep-id {sweep_id} to resume them")
+        except Exception as e:  # noqa: BLE001 - storage may be what failed; exit anyway
+            say(f"could not mark the running trials interrupted: {type(e).__name__}: {e}")
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)

@@ -1,0 +1,55 @@
+"""Ctrl-C on `gansweep run` (issue 16 item 4): exit 130 within 10 s, running trials marked
+`interrupted` at their last checkpoint's step, no process the run started left alive, and a re-run
+of the sweep id resumes them."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from flows.interrupt import descendants
+from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.slow
+GANSWEEP = str(Path(sys.executable).with_name("gansweep"))
+
+
+def _running(store: Path) -> int:
+    rows = [pd.read_parquet(f) for f in store.glob("sweeps/*/trials/*.parquet")]
+    return sum((r.status == "running").sum() for r in rows)
+
+
+def test_ctrl_c_stops_fast_marks_trials_and_leaves_nothing_behind(tmp_path):
+    cfg = tiny_config(train={"steps": 200_000, "checkpoint_every": 100})  # far longer than the test waits
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    store = tmp_path / "store"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    p = subprocess.Popen([GANSWEEP, "run", str(tmp_path / "c.yaml"), "--storage", str(store), "--sweep-id", "cc"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+    deadline = time.monotonic() + 120
+    while _running(store) < 2 or not list(store.glob("sweeps/cc/checkpoints/*/step-*.pt")):
+        assert p.poll() is None and time.monotonic() < deadline, "the trials never started"
+        time.sleep(0.5)
+    children = descendants(p.pid)
+    assert children, "Ray and the temporary Prefect server run as children of the run"
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)  # to the run alone: it must stop its children itself
+    out, _ = p.communicate(timeout=30)
+    took = time.monotonic() - t0
+    print(f"Ctrl-C to exit: {took:.1f} s")
+    assert p.returncode == 130 and took < 10, out[-2000:]
+    assert "marked interrupted" in out and "Traceback" not in out
+    time.sleep(1)
+    alive = [c for c in children if Path(f"/proc/{c}").exists()
+             and Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert not alive, f"left behind: {alive}"
+    rows = pd.concat(pd.read_parquet(f) for f in store.glob("sweeps/cc/trials/*.parquet"))
+    assert set(rows.status) == {"interrupted"} and (rows.steps % 100 == 0).all() and (rows.steps > 0).any()
+    assert rows.error.str.contains("resumes it from its checkpoint").all()
