@@ -256,6 +256,11 @@ class SweepConfig(_Frozen):
         if self.grid.tricks:  # resolved here: merging needs the sweep-level tricks
             object.__setattr__(self.grid, "tricks", merge_tricks(self.tricks, self.grid.tricks, losses,
                                                                  self.model.name))
+        bad = sorted({t.pac for t in self.grid.tricks or (self.tricks,) if self.train.batch_size % t.pac})
+        if bad:  # PacGAN packing splits each batch into groups of pac samples
+            raise ValueError(f"train.batch_size {self.train.batch_size} is not divisible by tricks.pac "
+                             f"{', '.join(map(str, bad))}: packing makes groups of pac samples; choose a batch "
+                             f"size that is a multiple of every pac in the sweep")
         return self
 
     @model_validator(mode="after")
