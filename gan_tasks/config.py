@@ -19,6 +19,7 @@ from gan_tasks.losses import LOSSES
 from gan_tasks.models import MODELS
 from gan_tasks.packing import check_packable
 from gan_tasks.optimizers import OPTIMIZERS
+from gan_tasks.published import Published
 from gan_tasks.registry import KINDS, check_params
 from gan_tasks.tricks import Tricks, check_tricks, merge_tricks, tricks_label  # noqa: F401 - Tricks re-exported
 
@@ -229,6 +230,9 @@ class SweepConfig(_Frozen):
     # (gan_tasks/packing.py). 1: off, each seed its own actor call; results do not depend on it.
     pack_seeds: int = Field(1, ge=1)
     tricks: Tricks = Tricks()
+    # A paper's table this sweep reproduces (gan_tasks/published.py): rankings and the report put
+    # it beside the measured values. None: a sweep of our own.
+    published: Published | None = None
 
     @field_validator("dataset", "model", mode="before")
     @classmethod
