@@ -87,6 +87,18 @@ def test_tricks_that_touch_d_work_packed(local_storage):
     assert t.train_step(log_now=True)["loss_d"] > 0 and set(seen) == {(20, 6)}
 
 
+@pytest.mark.parametrize("model, tricks", [("mlp", {"unrolled_steps": 2}),
+                                           ("mlp", {"unrolled_steps": 2, "unrolled_first_order": True}),
+                                           ("pacgan-mlp", {"virtual_batchnorm": True, "historical_averaging": 0.1})])
+def test_unrolled_and_generator_tricks_work_packed(local_storage, model, tricks):
+    t = _trial(local_storage, loss="wgan-gp" if "unrolled_first_order" in tricks else "non-saturating", model=model,
+               pac=2, **tricks)
+    seen = _record_d_inputs(t.D)
+    row = t.train_step(log_now=True)
+    assert row["loss_g"] == row["loss_g"]
+    assert {s[1] for s in seen} == {4}
+
+
 @pytest.mark.parametrize("name, shape", [("dcgan-28", (1, 28, 28)), ("dcgan-32", (3, 32, 32)),
                                          ("pacgan-dcgan", (3, 28, 28)), ("began", (1, 28, 28))])
 def test_image_discriminators_take_packed_channels(name, shape):
