@@ -170,6 +170,27 @@ def of_sweep(storage, sweep_id: str) -> tuple[Published | None, int | None]:
     return sweep.published, sweep.train.steps
 
 
+def over_training(pub: Published, trials: pd.DataFrame, evaluations: pd.DataFrame) -> str:
+    """Markdown: per published row and metric, the seed mean at every evaluated step (evaluation.eval_every),
+    so a reader sees whether a figure still moves at the budget's end; '' with one step only."""
+    if evaluations.empty or evaluations.step.nunique() < 2:
+        return ""
+    steps = sorted(evaluations.step.unique())
+    lines = ["## Over training (seed mean at each evaluated step; the last step's evaluation uses "
+             "evaluation.n_samples, earlier ones evaluation.eval_every_samples)", "",
+             "| row | metric | " + " | ".join(f"{s:,}" for s in steps) + " |", "|---|---|" + "---|" * len(steps)]
+    for r in pub.rows:
+        ids = trials[trials.config_json.map(lambda c: matches(r, c))].trial_id
+        for metric in r.values:
+            ev = evaluations[(evaluations.metric == metric) & evaluations.trial_id.isin(ids)]
+            if ev.empty:
+                continue
+            mean = ev.groupby("step").value.mean()
+            lines.append(f"| {r.name} | {metric} | " + " | ".join(_fmt(mean[s]) if s in mean else "-" for s in steps)
+                         + " |")
+    return "\n".join(lines) + "\n"
+
+
 def sweep_comparison(storage, sweep_id: str) -> tuple[Published, pd.DataFrame, str]:
     """(published block, compare() table, markdown) of a stored sweep; ValueError without a block."""
     from gan_tasks.rankings import final_values
@@ -184,4 +205,6 @@ def sweep_comparison(storage, sweep_id: str) -> tuple[Published, pd.DataFrame, s
         columns=["trial_id", "metric", "value"])
     cmp = compare(pub, trials, finals, steps)
     seeds = int(trials.seed.nunique()) if not trials.empty else 0
-    return pub, cmp, markdown(pub, cmp, steps, seeds, sweep_id)
+    md = markdown(pub, cmp, steps, seeds, sweep_id)
+    curve = over_training(pub, trials, f["evaluations"]) if not trials.empty else ""
+    return pub, cmp, md + ("\n" + curve if curve else "")

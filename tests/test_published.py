@@ -122,7 +122,7 @@ def test_comparison_regenerated_from_a_stored_sweep(local_storage):
 
     from flows.cli import app
     from gan_tasks.datasets import ensure_dataset
-    from gan_tasks.evaluate import evaluate_trial
+    from gan_tasks.evaluate import evaluate_trial, on_eval
     from gan_tasks.train import run_trial
 
     pub = _pub(6.3, 7.9, extra_row=True).model_dump(mode="json")
@@ -134,13 +134,15 @@ def test_comparison_regenerated_from_a_stored_sweep(local_storage):
     sweep = parse_config(raw)
     local_storage.write_bytes(dump_config(sweep).encode(), "sweeps", "pub", "config.yaml")
     ensure_dataset(local_storage, sweep.dataset.name, sweep.dataset.params)
-    for t in expand_grid(sweep):
-        run_trial(t, local_storage, "pub")
+    for t in expand_grid(sweep):  # cheap metrics at steps 10 and 20 too: the markdown's "over training"
+        run_trial(t, local_storage, "pub", on_eval=on_eval(local_storage, "pub", sweep.evaluation), eval_every=10)
         evaluate_trial(t, local_storage, "pub", sweep.evaluation)
     r = CliRunner().invoke(app, ["published", "pub", "--storage", local_storage.url], env={"COLUMNS": "250"})
     assert r.exit_code == 0, r.output
     assert "ours 30 generator steps x 2 seeds; published 4,000 steps x 10 runs (budget ratio 0.0075)" in r.output
-    lines = [ln for ln in r.output.splitlines() if ln.startswith("| PacGAN")]
+    table, curve = r.output.split("## Over training")
+    lines = [ln for ln in table.splitlines() if ln.startswith("| PacGAN")]
     assert len(lines) == 4 and all(ln.endswith(("| agrees |", "| ordering reproduced |", "| differs |"))
                                    for ln in lines if "PacGAN2" in ln)
     assert sum("| not run |" in ln for ln in lines) == 2  # PacGAN3's two figures: no trial matched
+    assert "| 10 | 20 | 30 |" in curve and "| GAN | modes_covered |" in curve and "PacGAN3" not in curve
