@@ -264,6 +264,29 @@ def defaults_table(steps: int = typer.Option(5000, min=1, help="generator steps 
     print(f"written to {os.path.abspath(out)} ({wall:.0f} s)")
 
 
+@app.command("published")
+def published_(sweep_id: str, storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
+               out: Optional[str] = typer.Option(None, help="also write the markdown to this file"),
+               s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
+                                                             help=ENDPOINT_HELP)) -> None:
+    """The sweep config's published table beside the measured values, with a verdict per figure (markdown)."""
+    from gan_tasks.published import sweep_comparison
+    from gan_tasks.storage import Storage
+
+    st = Storage.parse(storage, s3_endpoint_url)
+    if not st.exists("sweeps", sweep_id, "config.yaml"):
+        _fail(f"no sweep {sweep_id!r} in {st.url}; sweeps there: {', '.join(st.ls('sweeps')) or '(none)'}")
+    try:
+        _, _, md = sweep_comparison(st, sweep_id)
+    except ValueError as e:
+        _fail(str(e))
+    print(md)
+    if out:
+        with open(out, "w") as f:
+            f.write(md)
+        print(f"written to {os.path.abspath(out)}")
+
+
 @app.command("compare")
 def compare_(sweep_a: str, sweep_b: str, storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
              s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",

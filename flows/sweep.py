@@ -24,6 +24,7 @@ from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConf
     parse_config, EvalConfig
 from gan_tasks.compare import compare, previous_sweep, regressions
 from gan_tasks.datasets import ensure_dataset
+from gan_tasks.published import of_sweep
 from gan_tasks.rankings import rank_cells, write_rankings
 from gan_tasks.report import load_frames, summary_table, write_report
 from gan_tasks.storage import DamagedFile, Storage
@@ -258,7 +259,7 @@ def report(storage: Storage, sweep_id: str) -> dict:
         except DamagedFile as e:
             get_run_logger().warning("%s; moved to %s", e, storage.quarantine(*folder, name))
     frames = load_frames(storage, sweep_id)
-    ranks = rank_cells(frames["trials"], frames["evaluations"], sweep_id)
+    ranks = rank_cells(frames["trials"], frames["evaluations"], sweep_id, *of_sweep(storage, sweep_id))
     write_rankings(storage, sweep_id, ranks)
     if not ranks.empty:
         create_table_artifact(ranks.astype(object).where(ranks.notna(), None).to_dict(orient="records"),

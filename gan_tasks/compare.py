@@ -36,7 +36,7 @@ def compare(storage: Storage, a: str, b: str) -> pd.DataFrame:
 
 
 # Which way is better, per metric: a change the wrong way beyond the CI is a regression.
-HIGHER_IS_BETTER = {"modes_covered": True, "high_quality": True, "reverse_kl": False,
+HIGHER_IS_BETTER = {"modes_covered": True, "high_quality": True, "reverse_kl": False, "reverse_kl_hq": False,
                     "inception_score": True, "fid": False, "kid": False, "precision": True, "recall": True}
 
 

@@ -19,6 +19,7 @@ from gan_tasks.losses import LOSSES
 from gan_tasks.models import MODELS
 from gan_tasks.packing import check_packable
 from gan_tasks.optimizers import OPTIMIZERS
+from gan_tasks.published import Published
 from gan_tasks.registry import KINDS, check_params
 from gan_tasks.tricks import Tricks, check_tricks, merge_tricks, tricks_label  # noqa: F401 - Tricks re-exported
 
@@ -230,6 +231,9 @@ class SweepConfig(_Frozen):
     # (gan_tasks/packing.py). 1: off, each seed its own actor call; results do not depend on it.
     pack_seeds: int = Field(1, ge=1)
     tricks: Tricks = Tricks()
+    # A paper's table this sweep reproduces (gan_tasks/published.py): rankings and the report put
+    # it beside the measured values. None: a sweep of our own.
+    published: Published | None = None
 
     @field_validator("dataset", "model", mode="before")
     @classmethod
@@ -257,6 +261,11 @@ class SweepConfig(_Frozen):
         if self.grid.tricks:  # resolved here: merging needs the sweep-level tricks
             object.__setattr__(self.grid, "tricks", merge_tricks(self.tricks, self.grid.tricks, losses,
                                                                  self.model.name))
+        bad = sorted({t.pac for t in self.grid.tricks or (self.tricks,) if self.train.batch_size % t.pac})
+        if bad:  # PacGAN packing splits each batch into groups of pac samples
+            raise ValueError(f"train.batch_size {self.train.batch_size} is not divisible by tricks.pac "
+                             f"{', '.join(map(str, bad))}: packing makes groups of pac samples; choose a batch "
+                             f"size that is a multiple of every pac in the sweep")
         return self
 
     @model_validator(mode="after")

@@ -14,7 +14,10 @@ def mode_coverage(samples: np.ndarray, modes: np.ndarray, std: float, threshold:
     - modes_covered = number of modes that are the nearest mode of at least one high-quality sample;
     - high_quality = fraction of high-quality samples;
     - reverse_kl = KL(q || uniform), q the histogram of samples over their nearest modes
-      (VEEGAN's "reverse KL"; 0 when every mode gets an equal share, log K when one mode gets all).
+      (VEEGAN's "reverse KL"; 0 when every mode gets an equal share, log K when one mode gets all);
+    - reverse_kl_hq = the same over the high-quality samples only, PacGAN's Table 1 definition (its
+      MetricLogger: log K - entropy of the high-quality counts). NaN when no sample is high quality.
+      A G that smears samples evenly around the ring has a low reverse_kl but not reverse_kl_hq.
     """
     samples = np.asarray(samples, dtype=np.float64)
     modes = np.asarray(modes, dtype=np.float64)
@@ -27,15 +30,24 @@ def mode_coverage(samples: np.ndarray, modes: np.ndarray, std: float, threshold:
     hq = finite & (dist[np.arange(len(samples)), nearest] <= threshold * std)
     k = len(modes)
     counts = np.bincount(nearest[finite], minlength=k).astype(np.float64)
-    q = counts / counts.sum() if counts.sum() else np.full(k, np.nan)
-    nz = q > 0
-    reverse_kl = float(np.sum(q[nz] * np.log(q[nz] * k))) if counts.sum() else float("nan")
+    reverse_kl = _kl_uniform(counts)
+    reverse_kl_hq = _kl_uniform(np.bincount(nearest[hq], minlength=k).astype(np.float64))
     return {
         "modes_covered": float(len(np.unique(nearest[hq]))),
         "modes_total": float(k),
         "high_quality": float(hq.mean()),
         "reverse_kl": reverse_kl,
+        "reverse_kl_hq": reverse_kl_hq,
     }
+
+
+def _kl_uniform(counts: np.ndarray) -> float:
+    """KL(q || uniform over len(counts)) of the histogram q = counts / sum; NaN for an empty one."""
+    if not counts.sum():
+        return float("nan")
+    q = counts / counts.sum()
+    nz = q > 0
+    return float(np.sum(q[nz] * np.log(q[nz] * len(counts))))
 
 
 def stacked_mnist_coverage(digits: np.ndarray) -> dict[str, float]:

@@ -173,6 +173,84 @@ MODELS.add("began", ModelSpec(_began, {"width": 64, "code": 64}, ("images",), (2
            "BEGAN: decoder generator, conv autoencoder discriminator (ELU, no batch norm), 28x28 or 32x32")
 
 
-def build_models(name: str, data_shape: tuple[int, ...], z_dim: int, params: dict) -> tuple[nn.Module, nn.Module]:
+# --- the networks of the PacGAN paper (Lin et al. 2018; github.com/fjxmlzn/PacGAN) ---------------
+def _normal_init(*modules: nn.Module, std: float) -> None:
+    """PacGAN's init: every linear / (transposed) conv weight ~ N(0, std^2), every bias 0; batch
+    norm keeps scale 1, shift 0."""
+    for m in (x for mod in modules for x in mod.modules()):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class Maxout(nn.Module):
+    """Goodfellow 2013: max over `pieces` linear units, out = max_k (W_k x + b_k) (blocks' LinearMaxout)."""
+
+    def __init__(self, n_in: int, n_out: int, pieces: int):
+        super().__init__()
+        self.n_out, self.pieces = n_out, pieces
+        self.linear = nn.Linear(n_in, n_out * pieces)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x).view(x.shape[0], self.n_out, self.pieces).amax(-1)
+
+
+def _pacgan_mlp(data_shape: tuple[int, ...], z_dim: int, hidden_g: int, hidden_d: int, pieces: int,
+                init_std: float) -> tuple[nn.Module, nn.Module]:
+    """PacGAN's 2-D networks (synthetic_data_experiments/*/pacgan_task.py): G 4 hidden layers, linear
+    without bias + batch norm + ReLU, linear output; D 3 maxout layers, then linear."""
+    (dim,) = data_shape  # D's input: 2 * pac under packing (models.build_models' d_shape)
+    g_layers: list[nn.Module] = []
+    for i in range(4):
+        g_layers += [nn.Linear(z_dim if i == 0 else hidden_g, hidden_g, bias=False), nn.BatchNorm1d(hidden_g), nn.ReLU()]
+    g = nn.Sequential(*g_layers, nn.Linear(hidden_g, dim))
+    body = nn.Sequential(Maxout(dim, hidden_d, pieces), Maxout(hidden_d, hidden_d, pieces),
+                         Maxout(hidden_d, hidden_d, pieces))
+    d = Discriminator(body, nn.Linear(hidden_d, 1))
+    _normal_init(g, d, std=init_std)
+    return g, d
+
+
+# 400 / 200 units, 5 pieces, N(0, 0.02): PacGAN's config.py for the ring and grid (Table 1).
+MODELS.add("pacgan-mlp", ModelSpec(_pacgan_mlp, {"hidden_g": 400, "hidden_d": 200, "pieces": 5, "init_std": 0.02},
+                                   ("points",), batchnorm_g=True),
+           "PacGAN Table 1 MLPs (fjxmlzn/PacGAN config.py): G 4x400 BN+ReLU, D 3 maxout layers 200x5 pieces, N(0,0.02)")
+
+
+def _pacgan_dcgan(data_shape: tuple[int, ...], z_dim: int, width: int, slope: float,
+                  init_std: float) -> tuple[nn.Module, nn.Module]:
+    """The DCGAN (carpedm20/DCGAN-tensorflow) PacGAN and VEEGAN train on Stacked MNIST
+    (stacked_MNIST_experiments/VEEGAN_experiment/model.py): 5x5 stride-2 'same' (transposed) convs,
+    28 -> 14 -> 7 -> 4 -> 2; G fc to 2x2x8w, BN + ReLU, tanh out; D LeakyReLU(0.2), BN after all
+    but the first conv (so a score depends on its batch: no gradient-penalty losses with it)."""
+    c, w = data_shape[0], width
+    up = lambda i, o, op: [nn.ConvTranspose2d(i, o, 5, 2, 2, output_padding=op), nn.BatchNorm2d(o), nn.ReLU()]  # noqa: E731
+    g = nn.Sequential(nn.Linear(z_dim, 8 * w * 2 * 2), _Reshape(8 * w, 2, 2), nn.BatchNorm2d(8 * w), nn.ReLU(),
+                      *up(8 * w, 4 * w, 1), *up(4 * w, 2 * w, 0), *up(2 * w, w, 1),
+                      nn.ConvTranspose2d(w, c, 5, 2, 2, output_padding=1), nn.Tanh())
+    down = lambda i, o: [nn.Conv2d(i, o, 5, 2, 2), nn.BatchNorm2d(o), nn.LeakyReLU(slope)]  # noqa: E731
+    body = nn.Sequential(nn.Conv2d(c, w, 5, 2, 2), nn.LeakyReLU(slope), *down(w, 2 * w), *down(2 * w, 4 * w),
+                         *down(4 * w, 8 * w), nn.Flatten())
+    d = Discriminator(body, nn.Linear(8 * w * 2 * 2, 1))
+    _normal_init(g, d, std=init_std)
+    return g, d
+
+
+# width 64 (gf_dim = df_dim), slope 0.2, N(0, 0.02): the DCGAN-tensorflow defaults PacGAN keeps.
+MODELS.add("pacgan-dcgan", ModelSpec(_pacgan_dcgan, {"width": 64, "slope": 0.2, "init_std": 0.02}, ("images",), (28,),
+                                     batchnorm_g=True),
+           "PacGAN/VEEGAN Stacked MNIST DCGAN (fjxmlzn/PacGAN, DCGAN-tensorflow): 5x5 convs 64-512, BN in G and D")
+
+
+def build_models(name: str, data_shape: tuple[int, ...], z_dim: int, params: dict,
+                 d_shape: tuple[int, ...] | None = None) -> tuple[nn.Module, nn.Module]:
+    """(G, D); D built for inputs of d_shape when given (PacGAN packing: tricks.packed_shape), G for
+    data_shape. With packing, G and D come from two builds in a row (one seed, one RNG stream): the
+    spare D of the first and G of the second are dropped, so an unpacked trial's init is unchanged."""
     spec = MODELS.get(name)
-    return spec.build(tuple(data_shape), z_dim, **{**spec.defaults, **params})
+    kw = {**spec.defaults, **params}
+    g, d = spec.build(tuple(data_shape), z_dim, **kw)
+    if d_shape is not None and tuple(d_shape) != tuple(data_shape):
+        _, d = spec.build(tuple(d_shape), z_dim, **kw)
+    return g, d

@@ -30,6 +30,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from gan_tasks import schema
 from gan_tasks.losses import LOSSES
+from gan_tasks.tricks import pack
 
 if TYPE_CHECKING:
     from gan_tasks.config import TrialConfig
@@ -37,11 +38,13 @@ if TYPE_CHECKING:
 
 
 def check_packable(pack_seeds: int, loss_names: list[str], tricks: Any = None) -> None:
-    """Config-time check: packing needs losses that are pure functions of D scores, and no tricks."""
+    """Config-time check: packing needs losses that are pure functions of D scores, and no tricks but
+    PacGAN's `pac` (a reshape of D's input, which the stacked models take as they are)."""
     if pack_seeds <= 1:
         return
-    if tricks is not None and tricks != type(tricks)():
-        raise ValueError("pack_seeds > 1 cannot be combined with tricks; set pack_seeds: 1 or remove tricks")
+    if tricks is not None and tricks.model_copy(update={"pac": 1}) != type(tricks)():
+        raise ValueError("pack_seeds > 1 cannot be combined with tricks other than pac; set pack_seeds: 1 or "
+                         "remove those tricks")
     bad = [n for n in loss_names if not packable_loss(n)]
     if bad:
         ok = [n for n in LOSSES.names() if packable_loss(n)]
@@ -97,6 +100,7 @@ class PackedTrials:
         from gan_tasks.models import build_models
         from gan_tasks.optimizers import make_optimizer
         from gan_tasks.train import to_model_range
+        from gan_tasks.tricks import packed_shape
 
         cell = {c.model_dump_json(exclude={"seed"}) for c in cfgs}
         if len(cell) != 1:
@@ -107,9 +111,11 @@ class PackedTrials:
         data = load_array(storage, dataset_path(c0.dataset.name, c0.dataset.params))
         self.data = to_model_range(torch.from_numpy(data)).to(self.device)
         gs, ds = [], []
+        self.pac = c0.tricks.pac  # PacGAN packing (tricks.pack) inside each seed's batch
+        shape = tuple(self.data.shape[1:])
         for c in cfgs:
             torch.manual_seed(c.seed)  # train.Trial's init stream
-            g, d = build_models(c.model.name, self.data.shape[1:], c.train.z_dim, c.model.params)
+            g, d = build_models(c.model.name, shape, c.train.z_dim, c.model.params, packed_shape(shape, self.pac))
             gs.append(g.to(self.device)), ds.append(d.to(self.device))
         self.G, self.D = _Stack(gs), _Stack(ds)
         # train.g_ema: the stacked average of each seed's G weights, as train.Trial keeps one per trial
@@ -137,14 +143,14 @@ class PackedTrials:
         for _ in range(int(self.lp.get("d_steps", 1))):
             real, z = self._batch()
             fake = self.G(z).detach()
-            sr, sf = self.D(real), self.D(fake)
+            sr, sf = self.D(pack(real, self.pac, lead=1)), self.D(pack(fake, self.pac, lead=1))
             loss_d = per_seed(self.loss.d_loss)(sr, sf)  # [N]: seed i's loss depends on slice i only
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.sum().backward()
             gn_d = self.D.grad_norms() if log_now else None
             self.opt_d.step()
         _, z = self._batch()
-        sf_g = self.D(self.G(z))
+        sf_g = self.D(pack(self.G(z), self.pac, lead=1))
         loss_g = per_seed(self.loss.g_loss)(sr.detach(), sf_g)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.sum().backward()

@@ -22,7 +22,8 @@ from gan_tasks.tricks import tricks_label
 # Which way is better (the directions gan_tasks/compare.py uses for regressions); only these
 # metrics are ranked. modes_total, *_std are descriptions, not scores.
 HIGHER_IS_BETTER = {"inception_score": True, "fid": False, "kid": False, "precision": True, "recall": True,
-                    "f_score": True, "modes_covered": True, "high_quality": True, "reverse_kl": False}
+                    "f_score": True, "modes_covered": True, "high_quality": True, "reverse_kl": False,
+                    "reverse_kl_hq": False}
 ALPHA = 0.05  # significance level of the Welch test against the best cell
 
 
@@ -91,8 +92,10 @@ def cell_frame(trials: pd.DataFrame) -> pd.DataFrame:
     return trials.assign(loss=trials.loss.where(~differ, with_tricks))
 
 
-def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str) -> pd.DataFrame:
-    """The rankings table (schema.RANKINGS) from a sweep's trials and evaluations frames."""
+def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, published=None,
+               steps: int | None = None) -> pd.DataFrame:
+    """The rankings table (schema.RANKINGS) from a sweep's trials and evaluations frames; with a
+    config's `published:` block (and its train.steps), the paper's figures beside the cells they match."""
     if trials.empty:
         return schema.RANKINGS.empty_table().to_pandas()
     trials = cell_frame(trials)
@@ -127,7 +130,23 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str) -
         g["significant"] = g.p_value < ALPHA
         out.append(g)
     df = pd.concat(out).drop(columns="values_").sort_values(["metric", "rank", "loss", "optimizer"])
+    df = _with_published(df, trials, vals, published, steps)
     return df[schema.RANKINGS.names].reset_index(drop=True)
+
+
+_PUBLISHED = ["published_row", "published_mean", "published_se", "published_runs", "budget_ratio", "verdict"]
+
+
+def _with_published(df: pd.DataFrame, trials: pd.DataFrame, vals: pd.DataFrame, published, steps) -> pd.DataFrame:
+    """The published columns (schema.RANKINGS), merged on (loss, optimizer, metric); null without a match."""
+    if published is None:
+        return df.assign(**{c: None for c in _PUBLISHED})
+    from gan_tasks.published import compare
+
+    cmp = compare(published, trials, vals, steps)
+    cmp = cmp[cmp.loss.notna()][["loss", "optimizer", "metric", *_PUBLISHED]]
+    return df.merge(cmp.drop_duplicates(["loss", "optimizer", "metric"]), on=["loss", "optimizer", "metric"],
+                    how="left")
 
 
 def write_rankings(storage: Storage, sweep_id: str, table: pd.DataFrame) -> None:

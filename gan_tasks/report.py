@@ -32,8 +32,10 @@ def load_rankings(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFram
     t = storage.read_table("sweeps", sweep_id, "rankings")
     if t is not None:
         return t.to_pandas()
-    return rank_cells(frames["trials"], frames["evaluations"], sweep_id) if not frames["trials"].empty \
-        else pd.DataFrame()
+    from gan_tasks.published import of_sweep
+
+    return rank_cells(frames["trials"], frames["evaluations"], sweep_id, *of_sweep(storage, sweep_id)) \
+        if not frames["trials"].empty else pd.DataFrame()
 
 
 def summary_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -144,6 +146,24 @@ def _rankings_html(r: pd.DataFrame) -> str:
                            border=0)
 
 
+def _published_html(storage: Storage, sweep_id: str) -> str:
+    """The config's published table beside the measured values (gan_tasks/published.py); '' without one."""
+    from gan_tasks.published import of_sweep, sweep_comparison
+
+    if of_sweep(storage, sweep_id)[0] is None:
+        return ""
+    pub, cmp, _ = sweep_comparison(storage, sweep_id)
+    t = cmp.assign(published=[f"{m:.4g}" + (f" ± {se:.3g}" if pd.notna(se) else "")
+                              for m, se in zip(cmp.published_mean, cmp.published_se)],
+                   measured_ci95=[f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in
+                                  zip(cmp.ci95_low, cmp.ci95_high)])
+    cols = ["published_row", "metric", "published", "published_runs", "measured_mean", "measured_ci95", "seeds",
+            "budget_ratio", "verdict"]
+    return (f"<h2>Published vs measured: {html.escape(pub.table)}</h2><p>{html.escape(pub.source)}. "
+            f"Published: {pub.runs} runs of {pub.steps:,} generator steps. {html.escape(pub.note)}</p>"
+            + t[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0))
+
+
 def _provenance(storage: Storage, ev: pd.DataFrame) -> str:
     """Which extractor (and weights hash) produced the image metrics, and the library versions."""
     import torch
@@ -214,6 +234,7 @@ def render_html(storage: Storage, sweep_id: str) -> str:
                  f"<i>vs_best</i>: Welch's t-test against the best cell, p &lt; {ALPHA} = differs; "
                  "failed or diverged seeds are counted in seeds_failed. Click a header to sort.</p>")
     parts.append(_rankings_html(ranks))
+    parts.append(_published_html(storage, sweep_id))
     parts.append("<h2>Generated samples</h2><div class='grid'>" + _samples_html(storage, sweep_id, frames, table)
                  + "</div>")
     if table.empty:

@@ -49,4 +49,10 @@ RANKINGS = pa.schema([  # sweeps/<id>/rankings/rankings.parquet: one row per (lo
     ("p_value", pa.float64()),  # Welch's t-test against the best cell (NaN: the best itself, or < 2 seeds)
     ("significant", pa.bool_()),  # p_value < 0.05: differs from the best cell
     ("note", pa.string()),  # e.g. "diverged 1 of 3 seeds"; "" when all seeds completed
+    # The sweep config's `published:` table (gan_tasks/published.py), null where no row matches the cell:
+    ("published_row", pa.string()),  # the paper's row label, e.g. "PacGAN2"
+    ("published_mean", pa.float64()), ("published_se", pa.float64()),  # its figure (s.e. over its runs)
+    ("published_runs", pa.int64()),
+    ("budget_ratio", pa.float64()),  # our generator steps / the paper's
+    ("verdict", pa.string()),  # agrees | ordering reproduced | differs
 ])

@@ -27,7 +27,7 @@ from gan_tasks.optimizers import make_optimizer
 from gan_tasks.storage import BackgroundWriter, Storage
 from gan_tasks import schema
 from gan_tasks.tricks import (HistoricalAverage, VBNGenerator, add_minibatch_discrimination, feature_matching_loss,
-                              instance_noise, noisy_label_d_loss)
+                              instance_noise, noisy_label_d_loss, pack, packed_shape)
 from gan_tasks.unroll import FunctionalD, unroll
 
 log = logging.getLogger("gansweep.train")
@@ -53,9 +53,12 @@ class Trial:
         self.lp = cfg.loss.params
         data = load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params))
         self.data = to_model_range(torch.from_numpy(data)).to(self.device)
-        torch.manual_seed(cfg.seed)  # model init and dropout draw from the global RNG
-        self.G, self.D = build_models(cfg.model.name, self.data.shape[1:], cfg.train.z_dim, cfg.model.params)
         self.tricks = tr = cfg.tricks
+        self.pac = tr.pac  # PacGAN: D scores groups of pac samples (tricks.pack), G is unchanged
+        torch.manual_seed(cfg.seed)  # model init and dropout draw from the global RNG
+        shape = tuple(self.data.shape[1:])
+        self.G, self.D = build_models(cfg.model.name, shape, cfg.train.z_dim, cfg.model.params,
+                                      packed_shape(shape, self.pac))
         if tr.minibatch_discrimination:
             add_minibatch_discrimination(self.D, tr.minibatch_discrimination, tr.minibatch_kernel_dim)
         if tr.virtual_batchnorm:  # the reference batch: one minibatch of z, fixed for the whole run
@@ -166,6 +169,8 @@ class Trial:
         real, z = self._batch()
         fake = self.G(z).detach()
         real, fake = instance_noise(real, noise, self.gen), instance_noise(fake, noise, self.gen)
+        # Packed apart, so each group is all real or all fake; penalties see the packed inputs too.
+        real, fake = pack(real, self.pac), pack(fake, self.pac)
         sr, sf = d(real), d(fake)
         loss_d = self.d_loss(sr, sf, p)
         pen = self.loss.penalty(d, real, fake, p, self.gen) if self.loss.penalty else None
@@ -202,6 +207,7 @@ class Trial:
             real, z = self._batch()
             fake = self.G(z)  # not detached: how D^k depends on G is the point of unrolling
             real, fake = instance_noise(real, noise, self.gen), instance_noise(fake, noise, self.gen)
+            real, fake = pack(real, self.pac), pack(fake, self.pac)
             loss = self.d_loss(d(real), d(fake), p)
             return loss + self.loss.penalty(d, real, fake, p, self.gen) if self.loss.penalty else loss
 
@@ -217,12 +223,12 @@ class Trial:
             real, sr, sf, loss_d, pen, gn_d = self._d_step(p, noise, log_now)
         d_g = self._unrolled_d(p, noise) if tr.unrolled_steps else self.D
         _, z = self._batch()
-        fake = self.G(z)
+        fake = pack(instance_noise(self.G(z), noise, self.gen), self.pac)
         sf_g = None
-        if tr.feature_matching:
-            loss_g = feature_matching_loss(d_g, real, instance_noise(fake, noise, self.gen))
+        if tr.feature_matching:  # `real` is the last D step's batch, packed as `fake` is
+            loss_g = feature_matching_loss(d_g, real, fake)
         else:
-            sf_g = d_g(instance_noise(fake, noise, self.gen))
+            sf_g = d_g(fake)
             loss_g = self.loss.g_loss(sr.detach(), sf_g, p)
         self.opt_g.zero_grad(set_to_none=True)
         (loss_g + self.hist[0].penalty() if self.hist else loss_g).backward()

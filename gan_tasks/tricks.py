@@ -37,6 +37,10 @@ class Tricks(BaseModel):
     # Off: the true unrolled objective. On: G sees the unrolled D's weights as constants (cheaper, no 2nd order).
     unrolled_first_order: bool = Field(False, description="unrolled_steps without backprop through the D updates "
                                                           "(first-order approximation)")
+    # PacGAN (Lin et al. 2018): not the seed-packing speed feature `pack_seeds` (gan_tasks/packing.py).
+    pac: int = Field(1, ge=1, description="PacGAN packing m: D sees m samples concatenated (points: width m*dim, "
+                                          "images: m*C channels), each group all real or all fake; 1: off "
+                                          "(Lin 2018: 2-4)")
 
     @property
     def short(self) -> str:
@@ -83,6 +87,22 @@ def merge_tricks(base: Tricks, entries: tuple[Tricks, ...], loss_names: list[str
         check_tricks(merged, loss_names, model_name, where=f"grid.tricks.{i}")
         out.append(merged)
     return tuple(out)
+
+
+# --- PacGAN packing ------------------------------------------------------------------------------
+def pack(x: Tensor, m: int, lead: int = 0) -> Tensor:
+    """PacGAN: m consecutive samples of the batch axis (after `lead` leading axes, e.g. packed seeds)
+    concatenated along their first feature axis: (B, d) -> (B/m, m*d), (B, C, H, W) -> (B/m, m*C, H, W).
+    Every group is drawn from one side (all real or all fake), since real and fake are packed apart."""
+    if m == 1:
+        return x
+    b, rest = x.shape[lead], x.shape[lead + 1:]
+    return x.reshape(*x.shape[:lead], b // m, m * rest[0], *rest[1:])
+
+
+def packed_shape(data_shape: tuple[int, ...], m: int) -> tuple[int, ...]:
+    """The discriminator's input shape under packing m: the first feature axis m times wider."""
+    return (m * data_shape[0], *data_shape[1:])
 
 
 # --- labels and input noise ----------------------------------------------------------------------
