@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_tasks.params import Num, Spec
 from gan_tasks.registry import Registry, for_kind
 
 LossFn = Callable[[Tensor, Tensor, dict], Tensor]
@@ -49,8 +50,27 @@ class Loss:
     def defaults_for(self, kind: str) -> dict[str, Any]:
         return for_kind(self.defaults, self.by_kind, kind)
 
+    @property
+    def schema(self) -> dict[str, Spec]:
+        """Type and range of each of its parameters (both kinds' keys), from PARAMS."""
+        return {k: PARAMS[k] for k in {**self.defaults, **self.by_kind.get("points", {}),
+                                       **self.by_kind.get("images", {})}}
+
 
 LOSSES: Registry[Loss] = Registry("loss")
+
+# Type and range of every loss parameter (gan_tasks/params.py); an entry's schema is its keys' rows.
+PARAMS: dict[str, Spec] = {
+    "d_steps": Num(int, 1, 100),  # D steps per G step: WGAN's 5; at 100 G barely trains
+    "max_score": Num(float, 0, 80, lo_open=True),  # exp(score) overflows float32 above ~88
+    # LSGAN targets: any finite labels; within +-1000 the squared errors stay far from float32's range.
+    "a": Num(float, -1e3, 1e3), "b": Num(float, -1e3, 1e3), "c": Num(float, -1e3, 1e3),
+    "clip": Num(float, 0, 10, lo_open=True),  # WGAN clips weights to [-0.01, 0.01]; at 10 nothing is clipped
+    "gp_lambda": Num(float, 0, 1e4),  # penalty weight: 0 turns it off, 10 is the paper's, 1e4 drowns the loss
+    "perturb": Num(float, 0, 10, lo_open=True),  # DRAGAN noise in std of the data: 0.5 the paper's
+    "gamma": Num(float, 0, 1, lo_open=True),  # BEGAN diversity ratio E L(G(z)) / E L(x), in (0, 1]
+    "lambda_k": Num(float, 0, 1, lo_open=True),  # BEGAN's k_t learning rate: 0.001; k_t itself lives in [0, 1]
+}
 
 # d_steps=1: Goodfellow 2014 Algorithm 1 used k=1, "the least expensive option" (seed 001).
 _ONE_STEP = {"d_steps": 1}

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
+from gan_tasks.params import Choice, Num, Spec
 from gan_tasks.registry import Registry
 
 
@@ -22,6 +23,11 @@ class ModelSpec:
     sizes: tuple[int, ...] = ()  # image side lengths it accepts; () = any
     autoencoder: bool = False  # D is an autoencoder (BEGAN)
     batchnorm_g: bool = False  # G has batch norm layers (virtual batch norm can replace them)
+
+    @property
+    def schema(self) -> dict[str, Spec]:
+        """Type and range of each of its parameters, from PARAMS."""
+        return {k: PARAMS[k] for k in self.defaults}
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
@@ -62,6 +68,15 @@ class _Reshape(nn.Module):
 # Hidden-layer activations of the MLPs by name (model param `activation`).
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU, "tanh": nn.Tanh}
+
+
+# Type and range of every model parameter (gan_tasks/params.py); widths are capped by limits.width.
+PARAMS: dict[str, Spec] = {
+    "hidden": Num(int, 1, limit="width"), "width": Num(int, 1, limit="width"), "code": Num(int, 1, limit="width"),
+    "activation": Choice(tuple(ACTIVATIONS)),
+    "dropout": Num(float, 0, 1, hi_open=True),  # a probability; at 1 D sees nothing
+    "slope": Num(float, 0, 1),  # LeakyReLU's negative slope: 0 is ReLU, 1 the identity
+}
 
 
 def _act(name: str) -> nn.Module:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from gan_tasks.params import Num, Seq, Spec
 from gan_tasks.registry import Registry, for_kind
 
 
@@ -26,8 +27,20 @@ class OptimizerSpec:
     def defaults_for(self, kind: str) -> dict[str, Any]:
         return {k: v for k, v in for_kind(self.defaults, self.by_kind, kind).items() if k != "lr"}
 
+    @property
+    def schema(self) -> dict[str, Spec]:
+        """Type and range of each of its parameters (both kinds' keys), from PARAMS; lr is lr_g / lr_d."""
+        return {k: PARAMS[k] for k in self.defaults_for("points") | self.defaults_for("images")}
+
 
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
+
+# Type and range of every optimizer parameter (gan_tasks/params.py); an entry's schema is its keys' rows.
+PARAMS: dict[str, Spec] = {
+    "momentum": Num(float, 0, 1, hi_open=True),  # a decay: at 1 the velocity never forgets
+    "betas": Seq(Num(float, 0, 1, hi_open=True), 2),  # Adam's decays (beta1, beta2), each in [0, 1)
+    "eps": Num(float, 0, 1, lo_open=True),  # the denominator's floor: 1e-8; above 1 it is the step size
+}
 
 
 def make_optimizer(name: str, params: Iterable, lr: float | None, extra: dict) -> torch.optim.Optimizer:

@@ -62,13 +62,3 @@ def for_kind(defaults: dict[str, Any], by_kind: dict[str, dict[str, Any]], kind:
         raise ValueError(f"unknown kind of data {kind!r}; valid: {', '.join(KINDS)}")
     return {**defaults, **by_kind.get(kind, {})}
 
-
-def check_params(kind: str, name: str, params: dict[str, Any], allowed: dict[str, Any]) -> dict[str, Any]:
-    """Merge user params over defaults; an unknown key is an error naming the valid keys."""
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"{kind} {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(sorted(allowed)) or '(none)'}"
-        )
-    return {**allowed, **params}

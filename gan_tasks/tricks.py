@@ -8,30 +8,32 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from gan_tasks.losses import LOSSES
 from gan_tasks.models import MODELS, Discriminator
+from gan_tasks.params import Strict
 
 
-class Tricks(BaseModel):
-    """The training tricks of one trial, each off by default; part of its id when any is on."""
+class Tricks(Strict):
+    """The training tricks of one trial, each off by default; part of its id when any is on.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Upper bounds (le): far past any paper's setting, short of a value that only burns compute."""
+
     # Every default is "off"; the descriptions are what `gansweep list tricks` prints.
-    d_steps: int | None = Field(None, gt=0, description="D steps per G step; default: the loss's own (1, wgan* 5)")
+    d_steps: int | None = Field(None, gt=0, le=100, description="D steps per G step; default: the loss's own (1, wgan* 5)")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5,
                                    description="one-sided label smoothing: real target 1 - s (Salimans 2016: 0.1)")
     label_flip: float = Field(0.0, ge=0, lt=0.5, description="probability of swapping a sample's real/fake label")
-    instance_noise: float = Field(0.0, ge=0, description="std of Gaussian noise on D inputs, annealed linearly to 0")
+    instance_noise: float = Field(0.0, ge=0, le=100, description="std of Gaussian noise on D inputs, annealed linearly to 0")
     feature_matching: bool = Field(False, description="G matches the mean of D's last hidden features (Salimans 2016)")
-    minibatch_discrimination: int = Field(0, ge=0, description="minibatch discrimination kernels B; 0: off "
+    minibatch_discrimination: int = Field(0, ge=0, le=1024, description="minibatch discrimination kernels B; 0: off "
                                                                "(Salimans 2016 CIFAR code: 100)")
-    minibatch_kernel_dim: int = Field(5, gt=0, description="minibatch discrimination kernel size C (Salimans: 5)")
-    historical_averaging: float = Field(0.0, ge=0, description="weight of ||theta - mean of past theta||^2")
+    minibatch_kernel_dim: int = Field(5, gt=0, le=1024, description="minibatch discrimination kernel size C (Salimans: 5)")
+    historical_averaging: float = Field(0.0, ge=0, le=1e4, description="weight of ||theta - mean of past theta||^2")
     virtual_batchnorm: bool = Field(False, description="G's batch norm uses a fixed reference batch (Salimans 2016)")
-    unrolled_steps: int = Field(0, ge=0, description="G steps against D unrolled k steps ahead, G's gradient taken "
+    unrolled_steps: int = Field(0, ge=0, le=100, description="G steps against D unrolled k steps ahead, G's gradient taken "
                                                      "back through the k D updates of D's own optimiser (sgd, adam, "
                                                      "rmsprop; others: plain gradient steps) (Metz 2016: 5-10)")
     # Off: the true unrolled objective. On: G sees the unrolled D's weights as constants (cheaper, no 2nd order).
