@@ -15,16 +15,14 @@ from typing import Annotated, Any
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+# Registries' metadata only (catalog.py): validating a sweep never imports torch.
+from gan_tasks import strict_yaml
+from gan_tasks.catalog import (LOSSES, MODELS, OPTIMIZERS, Tricks, check_dataset_extractor, check_eval,  # noqa: F401
+                               check_packable, check_tricks, merge_tricks, tricks_label)
 from gan_tasks.datasets import DATASETS, resolve_params
-from gan_tasks.losses import LOSSES
-from gan_tasks.models import MODELS
-from gan_tasks.packing import check_packable
-from gan_tasks.optimizers import OPTIMIZERS
 from gan_tasks.params import FieldError, Strict, check_params
 from gan_tasks.registry import KINDS
 from gan_tasks.sweep_checks import check_applies, check_duplicates, check_grid_size, check_limits
-from gan_tasks import strict_yaml
-from gan_tasks.tricks import Tricks, check_tricks, merge_tricks, tricks_label  # noqa: F401 - Tricks re-exported
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: `$` would let a trailing newline through
 # 100 characters: a sweep id is the name plus a 16-character UTC stamp, and a file name may have 255.
@@ -177,8 +175,6 @@ class EvalConfig(_Frozen):
 
     @model_validator(mode="after")
     def _known(self) -> "EvalConfig":
-        from gan_tasks.fidelity import check_eval
-
         check_eval(self.feature_extractor, self.feature_extractor_weights_path, self.image_metrics)
         return self
 
@@ -302,8 +298,6 @@ class SweepConfig(_Frozen):
 
     @model_validator(mode="after")
     def _evaluable(self) -> "SweepConfig":
-        from gan_tasks.fidelity import check_dataset_extractor
-
         check_dataset_extractor(self.dataset.name, self.evaluation.feature_extractor)
         return self
 

@@ -11,13 +11,15 @@ import io
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from gan_tasks.params import Num, Spec, check_params
 from gan_tasks.registry import Registry
-from gan_tasks.storage import Storage, node_cache, write_local
+
+if TYPE_CHECKING:  # storage (fsspec, pyarrow) is imported where data moves, not when a config is validated
+    from gan_tasks.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ def load_array(storage: Storage, path: tuple[str, ...], cache_dir: str | None = 
     dataset once however many trials read it, and a file replaced in storage is a new key. What is
     downloaded is checked against that hash. Without a manifest the bytes are read and hashed.
     """
+    from gan_tasks.storage import node_cache, write_local
+
     cache_dir = cache_dir or node_cache()
     sha = _manifest_sha(storage, path)
     data = None if sha else storage.read_bytes(*path)

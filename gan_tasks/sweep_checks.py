@@ -10,8 +10,8 @@ import collections
 import json
 from typing import Any
 
+from gan_tasks.catalog import MODELS
 from gan_tasks.datasets import DATASETS
-from gan_tasks.models import MODELS
 from gan_tasks.params import FieldError
 
 _RAISE = "raise it in the sweep file with `limits: {{{name}: N}}` or `--set limits.{name}=N` if you mean it"
