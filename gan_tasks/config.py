@@ -274,7 +274,7 @@ class SweepConfig(_Frozen):
         if len(v) > NAME_MAX:
             raise ValueError(f"{len(v):,} characters; at most {NAME_MAX}")
         if not _NAME.fullmatch(v):
-            raise ValueError("name may hold only letters, digits, '-', '_', '.' (no spaces or newlines)")
+            raise ValueError("may hold only letters, digits, '-', '_', '.' (no spaces or newlines)")
         return v
 
     @model_validator(mode="after")

@@ -40,8 +40,9 @@ class Num:
     limit: str | None = None
 
     def describe(self) -> str:
-        lo = "-inf" if self.lo is None else f"{self.lo:g}"
-        hi = f"limits.{self.limit}" if self.limit else ("inf" if self.hi is None else f"{self.hi:g}")
+        fmt = (lambda x: f"{int(x):,}") if self.type is int else (lambda x: f"{x:g}")  # noqa: E731
+        lo = "-inf" if self.lo is None else fmt(self.lo)
+        hi = f"limits.{self.limit}" if self.limit else ("inf" if self.hi is None else fmt(self.hi))
         return f"{'an integer' if self.type is int else 'a number'} in {'(' if self.lo_open else '['}{lo}, {hi}" \
                f"{')' if self.hi_open or hi == 'inf' else ']'}"
 
