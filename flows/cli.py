@@ -92,6 +92,12 @@ def run(config: str,
         st = Storage.parse(storage, s3_endpoint_url)
     except ValueError as e:
         _fail(str(e))
+    from flows.preflight import PreflightError, preflight
+
+    try:  # storage reachable and writable, datasets present, resources that fit: before Ray or Prefect
+        preflight(st, sweep, ray_address)
+    except PreflightError as e:
+        _fail(str(e))
     _quiet_embedded_prefect()
     from flows.sweep import default_sweep_id, sweep_flow
 
@@ -164,11 +170,13 @@ def list_(what: str = typer.Argument(..., help="losses | optimizers | models | d
 
         rows = [(n, d, "") for n, d in METRICS.describe().items()]
     elif what in sections:  # the sections of a sweep file: each field's type, bounds and default
-        rows = [(n, f.description or "", describe_field(f)) for n, f in sections[what].model_fields.items()]
+        rows = [(n, f"{f.description or ''} (default {f.default})".lstrip(), describe_field(f))
+                for n, f in sections[what].model_fields.items()]
     else:
         reg = registries[what]
         rows = [(n, d, describe_schema(reg.get(n).schema, _defaults(reg.get(n)))) for n, d in reg.describe().items()]
-    table = Table("name", "description", "parameters: type, range (default)", show_lines=True)
+    table = Table("name", "description", "type, range" if what in sections else "parameters: type, range (default)",
+                  show_lines=True)
     for row in rows:
         table.add_row(*row)
     console.print(table)

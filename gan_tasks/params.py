@@ -148,9 +148,8 @@ class Strict(BaseModel):
 
 
 def describe_field(f: Any) -> str:
-    """A pydantic field as `gansweep list` shows it: 'int | None, > 0, <= 100 (default None)'."""
+    """A pydantic field's type and bounds as `gansweep list` shows them: 'int | None, > 0, <= 100'."""
     names = [getattr(t, "__name__", str(t)) for t in get_args(f.annotation) or (f.annotation,)]
     ops = {"gt": ">", "ge": ">=", "lt": "<", "le": "<=", "pattern": "matching"}
     bounds = [f"{ops[k]} {getattr(m, k)}" for m in f.metadata for k in ops if getattr(m, k, None) is not None]
-    return f"{' | '.join(n.replace('NoneType', 'None') for n in names)}{', ' if bounds else ''}{', '.join(bounds)} " \
-           f"(default {f.default})"
+    return f"{' | '.join(n.replace('NoneType', 'None') for n in names)}{', ' if bounds else ''}{', '.join(bounds)}"
