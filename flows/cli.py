@@ -92,6 +92,12 @@ def run(config: str,
         st = Storage.parse(storage, s3_endpoint_url)
     except ValueError as e:
         _fail(str(e))
+    from flows.preflight import PreflightError, preflight
+
+    try:  # storage reachable and writable, datasets present, resources that fit: before Ray or Prefect
+        preflight(st, sweep, ray_address)
+    except PreflightError as e:
+        _fail(str(e))
     _quiet_embedded_prefect()
     from flows.sweep import default_sweep_id, sweep_flow
 
@@ -154,26 +160,43 @@ def _best_cells(st, sid: str, top: int = 5) -> None:
 
 
 @app.command("list")
-def list_(what: str = typer.Argument(..., help="losses | optimizers | models | datasets | metrics | tricks")) -> None:
-    """List registered names with a one-line description."""
+def list_(what: str = typer.Argument(..., help="losses | optimizers | models | datasets | metrics | tricks | "
+                                                  "train | evaluation | resources | limits")) -> None:
+    """List registered names with a one-line description and each parameter's type, range and default."""
+    from gan_tasks.catalog import LOSSES, MODELS, OPTIMIZERS, Tricks
+    from gan_tasks.config import EvalConfig, Limits, Resources, TrainConfig
     from gan_tasks.datasets import DATASETS
-    from gan_tasks.losses import LOSSES
-    from gan_tasks.metrics import METRICS
-    from gan_tasks.models import MODELS
-    from gan_tasks.optimizers import OPTIMIZERS
+    from gan_tasks.params import describe_field, describe_schema
 
-    from gan_tasks.config import Tricks
+    registries = {"losses": LOSSES, "optimizers": OPTIMIZERS, "models": MODELS, "datasets": DATASETS}
+    sections = {"tricks": Tricks, "train": TrainConfig, "evaluation": EvalConfig, "resources": Resources,
+                "limits": Limits}
+    if what not in [*registries, "metrics", *sections]:
+        _fail(f"cannot list {what!r}; valid: {', '.join([*registries, 'metrics', *sections])}")
+    if what == "metrics":
+        from gan_tasks.metrics import METRICS  # torch: only this listing needs it
 
-    registries = {"losses": LOSSES, "optimizers": OPTIMIZERS, "models": MODELS, "datasets": DATASETS,
-                  "metrics": METRICS}
-    tricks = {n: f"{f.description} (default {f.default})" for n, f in Tricks.model_fields.items()}
-    if what not in [*registries, "tricks"]:
-        _fail(f"cannot list {what!r}; valid: {', '.join(registries)}, tricks")
-    table = Table(show_header=True)
-    table.add_column("name"), table.add_column("description")
-    for name, doc in (tricks if what == "tricks" else registries[what].describe()).items():
-        table.add_row(name, doc)
+        rows = [(n, d, "") for n, d in METRICS.describe().items()]
+    elif what in sections:  # the sections of a sweep file: each field's type, bounds and default
+        rows = [(n, f"{f.description or ''} (default {f.default})".lstrip(), describe_field(f))
+                for n, f in sections[what].model_fields.items()]
+    else:
+        reg = registries[what]
+        rows = [(n, d, describe_schema(reg.get(n).schema, _defaults(reg.get(n)))) for n, d in reg.describe().items()]
+    table = Table("name", "description", "type, range" if what in sections else "parameters: type, range (default)",
+                  show_lines=True)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
+
+
+def _defaults(spec) -> dict:
+    """An entry's defaults as `gansweep list` shows them: 'points / images' where the kind changes one."""
+    if not hasattr(spec, "defaults_for"):
+        return spec.defaults
+    pts, img = spec.defaults_for("points"), spec.defaults_for("images")
+    return {k: pts.get(k) if pts.get(k) == img.get(k) else f"{pts.get(k)} points / {img.get(k)} images"
+            for k in {**pts, **img}}
 
 
 @app.command()

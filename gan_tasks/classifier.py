@@ -23,10 +23,9 @@ import torch.nn.functional as F
 from torch_fidelity import FeatureExtractorBase
 
 from gan_tasks.datasets import dataset_path, load_array
-from gan_tasks.registry import Registry
+from gan_tasks.catalog import CLASSIFIER_DATASETS, FIDELITY_NAME  # noqa: F401 - torch-free, re-exported
 from gan_tasks.storage import Storage, node_cache, write_local
 
-FIDELITY_NAME = "gansweep-classifier"  # the name torch-fidelity knows our classifier by
 FEATURES = ("logits", "features")
 
 
@@ -195,6 +194,3 @@ def ensure_registered() -> None:
 
 
 # Which datasets have an in-domain classifier, and the accuracy the issue asks of it.
-CLASSIFIER_DATASETS: Registry[float] = Registry("classifier dataset")
-CLASSIFIER_DATASETS.add("mnist", 0.99, "MNIST digits: >= 99 % test accuracy")
-CLASSIFIER_DATASETS.add("fashion-mnist", 0.90, "Fashion-MNIST: >= 90 % test accuracy")

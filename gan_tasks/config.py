@@ -5,33 +5,39 @@ unknown registered name is a ConfigError naming the field and the valid values.
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+# Registries' metadata only (catalog.py): validating a sweep never imports torch.
+from gan_tasks import strict_yaml
+from gan_tasks.catalog import (LOSSES, MODELS, OPTIMIZERS, Tricks, check_dataset_extractor, check_eval,  # noqa: F401
+                               check_packable, check_tricks, merge_tricks, tricks_label)
 from gan_tasks.datasets import DATASETS, resolve_params
-from gan_tasks.losses import LOSSES
-from gan_tasks.models import MODELS
-from gan_tasks.packing import check_packable
-from gan_tasks.optimizers import OPTIMIZERS
+from gan_tasks.params import FieldError, Strict, check_params
+from gan_tasks.registry import KINDS
+from gan_tasks.sweep_checks import check_applies, check_duplicates, check_grid_size, check_limits
 from gan_tasks.published import Published
-from gan_tasks.registry import KINDS, check_params
-from gan_tasks.tricks import Tricks, check_tricks, merge_tricks, tricks_label  # noqa: F401 - Tricks re-exported
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: `$` would let a trailing newline through
+# 100 characters: a sweep id is the name plus a 16-character UTC stamp, and a file name may have 255.
+NAME_MAX = 100
+# Seeds are 32-bit: numpy's legacy seeding and every framework take them, and Parquet stores int64.
+SEED_MAX = 2**32 - 1
 
 
 class ConfigError(ValueError):
     """A sweep config that cannot run; the message names every bad field."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+class _Frozen(Strict):
+    """Unknown keys refused, frozen, no NaN/inf, no bool for a number (gan_tasks/params.py)."""
 
 
 def _entry(v: Any) -> Any:
@@ -47,7 +53,7 @@ class LossEntry(_Frozen):
     def _known(self) -> "LossEntry":
         loss = LOSSES.get(self.name)
         for kind in KINDS:  # keys checked now; a check (lsgan a != b) must hold whatever the data
-            resolved = check_params("loss", self.name, self.params, loss.defaults_for(kind))
+            resolved = check_params("loss", self.name, self.params, loss.defaults_for(kind), loss.schema)
             if loss.check:
                 loss.check(resolved)
         return self
@@ -59,14 +65,16 @@ class LossEntry(_Frozen):
 
 class OptimizerEntry(_Frozen):
     name: str
-    lr_g: float | None = Field(None, gt=0)  # None: the optimizer's default for the kind of data
-    lr_d: float | None = Field(None, gt=0)
+    # None: the optimizer's default for the kind of data. At most 10: no GAN optimiser steps further.
+    lr_g: float | None = Field(None, gt=0, le=10)
+    lr_d: float | None = Field(None, gt=0, le=10)
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known(self) -> "OptimizerEntry":
         spec = OPTIMIZERS.get(self.name)
-        check_params("optimizer", self.name, self.params, spec.defaults_for(KINDS[0]) | spec.defaults_for(KINDS[1]))
+        check_params("optimizer", self.name, self.params, spec.defaults_for(KINDS[0]) | spec.defaults_for(KINDS[1]),
+                     spec.schema)
         return self
 
     def resolve(self, kind: str) -> None:
@@ -82,7 +90,7 @@ class DatasetEntry(_Frozen):
 
     @model_validator(mode="after")
     def _resolve(self) -> "DatasetEntry":
-        if not _NAME.match(self.name) or ".." in self.name:
+        if not _NAME.fullmatch(self.name) or ".." in self.name:
             raise ValueError(f"dataset name {self.name!r} may hold only letters, digits, '-', '_', '.'")
         object.__setattr__(self, "params", resolve_params(self.name, self.params))
         return self
@@ -95,7 +103,7 @@ class ModelEntry(_Frozen):
     @model_validator(mode="after")
     def _resolve(self) -> "ModelEntry":
         spec = MODELS.get(self.name)
-        object.__setattr__(self, "params", check_params("model", self.name, self.params, spec.defaults))
+        object.__setattr__(self, "params", check_params("model", self.name, self.params, spec.defaults, spec.schema))
         return self
 
 
@@ -109,7 +117,7 @@ class TrainConfig(_Frozen):
     g_ema: float | None = Field(None, ge=0, lt=1)
     log_every: int = Field(10, gt=0)  # steps between metric rows; buffered, not on the hot path
     checkpoint_every: int = Field(500, gt=0)  # also when buffered metrics are flushed to storage
-    keep_checkpoints: int = Field(2, gt=0)  # the latest K; K >= 2 survives one truncated file
+    keep_checkpoints: int = Field(2, gt=0, le=100)  # the latest K; K >= 2 survives one truncated file
 
 
 # Train settings whose default depends on the kind of data; a value in the config always wins.
@@ -132,19 +140,34 @@ def resolve_train(train: "TrainConfig", kind: str) -> "TrainConfig":
 
 
 class Resources(_Frozen):
-    gpus_per_trial: float = Field(0.0, ge=0)  # fractional packs several trials on one GPU
-    cpus_per_trial: float = Field(1.0, gt=0)
-    max_parallel: int | None = Field(None, gt=0)  # None: as many as Ray can place
+    # Upper bounds: the largest single node one could rent (8 GPUs, 512 cores); more waits forever.
+    gpus_per_trial: float = Field(0.0, ge=0, le=8)  # fractional packs several trials on one GPU
+    cpus_per_trial: float = Field(1.0, gt=0, le=512)
+    max_parallel: int | None = Field(None, gt=0, le=100_000)  # None: as many as Ray can place
+
+
+class Limits(_Frozen):
+    """Upper bounds on sizes, against typos (`steps: 1e20`, `batch_size: 10000000000`) that would start
+    a cluster and then fail or run forever. A sweep that really means more raises one here, in its
+    file (`limits: {steps: 50000000}`) or with `--set limits.steps=50000000`."""
+
+    trials: int = Field(10_000, gt=0)  # trials per sweep: 10k rows is already a night on a cluster
+    steps: int = Field(10_000_000, gt=0)  # generator steps (also log/checkpoint/eval intervals): ~1 day at 100/s
+    batch_size: int = Field(65_536, gt=0)  # 2^16 images of 3x32x32 floats are 800 MB per batch
+    samples: int = Field(1_000_000, gt=0)  # dataset n_samples and every evaluation sample count
+    width: int = Field(4_096, gt=0)  # z_dim and model widths (mlp hidden: 4096^2 = 16.7M weights a layer)
 
 
 class EvalConfig(_Frozen):
     n_samples: int = Field(2500, gt=0)  # PacGAN / VEEGAN: 2,500 samples for mode coverage
-    std_threshold: float = Field(3.0, gt=0)  # "high quality" = within 3 std of its nearest mode
+    # "high quality" = within 3 std of its nearest mode; at 100 std every sample is, which measures nothing.
+    std_threshold: float = Field(3.0, gt=0, le=100)
     # Image metrics (gan_tasks/fidelity.py). None: the dataset's in-domain classifier where it has
     # one (mnist, fashion-mnist; seed 004 scores IS with one), no image metrics otherwise.
     feature_extractor: str | None = None
     feature_extractor_weights_path: str | None = None  # local weights file; inception-v3 needs one
-    classifier_hash: str | None = None  # pin a classifier; None: evaluators/<dataset>/current.json
+    # Pin a classifier by its content hash (16 hex digits, a file name in storage); None: current.json.
+    classifier_hash: str | None = Field(None, pattern=r"^[0-9a-f]{16}$")
     image_metrics: tuple[str, ...] = ("isc", "fid", "kid", "prc")  # torch-fidelity's IS, FID, KID, P/R
     fidelity_samples: int = Field(10_000, gt=0)  # generated and real images; 10k is the usual FID count
     stacked_samples: int = Field(26_000, gt=0)  # PacGAN counts Stacked MNIST modes over 26,000 samples
@@ -153,8 +176,6 @@ class EvalConfig(_Frozen):
 
     @model_validator(mode="after")
     def _known(self) -> "EvalConfig":
-        from gan_tasks.fidelity import check_eval
-
         check_eval(self.feature_extractor, self.feature_extractor_weights_path, self.image_metrics)
         return self
 
@@ -181,7 +202,7 @@ class Grid(_Frozen):
     loss: tuple[LossEntry, ...] | None = Field(None, min_length=1)
     optimizer: tuple[OptimizerEntry, ...] | None = Field(None, min_length=1)
     cells: tuple[Cell, ...] | None = Field(None, min_length=1)
-    seed: tuple[int, ...] = Field(min_length=1)
+    seed: tuple[Annotated[int, Field(ge=0, le=SEED_MAX)], ...] = Field(min_length=1)
     # Trick settings compared in one sweep, each merged over the sweep's `tricks:` (None: just those).
     # SweepConfig replaces the entries by the merged, fully resolved settings.
     tricks: tuple[Tricks, ...] | None = Field(None, min_length=1)
@@ -229,11 +250,23 @@ class SweepConfig(_Frozen):
     evaluation: EvalConfig = EvalConfig()
     # Seeds of one (loss, optimizer) cell trained together in one actor as one stacked model
     # (gan_tasks/packing.py). 1: off, each seed its own actor call; results do not depend on it.
-    pack_seeds: int = Field(1, ge=1)
+    # At most 64: beyond that one actor's stacked model is a cluster's worth of seeds.
+    pack_seeds: int = Field(1, ge=1, le=64)
     tricks: Tricks = Tricks()
     # A paper's table this sweep reproduces (gan_tasks/published.py): rankings and the report put
     # it beside the measured values. None: a sweep of our own.
     published: Published | None = None
+    limits: Limits = Limits()  # raisable upper bounds on sizes (gan_tasks/sweep_checks.py)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _limits_first(cls, data: Any) -> Any:
+        """Refuse an absurd grid before pydantic builds a million entries of it."""
+        try:
+            limits = Limits.model_validate(data.get("limits") or {})
+        except (ValidationError, AttributeError):  # the `limits` field itself reports what is wrong
+            limits = Limits()
+        return check_grid_size(data, limits)
 
     @field_validator("dataset", "model", mode="before")
     @classmethod
@@ -243,12 +276,15 @@ class SweepConfig(_Frozen):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError("name may hold only letters, digits, '-', '_', '.'")
+        if len(v) > NAME_MAX:
+            raise ValueError(f"{len(v):,} characters; at most {NAME_MAX}")
+        if not _NAME.fullmatch(v):
+            raise ValueError("may hold only letters, digits, '-', '_', '.' (no spaces or newlines)")
         return v
 
     @model_validator(mode="after")
     def _model_fits_data(self) -> "SweepConfig":
+        check_limits(self)  # sizes first: nothing below should work on an absurd config
         kind = DATASETS.get(self.dataset.name).kind
         _resolve_kind(self, kind, self.grid.pairs())
         if kind not in MODELS.get(self.model.name).data_kinds:
@@ -266,12 +302,12 @@ class SweepConfig(_Frozen):
             raise ValueError(f"train.batch_size {self.train.batch_size} is not divisible by tricks.pac "
                              f"{', '.join(map(str, bad))}: packing makes groups of pac samples; choose a batch "
                              f"size that is a multiple of every pac in the sweep")
+        check_duplicates(self.grid)  # after resolution: `lsgan` and `{name: lsgan, params: {a: 0}}` are one
+        check_applies(self.evaluation, kind, self.dataset.name)
         return self
 
     @model_validator(mode="after")
     def _evaluable(self) -> "SweepConfig":
-        from gan_tasks.fidelity import check_dataset_extractor
-
         check_dataset_extractor(self.dataset.name, self.evaluation.feature_extractor)
         return self
 
@@ -418,17 +454,19 @@ def expand_grid(sweep: SweepConfig) -> list[TrialConfig]:
                     optimizer=opt, seed=seed, train=sweep.train, tricks=tricks)
         for (loss, opt), tricks, seed in itertools.product(g.pairs(), g.tricks or (sweep.tricks,), g.seed)
     ]
-    ids = [t.trial_id for t in trials]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    counts = collections.Counter(t.trial_id for t in trials)  # linear; the axes were checked one by one
+    dupes = sorted(i for i, n in counts.items() if n > 1)
     if dupes:
-        raise ConfigError(f"grid: {len(ids) - len(set(ids))} duplicate trials (same resolved config): {dupes}")
+        raise ConfigError(f"grid: {sum(counts.values()) - len(counts)} duplicate trials (same resolved config): "
+                          f"{dupes[:5]}")
     return trials
 
 
 def check_sweep_id(sweep_id: str) -> str:
     """A sweep id becomes a storage folder: no '/', no '..', nothing a shell would mangle."""
-    if not _NAME.match(sweep_id) or ".." in sweep_id:
-        raise ConfigError(f"sweep_id {sweep_id!r}: use letters, digits, '-', '_', '.' (no '/' or '..')")
+    if not _NAME.fullmatch(sweep_id) or ".." in sweep_id or len(sweep_id) > 2 * NAME_MAX:
+        raise ConfigError(f"sweep_id {sweep_id[:2 * NAME_MAX]!r}: use letters, digits, '-', '_', '.' (no '/' or "
+                          f"'..'), at most {2 * NAME_MAX} characters")
     return sweep_id
 
 
@@ -439,8 +477,12 @@ def _format(err: ValidationError) -> str:
         if e["type"] == "too_short" and any(len(o["loc"]) > len(e["loc"]) and o["loc"][:len(e["loc"])] == e["loc"]
                                             for o in errors):
             continue
-        field = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        field = ".".join(str(p) for p in e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
+        err = (e.get("ctx") or {}).get("error")
+        if isinstance(err, FieldError):  # a value below the field pydantic knows: join the two paths
+            field, msg = ".".join(p for p in (field, err.path) if p), err.msg
+        field = field or "(top level)"
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"  {field}: {msg}")
@@ -469,9 +511,9 @@ def apply_overrides(data: Any, sets: list[str] | tuple[str, ...]) -> Any:
         if not eq or not all(parts):
             raise ConfigError(f"--set {item!r}: expected key=value with a dotted key, e.g. train.steps=200")
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"--set {key}: the value {raw!r} is not valid YAML ({e.problem})") from None
+            value = strict_yaml.loads(raw, f"--set {key}: the value {raw[:60]!r}")
+        except strict_yaml.YamlError as e:
+            raise ConfigError(str(e)) from None
         node: Any = data
         for i, part in enumerate(parts[:-1]):
             nxt = _child(node, part, key)
@@ -507,13 +549,11 @@ def _index(node: list, part: str, key: str) -> int:
 
 
 def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
+    """A sweep file (strict YAML: no duplicate keys, no alias bombs, UTF-8, <= 1 MB), --set, validated."""
     try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config {path} is not valid YAML: {e}") from None
+        data = strict_yaml.load(path)
+    except strict_yaml.YamlError as e:
+        raise ConfigError(str(e)) from None
     return parse_config(apply_overrides(data, overrides))
 
 

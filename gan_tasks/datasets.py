@@ -11,12 +11,15 @@ import io
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from gan_tasks.params import Num, Spec, check_params
 from gan_tasks.registry import Registry
-from gan_tasks.storage import Storage, node_cache, write_local
+
+if TYPE_CHECKING:  # storage (fsspec, pyarrow) is imported where data moves, not when a config is validated
+    from gan_tasks.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,23 @@ class DatasetSpec:
     generate: Callable[..., np.ndarray] | None = None  # synthetic data: params -> float32 array
     modes: Callable[..., np.ndarray] | None = None  # mixture means, for mode coverage
 
+    @property
+    def schema(self) -> dict[str, Spec]:
+        """Type and range of each of its parameters, from PARAMS."""
+        return {k: PARAMS[k] for k in self.defaults}
+
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+# Type and range of every dataset parameter (gan_tasks/params.py).
+PARAMS: dict[str, Spec] = {
+    "n_modes": Num(int, 1, 10_000), "side": Num(int, 1, 100),  # mixture components: up to 10,000
+    # Geometry: positive and finite; 1e6 keeps squared distances in float32's range.
+    "radius": Num(float, 0, 1e6, lo_open=True), "spacing": Num(float, 0, 1e6, lo_open=True),
+    "std": Num(float, 0, 1e6, lo_open=True),
+    "n_samples": Num(int, 1, limit="samples"),  # points written to storage (8 bytes each)
+    "seed": Num(int, 0, 2**32 - 1),  # numpy's default_rng seed, 32-bit as the grid's seeds
+}
 
 
 def _ring_modes(n_modes: int, radius: float, **_: Any) -> np.ndarray:
@@ -76,9 +94,8 @@ DATASETS.add("grid-25", DatasetSpec("points", (2,), {"side": 5, "spacing": 2.0, 
 
 
 def resolve_params(name: str, params: dict) -> dict:
-    from gan_tasks.registry import check_params
-
-    return check_params("dataset", name, params, DATASETS.get(name).defaults)
+    spec = DATASETS.get(name)
+    return check_params("dataset", name, params, spec.defaults, spec.schema)
 
 
 def params_hash(params: dict) -> str:
@@ -134,6 +151,8 @@ def load_array(storage: Storage, path: tuple[str, ...], cache_dir: str | None = 
     dataset once however many trials read it, and a file replaced in storage is a new key. What is
     downloaded is checked against that hash. Without a manifest the bytes are read and hashed.
     """
+    from gan_tasks.storage import node_cache, write_local
+
     cache_dir = cache_dir or node_cache()
     sha = _manifest_sha(storage, path)
     data = None if sha else storage.read_bytes(*path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -18,8 +17,10 @@ import torch
 import torch_fidelity
 from torch_fidelity.defaults import DEFAULTS
 
-from gan_tasks.classifier import FIDELITY_NAME, ensure_registered, to_uint8
-from gan_tasks.registry import Registry
+# The options' names and config-time checks are torch-free, in catalog.py; re-exported here.
+from gan_tasks.catalog import (EXTRACTORS, FIDELITY_NAME, METRIC_FLAGS, ExtractorSpec,  # noqa: F401
+                               check_dataset_extractor, check_eval)
+from gan_tasks.classifier import ensure_registered, to_uint8
 from gan_tasks.storage import Storage, node_cache, write_local
 
 # torch-fidelity's result keys -> the metric names in our evaluations table.
@@ -30,26 +31,8 @@ RESULT_NAMES = {
     torch_fidelity.KEY_METRIC_PRECISION: "precision", torch_fidelity.KEY_METRIC_RECALL: "recall",
     torch_fidelity.KEY_METRIC_F_SCORE: "f_score",
 }
-METRIC_FLAGS = ("isc", "fid", "kid", "prc")  # Inception Score, FID, KID, precision/recall
 _OURS = {"input1", "input2", "isc", "fid", "kid", "prc", "feature_extractor", "feature_extractor_weights_path",
          "cuda", "verbose", "cache_root", "input2_cache_name", "input1_model_z_size", "input1_model_num_samples"}
-
-
-@dataclass(frozen=True)
-class ExtractorSpec:
-    fidelity_name: str  # the name torch-fidelity knows it by
-    rgb: bool  # takes 3-channel images: grey ones are repeated to RGB
-    weights_hint: str  # how to provide the weights when they are missing
-
-
-EXTRACTORS: Registry[ExtractorSpec] = Registry("feature extractor")
-EXTRACTORS.add("classifier", ExtractorSpec(FIDELITY_NAME, False, "gansweep evaluator train DATASET --storage URL"),
-               "in-domain CNN classifier (MNIST, Fashion-MNIST): logits for IS, 128-d features for FID/KID/PR")
-EXTRACTORS.add("inception-v3", ExtractorSpec(
-    "inception-v3-compat", True,
-    "set evaluation.feature_extractor_weights_path to a local copy of "
-    "pt_inception-2015-12-05-6726825d.pth (torch-fidelity's FID Inception weights)"),
-    "Inception-v3 (FID / IS reference network), from a local weights file")
 
 
 class ImageSet(torch.utils.data.Dataset):
@@ -77,29 +60,6 @@ class Uint8Generator(torch.nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = to_uint8(self.g(z))
         return x.expand(-1, 3, -1, -1) if self.rgb and x.shape[1] == 1 else x
-
-
-def check_eval(extractor: str | None, weights_path: str | None, metrics: Sequence[str]) -> None:
-    """Config-time checks of the evaluation section (before any compute)."""
-    bad = sorted(set(metrics) - set(METRIC_FLAGS))
-    if bad or not metrics:
-        raise ValueError(f"evaluation.image_metrics {list(metrics)}: valid are {', '.join(METRIC_FLAGS)}")
-    if extractor is None:
-        return
-    spec = EXTRACTORS.get(extractor)
-    if spec.fidelity_name != FIDELITY_NAME and not weights_path:
-        raise ValueError(f"evaluation.feature_extractor {extractor!r} needs its weights: {spec.weights_hint}")
-    if weights_path and not os.path.exists(weights_path):
-        raise ValueError(f"evaluation.feature_extractor_weights_path {weights_path!r} does not exist")
-
-
-def check_dataset_extractor(dataset: str, extractor: str | None) -> None:
-    from gan_tasks.classifier import CLASSIFIER_DATASETS
-
-    if extractor == "classifier" and dataset not in CLASSIFIER_DATASETS:
-        raise ValueError(f"evaluation.feature_extractor 'classifier' has no classifier for dataset {dataset!r} "
-                         f"(valid: {', '.join(CLASSIFIER_DATASETS)}); use inception-v3 with "
-                         "evaluation.feature_extractor_weights_path")
 
 
 def check_options(options: dict) -> None:

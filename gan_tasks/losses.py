@@ -3,57 +3,19 @@
 Discriminators return raw scores (logits) with no sigmoid; D(x) = sigmoid(score) for the
 probabilistic losses, raw scores for LSGAN / WGAN / hinge, and for BEGAN the autoencoder's
 reconstruction error L(x) = |x - AE(x)| (models.AutoencoderD). Each loss carries its paper
-defaults (critic steps, clip, penalty weight) that a sweep YAML may override.
+defaults (critic steps, clip, penalty weight) that a sweep YAML may override: those, and each loss's registration, are in catalog.py (torch-free).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_tasks.registry import Registry, for_kind
+from gan_tasks.catalog import LOSSES, Loss  # noqa: F401 - re-exported: the registry lives in catalog.py
 
 LossFn = Callable[[Tensor, Tensor, dict], Tensor]
-
-
-@dataclass(frozen=True)
-class Loss:
-    d_loss: LossFn  # (score_real, score_fake, params) -> scalar to minimise over D
-    g_loss: LossFn  # (score_real, score_fake, params) -> scalar to minimise over G
-    defaults: dict[str, Any] = field(default_factory=dict)
-    # Regulariser added to the D loss: (D, real, fake, params, generator) -> scalar.
-    penalty: Callable[..., Tensor] | None = None
-    # Called after every D optimiser step (WGAN weight clipping).
-    after_d_step: Callable[[nn.Module, dict], None] | None = None
-    # Logged as "wasserstein" when the critic estimates W(P_r, P_g).
-    wasserstein: bool = False
-    # Raises ValueError on parameters that make the loss meaningless (e.g. LSGAN a == b).
-    check: Callable[[dict], None] | None = None
-    # The D loss is binary cross-entropy on logits (real = 1, fake = 0): label tricks apply.
-    labels: bool = False
-    # Needs an autoencoder discriminator whose score is a reconstruction error (BEGAN).
-    autoencoder: bool = False
-    # Control variables carried across steps (BEGAN's k_t): their start values, and the update
-    # (state, score_real, score_fake_of_G_step, params) -> state after each G step. The Trial
-    # checkpoints the state; d_loss/g_loss see it merged into params.
-    state0: dict[str, float] = field(default_factory=dict)
-    update_state: Callable[[dict, Tensor, Tensor, dict], dict] | None = None
-    # Extra metric columns from (state, score_real, score_fake, params): {column: 0-dim tensor}.
-    monitor: Callable[[dict, Tensor, Tensor, dict], dict] | None = None
-    # Defaults that depend on the kind of data ("points" / "images"), overlaid on `defaults`.
-    by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def defaults_for(self, kind: str) -> dict[str, Any]:
-        return for_kind(self.defaults, self.by_kind, kind)
-
-
-LOSSES: Registry[Loss] = Registry("loss")
-
-# d_steps=1: Goodfellow 2014 Algorithm 1 used k=1, "the least expensive option" (seed 001).
-_ONE_STEP = {"d_steps": 1}
 
 
 def _minimax_d(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
@@ -85,11 +47,6 @@ def _lsgan_d(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
 def _lsgan_g(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
     # L_G = 1/2 E (D(G(z)) - c)^2
     return 0.5 * ((sf - p["c"]) ** 2).mean()
-
-
-def _lsgan_check(p: dict) -> None:
-    if p["a"] == p["b"]:
-        raise ValueError(f"lsgan labels a and b must differ (a = b = {p['a']}): D could not tell real from fake")
 
 
 def _wgan_d(sr: Tensor, sf: Tensor, p: dict) -> Tensor:
@@ -158,42 +115,3 @@ def _dragan_penalty(d: nn.Module, real: Tensor, fake: Tensor, p: dict, gen: torc
     alpha = torch.rand((shape[0],) + (1,) * (real.dim() - 1), generator=gen, device=gen.device)
     perturbed = real + alpha * p["perturb"] * real.std() * u
     return p["gp_lambda"] * grad_penalty(d, perturbed)
-
-
-LOSSES.add("minimax", Loss(_minimax_d, _minimax_g, dict(_ONE_STEP), labels=True),
-           "saturating generator cost log(1 - D(G(z))) of the original minimax game; 1 D step (Goodfellow 2014)")
-LOSSES.add("non-saturating", Loss(_minimax_d, _nonsat_g, dict(_ONE_STEP), labels=True),
-           "generator minimises -log D(G(z)) (DCGAN default); 1 D step (Goodfellow 2014)")
-LOSSES.add("max-likelihood", Loss(_minimax_d, _maxlik_g, {**_ONE_STEP, "max_score": 20.0}, labels=True),
-           "generator cost -E exp(sigma^-1(D(G(z)))) (maximum-likelihood cost, seed 001); 1 D step, score clamp 20")
-LOSSES.add("lsgan", Loss(_lsgan_d, _lsgan_g, {**_ONE_STEP, "a": 0.0, "b": 1.0, "c": 1.0}, check=_lsgan_check),
-           "least squares GAN with free labels a (fake), b (real), c (G target); default 0-1-1 (Mao 2017 Eq. 9)")
-# Eq. 9 of the LSGAN paper (seed 003): the 0-1 coding the authors train with.
-LOSSES.add("lsgan-011", Loss(_lsgan_d, _lsgan_g, {**_ONE_STEP, "a": 0.0, "b": 1.0, "c": 1.0}, check=_lsgan_check),
-           "LSGAN preset a=0, b=1, c=1 (Eq. 9)")
-# Eq. 8: b - c = 1 and b - a = 2 make the objective the Pearson chi^2 divergence.
-LOSSES.add("lsgan-m110", Loss(_lsgan_d, _lsgan_g, {**_ONE_STEP, "a": -1.0, "b": 1.0, "c": 0.0}, check=_lsgan_check),
-           "LSGAN preset a=-1, b=1, c=0 (Eq. 8, Pearson chi^2)")
-# c = 0.01 and 5 critic steps: WGAN paper defaults (seed 002 Algorithm, seed 004 Table 1).
-LOSSES.add("wgan", Loss(_wgan_d, _wgan_g, {"d_steps": 5, "clip": 0.01}, after_d_step=_clip_weights,
-                        wasserstein=True),
-           "Wasserstein GAN, weight clipping to [-clip, clip]; clip 0.01, 5 critic steps for both kinds (Arjovsky 2017)")
-# lambda = 10 and 5 critic steps: Gulrajani et al. 2017 (seed 004 Table 1). On 2-D mixtures lambda
-# 0.1, as the authors' own toy code (gan_toy.py: "smaller lambda seems to help for toy tasks");
-# measured here: 8/8 ring modes at 50 % high quality against 21-35 % with lambda 10 (3,000 steps).
-LOSSES.add("wgan-gp", Loss(_wgan_d, _wgan_g, {"d_steps": 5, "gp_lambda": 10.0}, penalty=_wgan_gp_penalty,
-                           wasserstein=True, by_kind={"points": {"gp_lambda": 0.1}}),
-           "Wasserstein GAN with gradient penalty on random interpolates (lambda 10 images, Gulrajani 2017; "
-           "0.1 points, their gan_toy.py)")
-# lambda = 10, perturbation scale 0.5 std: Kodali et al. 2017 defaults. On 2-D mixtures lambda 1,
-# measured: with 10 the penalty flattens D across the whole ring (0-2 of 8 modes in 3,000 steps).
-LOSSES.add("dragan", Loss(_minimax_d, _nonsat_g, {**_ONE_STEP, "gp_lambda": 10.0, "perturb": 0.5},
-                          penalty=_dragan_penalty, labels=True, by_kind={"points": {"gp_lambda": 1.0}}),
-           "non-saturating GAN with a gradient penalty around perturbed real data (lambda 10 images, "
-           "Kodali 2017; 1 points, measured)")
-LOSSES.add("hinge", Loss(_hinge_d, _wgan_g, dict(_ONE_STEP)),
-           "hinge loss for D, -D(G(z)) for G (SAGAN / BigGAN); 1 D step")
-# gamma 0.5 and lambda_k 0.001, k_0 = 0: Berthelot et al. 2017 (the BEGAN of seed 002), Sec. 3.3-4.
-LOSSES.add("began", Loss(_began_d, _began_g, {**_ONE_STEP, "gamma": 0.5, "lambda_k": 0.001}, autoencoder=True,
-                         state0={"k": 0.0}, update_state=_began_update, monitor=_began_monitor),
-           "BEGAN: autoencoder D, L_D = L(x) - k_t L(G(z)); gamma 0.5, lambda_k 0.001 for both kinds (Berthelot 2017)")

@@ -6,25 +6,11 @@ autoencoder discriminator scores a sample by its L1 reconstruction error instead
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from torch import Tensor, nn
 
-from gan_tasks.registry import Registry
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    build: Callable[..., tuple[nn.Module, nn.Module]]  # (data_shape, z_dim, **params) -> (G, D)
-    defaults: dict[str, Any] = field(default_factory=dict)
-    data_kinds: tuple[str, ...] = ("points",)
-    sizes: tuple[int, ...] = ()  # image side lengths it accepts; () = any
-    autoencoder: bool = False  # D is an autoencoder (BEGAN)
-    batchnorm_g: bool = False  # G has batch norm layers (virtual batch norm can replace them)
-
-
-MODELS: Registry[ModelSpec] = Registry("model")
+from gan_tasks.catalog import MODELS, ModelSpec  # noqa: F401 - re-exported: registered in catalog.py
 
 
 class Discriminator(nn.Module):
@@ -59,7 +45,7 @@ class _Reshape(nn.Module):
         return x.view(x.shape[0], *self.shape)
 
 
-# Hidden-layer activations of the MLPs by name (model param `activation`).
+# Hidden-layer activations of the MLPs by the names of catalog.ACTIVATIONS (model param `activation`).
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU, "tanh": nn.Tanh}
 
@@ -88,18 +74,6 @@ def _mlp_ae(data_shape: tuple[int, ...], z_dim: int, hidden: int, code: int,
             AutoencoderD(_mlp_stack(dim, hidden, code, activation), _mlp_stack(code, hidden, dim, activation)))
 
 
-# hidden=128: the 3-layer MLPs of the VEEGAN / Unrolled-GAN mixture experiments. LeakyReLU(0.2),
-# measured: with ReLU a G whose hidden units die maps every z to one point (non-saturating, hinge
-# and dragan collapsed to 0-1 of 8 ring modes on some seeds at 3,000 steps; with LeakyReLU 8 of 8).
-MODELS.add("mlp", ModelSpec(_mlp, {"hidden": 128, "activation": "leaky_relu"}, ("points",)),
-           "3-layer MLP generator and discriminator for 2D data (128 units as VEEGAN; LeakyReLU, measured)")
-# code=1: below the data dimension, so the autoencoder cannot learn the identity and must fit
-# the data's 1D structure (a ring is a curve): reals reconstruct better than off-curve fakes.
-MODELS.add("mlp-ae", ModelSpec(_mlp_ae, {"hidden": 128, "code": 1, "activation": "leaky_relu"}, ("points",),
-                               autoencoder=True),
-           "3-layer MLP generator and MLP autoencoder discriminator for 2D data (BEGAN)")
-
-
 def _dcgan28(data_shape: tuple[int, ...], z_dim: int, dropout: float, slope: float) -> tuple[nn.Module, nn.Module]:
     """Seed 004 Appendix I (TensorFlow DCGAN tutorial): 5x5 kernels, 'same' padding, no biases in G."""
     c = data_shape[0]
@@ -113,11 +87,6 @@ def _dcgan28(data_shape: tuple[int, ...], z_dim: int, dropout: float, slope: flo
         nn.Conv2d(c, 64, 5, 2, 2), nn.LeakyReLU(slope), nn.Dropout(dropout),
         nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(slope), nn.Dropout(dropout), nn.Flatten())
     return g, Discriminator(body, nn.Linear(128 * 7 * 7, 1))
-
-
-# dropout 0.3 and LeakyReLU slope 0.3: the Keras defaults of the tutorial seed 004 reproduces.
-MODELS.add("dcgan-28", ModelSpec(_dcgan28, {"dropout": 0.3, "slope": 0.3}, ("images",), (28,), batchnorm_g=True),
-           "DCGAN for 28x28 images as in seed 004's appendix (2.33M G / 213k D parameters)")
 
 
 def _dcgan32(data_shape: tuple[int, ...], z_dim: int, width: int, slope: float) -> tuple[nn.Module, nn.Module]:
@@ -135,11 +104,6 @@ def _dcgan32(data_shape: tuple[int, ...], z_dim: int, width: int, slope: float) 
         nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(slope),
         nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(slope), nn.Flatten())
     return g, Discriminator(body, nn.Linear(4 * w * 4 * 4, 1))
-
-
-# width 64 and slope 0.2: DCGAN's base channel count and LeakyReLU slope (Radford et al. 2015).
-MODELS.add("dcgan-32", ModelSpec(_dcgan32, {"width": 64, "slope": 0.2}, ("images",), (32,), batchnorm_g=True),
-           "DCGAN for 32x32 images (CIFAR-10): 4x4 stride-2 convs, 64-128-256 channels")
 
 
 def _began_decoder(code: int, c: int, side: int, n: int) -> nn.Sequential:
@@ -165,12 +129,6 @@ def _began(data_shape: tuple[int, ...], z_dim: int, width: int, code: int) -> tu
     c, side = data_shape[0], data_shape[-1]
     g = nn.Sequential(_began_decoder(z_dim, c, side, width), nn.Tanh())  # data lie in [-1, 1]
     return g, AutoencoderD(_began_encoder(code, c, side, width), _began_decoder(code, c, side, width))
-
-
-# width 64, code 64: Berthelot et al. 2017 use n = 64..128 filters and h = 64 for 64x64 faces;
-# the smaller images here need no more.
-MODELS.add("began", ModelSpec(_began, {"width": 64, "code": 64}, ("images",), (28, 32), autoencoder=True),
-           "BEGAN: decoder generator, conv autoencoder discriminator (ELU, no batch norm), 28x28 or 32x32")
 
 
 # --- the networks of the PacGAN paper (Lin et al. 2018; github.com/fjxmlzn/PacGAN) ---------------
@@ -212,12 +170,6 @@ def _pacgan_mlp(data_shape: tuple[int, ...], z_dim: int, hidden_g: int, hidden_d
     return g, d
 
 
-# 400 / 200 units, 5 pieces, N(0, 0.02): PacGAN's config.py for the ring and grid (Table 1).
-MODELS.add("pacgan-mlp", ModelSpec(_pacgan_mlp, {"hidden_g": 400, "hidden_d": 200, "pieces": 5, "init_std": 0.02},
-                                   ("points",), batchnorm_g=True),
-           "PacGAN Table 1 MLPs (fjxmlzn/PacGAN config.py): G 4x400 BN+ReLU, D 3 maxout layers 200x5 pieces, N(0,0.02)")
-
-
 def _pacgan_dcgan(data_shape: tuple[int, ...], z_dim: int, width: int, slope: float,
                   init_std: float) -> tuple[nn.Module, nn.Module]:
     """The DCGAN (carpedm20/DCGAN-tensorflow) PacGAN and VEEGAN train on Stacked MNIST
@@ -235,12 +187,6 @@ def _pacgan_dcgan(data_shape: tuple[int, ...], z_dim: int, width: int, slope: fl
     d = Discriminator(body, nn.Linear(8 * w * 2 * 2, 1))
     _normal_init(g, d, std=init_std)
     return g, d
-
-
-# width 64 (gf_dim = df_dim), slope 0.2, N(0, 0.02): the DCGAN-tensorflow defaults PacGAN keeps.
-MODELS.add("pacgan-dcgan", ModelSpec(_pacgan_dcgan, {"width": 64, "slope": 0.2, "init_std": 0.02}, ("images",), (28,),
-                                     batchnorm_g=True),
-           "PacGAN/VEEGAN Stacked MNIST DCGAN (fjxmlzn/PacGAN, DCGAN-tensorflow): 5x5 convs 64-512, BN in G and D")
 
 
 def build_models(name: str, data_shape: tuple[int, ...], z_dim: int, params: dict,

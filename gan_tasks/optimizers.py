@@ -5,49 +5,16 @@ sweep YAML's `params`, so the YAML only states what it changes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
 import torch
 
-from gan_tasks.registry import Registry, for_kind
-
-
-@dataclass(frozen=True)
-class OptimizerSpec:
-    build: Callable[..., torch.optim.Optimizer]  # (params, lr=..., **defaults) -> Optimizer
-    lr: float  # the images default; by_kind may give another per kind of data
-    defaults: dict[str, Any] = field(default_factory=dict)
-    by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"points": {"lr": ..., "betas": ...}}
-
-    def lr_for(self, kind: str) -> float:
-        return self.by_kind.get(kind, {}).get("lr", self.lr)
-
-    def defaults_for(self, kind: str) -> dict[str, Any]:
-        return {k: v for k, v in for_kind(self.defaults, self.by_kind, kind).items() if k != "lr"}
-
-
-OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
+from gan_tasks.catalog import OPTIMIZERS, OptimizerSpec  # noqa: F401 - re-exported: registered in catalog.py
 
 
 def make_optimizer(name: str, params: Iterable, lr: float | None, extra: dict) -> torch.optim.Optimizer:
     spec = OPTIMIZERS.get(name)
     return spec.build(params, lr=spec.lr if lr is None else lr, **{**spec.defaults, **extra})
-
-
-# Momentum 0.5 as in Goodfellow et al. 2014's released code ("we used momentum", seed 001);
-# lr 0.01 is that code's starting rate. Points: the same; measured, neither 0.01 nor 0.05 forms the
-# ring within 3,000 steps (non-saturating: 0-7 modes at < 1 % high quality); adaptive steps do.
-OPTIMIZERS.add("sgd", OptimizerSpec(torch.optim.SGD, 0.01, {"momentum": 0.5}),
-               "SGD, momentum 0.5, lr 0.01 for both kinds (Goodfellow 2014 code)")
-# lr 2e-4, beta1 0.5: DCGAN (Radford 2015), seed 004 Table 1. On 2-D mixtures lr 1e-3, measured:
-# at 2e-4 no loss covers 6 of 8 ring modes at 30 % high quality within 3,000 steps (configs/defaults.md).
-OPTIMIZERS.add("adam", OptimizerSpec(torch.optim.Adam, 2e-4, {"betas": (0.5, 0.999)}, {"points": {"lr": 1e-3}}),
-               "Adam, beta1 0.5; lr 2e-4 images (DCGAN, Radford 2015), 1e-3 points (measured)")
-# lr 5e-5: WGAN (Arjovsky 2017), seed 004 Table 1; momentum-free because WGAN found momentum unstable.
-# Points lr 5e-4, measured (non-saturating, 3,000 steps): 8/8 ring modes at 20-22 % HQ; 1e-4: 4-5 %.
-OPTIMIZERS.add("rmsprop", OptimizerSpec(torch.optim.RMSprop, 5e-5, {}, {"points": {"lr": 5e-4}}),
-               "RMSProp; lr 5e-5 images (WGAN, Arjovsky 2017), 5e-4 points (measured)")
 
 
 class OptimisticAdam(torch.optim.Optimizer):
@@ -111,14 +78,3 @@ class OMD(torch.optim.Optimizer):
                 p.add_(2 * p.grad - st["prev_grad"], alpha=-group["lr"])
                 st["prev_grad"].copy_(p.grad)
         return loss
-
-
-# lr 2e-4 and betas (0.5, 0.9): the WGAN/CIFAR-10 settings of Daskalakis et al. 2017. Points lr 5e-4,
-# measured (non-saturating, 3,000 steps): 8/8 ring modes at 18-24 % HQ; 1e-3 oscillates (8-9 %).
-OPTIMIZERS.add("optimistic-adam", OptimizerSpec(OptimisticAdam, 2e-4, {"betas": (0.5, 0.9), "eps": 1e-8},
-                                                {"points": {"lr": 5e-4}}),
-               "Optimistic Adam (Daskalakis 2017): lr 2e-4 images (their CIFAR-10), 5e-4 points (measured)")
-# lr 0.01: a plain-SGD-sized step; the optimistic correction keeps bilinear games from cycling.
-# Points: the same; measured, 0.01 and 0.05 both fail to form the ring in 3,000 steps, as sgd does.
-OPTIMIZERS.add("omd", OptimizerSpec(OMD, 0.01, {}),
-               "optimistic gradient descent w <- w - lr (2 g_t - g_{t-1}); lr 0.01 for both kinds")

@@ -29,34 +29,13 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from gan_tasks import schema
+from gan_tasks.catalog import check_packable, packable_loss  # noqa: F401 - config-time checks, torch-free
 from gan_tasks.losses import LOSSES
 from gan_tasks.tricks import pack
 
 if TYPE_CHECKING:
     from gan_tasks.config import TrialConfig
     from gan_tasks.storage import Storage
-
-
-def check_packable(pack_seeds: int, loss_names: list[str], tricks: Any = None) -> None:
-    """Config-time check: packing needs losses that are pure functions of D scores, and no tricks but
-    PacGAN's `pac` (a reshape of D's input, which the stacked models take as they are)."""
-    if pack_seeds <= 1:
-        return
-    if tricks is not None and tricks.model_copy(update={"pac": 1}) != type(tricks)():
-        raise ValueError("pack_seeds > 1 cannot be combined with tricks other than pac; set pack_seeds: 1 or "
-                         "remove those tricks")
-    bad = [n for n in loss_names if not packable_loss(n)]
-    if bad:
-        ok = [n for n in LOSSES.names() if packable_loss(n)]
-        raise ValueError(f"pack_seeds > 1: grid.loss {', '.join(bad)} cannot be packed (gradient penalty, "
-                         f"weight clipping or carried state need per-model autograd); packable losses: "
-                         f"{', '.join(ok)}")
-
-
-def packable_loss(name: str) -> bool:
-    spec = LOSSES.get(name)
-    return (spec.penalty is None and spec.after_d_step is None and not spec.state0
-            and spec.update_state is None and not spec.autoencoder)
 
 
 class _Stack:

@@ -18,10 +18,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy import stats
+
+if TYPE_CHECKING:  # numpy, pandas and scipy load where a comparison is computed: validation stays light
+    import numpy as np
+    import pandas as pd
 
 Z95 = 1.959964  # two-sided 95 % of a normal: the band of the difference of two means
 
@@ -87,6 +90,7 @@ def matches(row: PublishedRow, config_json: str) -> bool:
 def verdict(pub_mean: float, pub_se: float | None, values: np.ndarray, ordering_ok: bool | None,
             absolute: bool) -> str:
     """One figure's verdict (module docstring); ordering_ok None: no other row to order against."""
+    import numpy as np
     if len(values) == 0:
         return "not run"
     se_m = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
@@ -101,6 +105,9 @@ def compare(pub: Published, trials: pd.DataFrame, finals: pd.DataFrame, steps: i
 
     trials: trial_id, config_json, loss, optimizer (the rankings' cell labels); finals: trial_id,
     metric, value (each trial's final value)."""
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
     rows = []
     for r in pub.rows:
         ids = trials[trials.config_json.map(lambda s: matches(r, s))]
@@ -133,6 +140,7 @@ def _fmt(v: float) -> str:
 
 def markdown(pub: Published, cmp: pd.DataFrame, steps: int, seeds: int, sweep_id: str) -> str:
     """The committed comparison: budget first, then one line per (row, metric)."""
+    import pandas as pd
     lines = [f"# {pub.table}: published vs measured", "",
              f"Source: {pub.source}. Sweep `{sweep_id}`.", "",
              f"Budget: ours {steps:,} generator steps x {seeds} seeds; published {pub.steps:,} steps x {pub.runs} "
@@ -193,6 +201,7 @@ def over_training(pub: Published, trials: pd.DataFrame, evaluations: pd.DataFram
 
 def sweep_comparison(storage, sweep_id: str) -> tuple[Published, pd.DataFrame, str]:
     """(published block, compare() table, markdown) of a stored sweep; ValueError without a block."""
+    import pandas as pd
     from gan_tasks.rankings import final_values
     from gan_tasks.report import load_frames
 

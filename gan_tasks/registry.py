@@ -6,6 +6,7 @@ style). No if-chains on mode strings anywhere else in the code.
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -63,12 +64,31 @@ def for_kind(defaults: dict[str, Any], by_kind: dict[str, dict[str, Any]], kind:
     return {**defaults, **by_kind.get(kind, {})}
 
 
-def check_params(kind: str, name: str, params: dict[str, Any], allowed: dict[str, Any]) -> dict[str, Any]:
-    """Merge user params over defaults; an unknown key is an error naming the valid keys."""
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"{kind} {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(sorted(allowed)) or '(none)'}"
-        )
-    return {**allowed, **params}
+
+class Ref:
+    """A callable named "module:attribute", imported on its first call. Registries name their torch
+    code this way, so that reading them (validation, `gansweep list`) never imports torch."""
+
+    def __init__(self, target: str):
+        self.target, self._obj = target, None
+
+    def get(self) -> Any:
+        if self._obj is None:
+            module, _, attr = self.target.partition(":")
+            self._obj = getattr(importlib.import_module(module), attr)
+        return self._obj
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.get()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Ref({self.target!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ref) and other.target == self.target
+
+    def __hash__(self) -> int:
+        return hash(self.target)
+
+    def __getstate__(self) -> dict:  # pickled (Ray) by name; the target is imported again on arrival
+        return {"target": self.target, "_obj": None}

@@ -116,7 +116,7 @@ def test_validate_prints_the_resolved_parameters_of_every_cell():
     (["train.steps=0"], "train.steps: Input should be greater than 0"),
     (["train.stpes=10"], "train.stpes: unknown key"),
     (["grid.loss=[nonsat]"], "grid.loss.0"),
-    (["grid.seed=[0, 0]"], "duplicate trials"),
+    (["grid.seed=[0, 0]"], "grid.seed: entries 0 and 1 are the same seed"),
 ])
 def test_a_bad_override_is_refused_before_any_compute(tmp_path, sets, words):
     store = tmp_path / "store"

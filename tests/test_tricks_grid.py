@@ -65,7 +65,7 @@ def test_bad_tricks_entries_are_config_errors_naming_the_field(grid, field, word
 
 
 def test_tricks_axis_entries_that_resolve_alike_are_duplicates():
-    with pytest.raises(ConfigError, match="duplicate trials"):
+    with pytest.raises(ConfigError, match=r"grid\.tricks: entries 0 and 1 are the same trick setting"):
         expand_grid(parse_config(_sweep({"loss": ["minimax"], "optimizer": ["adam"], "seed": [0],
                                          "tricks": [{"d_steps": 2}, {"d_steps": 2}]})))
 
