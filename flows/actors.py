@@ -41,7 +41,7 @@ class TrialActor:
     def _on_progress(self, step: int, steps: int, rate: float) -> None:
         self.progress_ = (step, steps, rate)
 
-    def train(self, cfg, storage, sweep_id: str, ev=None) -> dict:
+    def train(self, cfg, storage, sweep_id: str, ev=None, es=None) -> dict:
         from gan_tasks.train import run_trial
 
         self.progress_ = (0, 0, 0.0)  # a pooled actor must not report its previous trial's progress
@@ -50,7 +50,7 @@ class TrialActor:
         if ev is not None and ev.eval_every:  # quality-over-steps rows in evaluations/
             from gan_tasks.evaluate import on_eval
 
-            hook = on_eval(storage, sweep_id, ev)
+            hook = on_eval(storage, sweep_id, ev, es)  # es: early_stop rungs, decided in the hook
         return run_trial(cfg, storage, sweep_id, _device(), self._on_progress, node, hook,
                          ev.eval_every if hook else 0)
 

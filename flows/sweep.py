@@ -24,6 +24,7 @@ from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConf
     parse_config, EvalConfig
 from gan_tasks.compare import compare, previous_sweep, regressions
 from gan_tasks.datasets import ensure_dataset
+from gan_tasks.early_stop import EarlyStop
 from gan_tasks.published import of_sweep
 from gan_tasks.rankings import rank_cells, write_rankings
 from gan_tasks.report import load_frames, summary_table, write_report
@@ -31,6 +32,9 @@ from gan_tasks.storage import DamagedFile, Storage
 from gan_tasks.train import trial_row, write_trial_row
 
 POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
+# Statuses of a finished trial: a re-run skips it, it is evaluated, it is no failure. `stopped`: cut
+# short by early_stop (gan_tasks/early_stop.py), its rows and checkpoint kept.
+DONE = ("completed", "stopped")
 
 
 def default_sweep_id(name: str) -> str:
@@ -53,7 +57,7 @@ def _completed(storage: Storage, sweep_id: str, tid: str) -> bool:
     except DamagedFile as e:
         logger.warning("%s; moved to %s, the trial resumes from its checkpoint", e, storage.quarantine(*path))
         return False
-    if not any(r["status"] == "completed" for r in rows):
+    if not any(r["status"] in DONE for r in rows):
         return False
     folder = ("sweeps", sweep_id, "metrics")
     for name in [n for n in storage.ls(*folder) if n.startswith(f"{tid}-")]:
@@ -108,7 +112,7 @@ def forget_trial(storage: Storage, sweep_id: str, tid: str) -> None:
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPool, force: bool = False,
-                ev: EvalConfig | None = None) -> dict:
+                ev: EvalConfig | None = None, es: EarlyStop | None = None) -> dict:
     """Runs one trial in a Ray actor of the sweep's pool and reports its progress while it trains."""
     logger = get_run_logger()
     if force:
@@ -121,7 +125,7 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
     started = datetime.now(timezone.utc)
     rate = None
     try:
-        ref = actor.train.remote(cfg, storage, sweep_id, ev)
+        ref = actor.train.remote(cfg, storage, sweep_id, ev, es)
         shown = 0.0
         while not ray.wait([ref], timeout=POLL_SECONDS)[0]:
             step, steps, rate = ray.get(actor.progress.remote())
@@ -195,7 +199,7 @@ def _train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, 
         futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]",
                                             tags=[f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}",
                                                   f"seed:{t.seed}"])
-                   .submit(t, storage, sweep_id, pool, force, sweep.evaluation) for t in trials]
+                   .submit(t, storage, sweep_id, pool, force, sweep.evaluation, sweep.early_stop) for t in trials]
     by_id = {r["trial_id"]: r for r in _follow(futures, len(trials), len(pool.actors))}
     return [by_id[t.trial_id] for t in trials]
 
@@ -216,11 +220,13 @@ def _follow(futures: list, total: int, slots_: int) -> list[dict]:
 def progress_line(rows: list[dict], total: int, slots_: int, elapsed: float) -> str:
     """'sweep: 5/12 trials done (4 completed, 1 failed), 2 running, 41 s elapsed, ETA ~58 s'."""
     done = len(rows)
-    bad = sum(r["status"] != "completed" for r in rows)
+    bad = sum(r["status"] not in DONE for r in rows)
+    stopped = sum(r["status"] == "stopped" for r in rows)
     trained = [r for r in rows if not r.get("skipped")]
     left = total - done
     eta = f", ETA ~{elapsed / len(trained) * left:.0f} s" if trained and left else ""
-    return (f"sweep: {done}/{total} trials done ({done - bad} completed, {bad} failed), "
+    cut = f", {stopped} stopped early" if stopped else ""
+    return (f"sweep: {done}/{total} trials done ({done - bad - stopped} completed{cut}, {bad} failed), "
             f"{min(slots_, left)} running, {elapsed:.0f} s elapsed{eta}")
 
 
@@ -332,7 +338,7 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
         with pool, runner:  # threads only wait on Ray actors; the pool bounds how many train at once
             prepare(sweep, storage, sweep_id)
             results = _train_all(sweep, trials, storage, sweep_id, pool, force)
-            done = [t for t, r in zip(trials, results) if r["status"] == "completed"]
+            done = [t for t, r in zip(trials, results) if r["status"] in DONE]
             evals = [evaluate_trial.with_options(task_run_name=f"evaluate {t.label} [{t.trial_id}]")
                      .submit(t, storage, sweep_id, sweep.evaluation, pool) for t in done]
             for t, f in zip(done, evals):
@@ -344,7 +350,7 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
         if started_ray:
             ray.shutdown()
     return {"sweep_id": sweep_id, "storage": storage.url, **out,
-            "not_completed": sum(r["status"] != "completed" for r in results)}
+            "not_completed": sum(r["status"] not in DONE for r in results)}
 
 
 def _ensure_ray(address: str | None) -> bool:

@@ -24,6 +24,7 @@ from gan_tasks.params import FieldError, Strict, check_params
 from gan_tasks.registry import KINDS
 from gan_tasks.sweep_checks import check_applies, check_duplicates, check_grid_size, check_limits
 from gan_tasks.published import Published
+from gan_tasks.early_stop import EarlyStop
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: `$` would let a trailing newline through
 # 100 characters: a sweep id is the name plus a 16-character UTC stamp, and a file name may have 255.
@@ -256,6 +257,9 @@ class SweepConfig(_Frozen):
     # A paper's table this sweep reproduces (gan_tasks/published.py): rankings and the report put
     # it beside the measured values. None: a sweep of our own.
     published: Published | None = None
+    # Stop hopeless trials at rungs of successive halving (gan_tasks/early_stop.py). None: every
+    # trial trains its full budget. Not part of any trial id: it only cuts a trial short.
+    early_stop: EarlyStop | None = None
     limits: Limits = Limits()  # raisable upper bounds on sizes (gan_tasks/sweep_checks.py)
 
     @model_validator(mode="before")
@@ -304,6 +308,10 @@ class SweepConfig(_Frozen):
                              f"size that is a multiple of every pac in the sweep")
         check_duplicates(self.grid)  # after resolution: `lsgan` and `{name: lsgan, params: {a: 0}}` are one
         check_applies(self.evaluation, kind, self.dataset.name)
+        if self.early_stop is not None:
+            self.early_stop.check(self.train.steps, self.evaluation.eval_every, kind)
+            if self.pack_seeds > 1:
+                raise ValueError("early_stop needs pack_seeds: 1: packed seeds train as one model, none can stop alone")
         return self
 
     @model_validator(mode="after")

@@ -27,7 +27,8 @@ from gan_tasks.fidelity import calculate, stats_cache_name, storage_cache
 from gan_tasks.metrics import mode_coverage, stacked_mnist_coverage
 from gan_tasks.registry import Registry
 from gan_tasks.storage import Storage
-from gan_tasks.train import Trial
+from gan_tasks.early_stop import go_on, rung_values
+from gan_tasks.train import EarlyStopped, Trial
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,15 @@ def write_evaluations(storage: Storage, sweep_id: str, trial_id: str, rows_: lis
                           "evaluations", name)
 
 
-def on_eval(storage: Storage, sweep_id: str, ev: EvalConfig) -> Callable[[Trial], None]:
-    """The training-time hook: cheap metrics (ev.eval_every_samples samples) at the trial's step."""
+def on_eval(storage: Storage, sweep_id: str, ev: EvalConfig, es=None) -> Callable[[Trial], None]:
+    """The training-time hook: cheap metrics (ev.eval_every_samples samples) at the trial's step; at
+    an early_stop rung (es), the trial then stops unless it is among the best so far there."""
     def hook(trial: Trial) -> None:
         m = measure(trial, storage, ev, ev.eval_every_samples)
         write_evaluations(storage, sweep_id, trial.tid, rows(trial.cfg, sweep_id, trial.step, m), trial.step)
+        if es is not None and trial.step in es.rungs:
+            values = rung_values(storage, sweep_id, trial.step, es.metric)
+            if not go_on(values, trial.tid, es):
+                raise EarlyStopped(f"early_stop at step {trial.step}: {es.metric} {values.get(trial.tid):.4g} not "
+                                   f"in the best 1/{es.reduction_factor:g} of {len(values)} trials at this rung")
     return hook

@@ -102,7 +102,10 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
     vals = final_values(trials, evaluations) if not evaluations.empty else pd.DataFrame(
         columns=["trial_id", "metric", "value", "loss", "optimizer", "seed"])
     vals = vals[np.isfinite(vals.value.astype(float))]
-    failed = trials[trials.status.isin(["diverged", "failed", "interrupted"])]
+    # Seeds that did not reach the budget: failed ones count in seeds_failed; ones early_stop cut short
+    # are left out of the statistics too (their values are from an earlier step) and named in the note.
+    failed = trials[trials.status.isin(["diverged", "failed", "interrupted", "stopped"])]
+    vals = vals[~vals.trial_id.isin(trials.trial_id[trials.status == "stopped"])]
     cells = trials[["loss", "optimizer"]].drop_duplicates()
     rows = []
     for metric in sorted(set(vals.metric)):
@@ -112,10 +115,11 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
             c = m[(m.loss == loss) & (m.optimizer == opt)]
             bad = failed[(failed.loss == loss) & (failed.optimizer == opt)]
             n_cell = int(((trials.loss == loss) & (trials.optimizer == opt)).sum())
-            note = ", ".join(f"{status} {count} of {n_cell} seeds" for status, count in bad.status.value_counts().items())
+            note = ", ".join(f"{status} {count} of {n_cell} seeds" + (" (early_stop)" if status == "stopped" else "")
+                             for status, count in bad.status.value_counts().items())
             rows.append({"sweep_id": sweep_id, "loss": loss, "optimizer": opt, "metric": metric,
-                         "seeds_failed": len(bad), "higher_is_better": higher, "note": note,
-                         **_cell(c, higher), "values_": c.value.to_numpy(dtype=float)})
+                         "seeds_failed": int((bad.status != "stopped").sum()), "higher_is_better": higher,
+                         "note": note, **_cell(c, higher), "values_": c.value.to_numpy(dtype=float)})
     if not rows:
         return schema.RANKINGS.empty_table().to_pandas()
     df = pd.DataFrame(rows)

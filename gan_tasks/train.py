@@ -33,6 +33,10 @@ from gan_tasks.unroll import FunctionalD, unroll
 log = logging.getLogger("gansweep.train")
 
 
+class EarlyStopped(RuntimeError):
+    """Raised by the evaluation hook at a rung where the trial is not among the best (early_stop)."""
+
+
 class Diverged(RuntimeError):
     def __init__(self, step: int, what: str):
         super().__init__(f"non-finite {what} at step {step}")
@@ -366,9 +370,12 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
         status, err = "completed", ""
     except Diverged as e:
         status, err = "diverged", str(e)
+    except EarlyStopped as e:
+        status, err = "stopped", str(e)
+        trial.checkpoint()  # its state at the rung is kept, like its rows: a look at it needs no re-run
     except Exception as e:  # noqa: BLE001 - a trial's failure is recorded, the sweep goes on
         status, err = "failed", f"{type(e).__name__}: {e}"
-    if trial is not None and status != "completed":
+    if trial is not None and status not in ("completed",):
         try:
             trial.writer.drain()  # the uploads in flight land first, in order
         except Exception as e:  # noqa: BLE001 - the trial has failed already; say why storage did too

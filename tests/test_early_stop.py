@@ -1,0 +1,71 @@
+"""Early stopping (ASHA): rung decisions, config checks, and a sweep that cuts trials short through
+the real flow, keeps their rows and checkpoints, ranks without them, and skips them on a re-run."""
+import math
+
+import pandas as pd
+import pytest
+
+from flows.sweep import sweep_flow
+from gan_tasks.config import ConfigError, parse_config
+from gan_tasks.early_stop import EarlyStop, go_on
+from tests.conftest import tiny_config
+
+
+def test_rung_decisions_keep_the_best_fraction_ties_and_the_first_arrivals():
+    es = EarlyStop(metric="modes_covered", rungs=(100,), reduction_factor=2, min_trials=3)
+    assert go_on({"a": 1.0, "b": 0.0}, "b", es), "fewer than min_trials at the rung: nobody stops"
+    vals = {"a": 8.0, "b": 6.0, "c": 3.0, "d": 1.0}
+    assert [go_on(vals, t, es) for t in "abcd"] == [True, True, False, False]  # best ceil(4/2) = 2 go on
+    assert go_on({"a": 8.0, "b": 6.0, "c": 6.0}, "c", es), "a tie with the last kept value goes on"
+    assert not go_on({"a": 8.0, "b": 6.0, "c": math.nan}, "c", es), "NaN (diverged metric) is the worst"
+    lower = EarlyStop(metric="reverse_kl", rungs=(100,), reduction_factor=3, min_trials=3)
+    assert [go_on({"a": 0.1, "b": 0.5, "c": 2.0}, t, lower) for t in "abc"] == [True, False, False]
+
+
+@pytest.mark.parametrize("over, words", [
+    ({"early_stop": {"metric": "modes_covered", "rungs": [20]}}, "early_stop needs evaluation.eval_every"),
+    ({"early_stop": {"metric": "modes_covered", "rungs": [25]}, "evaluation": {"eval_every": 10}},
+     "early_stop.rungs [25]: each must be a multiple of evaluation.eval_every"),
+    ({"early_stop": {"metric": "modes_covered", "rungs": [60]}, "evaluation": {"eval_every": 10}}, "below train.steps"),
+    ({"early_stop": {"metric": "fid", "rungs": [20]}, "evaluation": {"eval_every": 10}}, "not logged for points"),
+    ({"early_stop": {"metric": "mode", "rungs": [20]}}, "unknown metric 'mode'"),
+    ({"early_stop": {"metric": "modes_covered", "rungs": [40, 20]}}, "increasing order"),
+    ({"early_stop": {"metric": "modes_covered", "rungs": [20], "reduction_factor": 1}}, "early_stop.reduction_factor"),
+    ({"early_stop": {"metric": "modes_covered", "rungs": [20]}, "evaluation": {"eval_every": 10}, "pack_seeds": 2},
+     "early_stop needs pack_seeds: 1"),
+])
+def test_early_stop_config_errors_name_the_field(over, words):
+    with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        parse_config(tiny_config(**over))
+
+
+@pytest.mark.slow
+def test_a_sweep_stops_trials_at_a_rung_keeps_them_and_skips_them_on_rerun(ray_session, prefect_harness,
+                                                                            local_storage):
+    # 6 seeds, one rung at 300 of 600 steps; eta 100 keeps only the best reverse KL seen so far at the
+    # rung, so every trial that reaches it after another and is not the best stops (reverse KL is
+    # continuous: ties do not happen). All 6 arriving in improving order has probability 1/720.
+    cfg = tiny_config(grid={"loss": ["non-saturating"], "optimizer": ["adam"], "seed": list(range(6))},
+                      train={"steps": 600, "checkpoint_every": 300},
+                      evaluation={"n_samples": 500, "eval_every": 300, "eval_every_samples": 500},
+                      early_stop={"metric": "reverse_kl", "rungs": [300], "reduction_factor": 100, "min_trials": 2})
+    out = sweep_flow(cfg, local_storage.url, "es")
+    assert out["not_completed"] == 0, out
+    trials = pd.read_parquet(local_storage.uri("sweeps", "es", "trials"))
+    stopped = trials[trials.status == "stopped"]
+    assert len(stopped) >= 1 and set(trials.status) <= {"completed", "stopped"}
+    assert (stopped.steps == 300).all() and stopped.error.str.contains("early_stop at step 300").all()
+    assert (trials[trials.status == "completed"].steps == 600).all()
+    metrics = pd.read_parquet(local_storage.uri("sweeps", "es", "metrics"))
+    for tid in stopped.trial_id:
+        assert metrics[metrics.trial_id == tid].step.max() == 300, "its rows up to the rung are kept"
+        assert "step-000000300.pt" in local_storage.ls("sweeps", "es", "checkpoints", tid)
+    ranks = local_storage.read_table("sweeps", "es", "rankings").to_pandas()
+    kl = ranks[ranks.metric == "reverse_kl"].iloc[0]
+    assert kl.seeds == 6 - len(stopped) and kl.seeds_failed == 0
+    assert f"stopped {len(stopped)} of 6 seeds (early_stop)" in kl.note
+    # a re-run skips finished trials, stopped ones included: nothing retrains
+    again = sweep_flow(cfg, local_storage.url, "es")
+    assert again["not_completed"] == 0
+    after = pd.read_parquet(local_storage.uri("sweeps", "es", "trials")).set_index("trial_id")
+    assert (after.loc[trials.trial_id, "started_at"].to_numpy() == trials.started_at.to_numpy()).all()
