@@ -28,6 +28,8 @@ def compare(storage: Storage, a: str, b: str) -> pd.DataFrame:
     """Rows of (loss, optimizer, metric, mean_a, mean_b, delta, ci95, flagged)."""
     sa, sb = cell_stats(storage, a), cell_stats(storage, b)
     m = sa.merge(sb, on=["loss", "optimizer", "metric"], suffixes=("_a", "_b"), how="outer")
+    # a metric undefined on both nights (reverse_kl_hq of a trial with no high-quality sample) did not move
+    m = m[~(m.mean_a.isna() & m.mean_b.isna())].reset_index(drop=True)
     m["delta"] = m.mean_b - m.mean_a
     m["ci95"] = m[["ci95_a", "ci95_b"]].max(axis=1)
     # Without a CI (one seed) any change is flagged: there is no evidence it is noise.

@@ -75,7 +75,7 @@ def test_sigkill_mid_training_resumes_bit_identical(ray_session, local_storage):
                                   m_crash.sort_values("step")[cols].reset_index(drop=True))
 
 
-DIVERGING = {"name": "sgd", "lr_g": 1e8, "lr_d": 1e8}  # explodes to inf within 10 steps
+DIVERGING = {"name": "sgd", "lr_g": 10.0, "lr_d": 10.0}  # the largest lr validation allows: inf by step 3
 
 
 def test_failures_are_isolated_reruns_skip_and_force_retrains(ray_session, prefect_harness, local_storage, tmp_path):
