@@ -150,10 +150,14 @@ def _best_cells(st, sid: str, top: int = 5) -> None:
                 "best" if r.rank == 1 else "")
             seeds = f"{r.seeds}" + (f" ({r.seeds_failed} failed)" if r.seeds_failed else "")
             rows.append((metric, str(r.rank), f"{r.loss}/{r.optimizer}", f"{r.mean:.3g}", ci, seeds, vs))
-    head = ("metric", "rank", "cell", "mean", "95 % CI", "seeds", "vs best")
-    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
     console.print("\n[bold]best cells[/bold] (mean over seeds; * = worse than the best at p < 0.05, Welch's t-test)",
                   soft_wrap=True)
+    _aligned(("metric", "rank", "cell", "mean", "95 % CI", "seeds", "vs best"), rows)
+
+
+def _aligned(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table as aligned plain lines: nothing is cut or wrapped at the terminal's width."""
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
     for line in [head, *rows]:
         console.print("  " + "  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip(), soft_wrap=True,
                       highlight=False, markup=False)
@@ -323,11 +327,9 @@ def compare_(sweep_a: str, sweep_b: str, storage: str = typer.Option("gansweep-r
         if not st.exists("sweeps", sid, "config.yaml"):
             _fail(f"no sweep {sid!r} in {st.url}; sweeps there: {', '.join(st.ls('sweeps')) or '(none)'}")
     cmp = compare(st, sweep_a, sweep_b)
-    table = Table("loss", "optimizer", "metric", "A", "B", "delta", "ci95", "")
-    for r in cmp.itertuples():
-        table.add_row(r.loss, r.optimizer, r.metric, f"{r.mean_a:.4g}", f"{r.mean_b:.4g}", f"{r.delta:+.4g}",
-                      f"{r.ci95:.3g}", "[yellow]beyond CI[/yellow]" if r.flagged else "")
-    console.print(table)
+    _aligned(("loss", "optimizer", "metric", "A", "B", "delta", "ci95", ""),
+             [(r.loss, r.optimizer, r.metric, f"{r.mean_a:.4g}", f"{r.mean_b:.4g}", f"{r.delta:+.4g}",
+               f"{r.ci95:.3g}", "beyond CI" if r.flagged else "") for r in cmp.itertuples()])
     console.print(f"{len(regressions(cmp))} regression(s) beyond the seed confidence interval")
 
 
