@@ -203,19 +203,26 @@ def _defaults(spec) -> dict:
             for k in {**pts, **img}}
 
 
+def _sweeps_in(storage: str, s3_endpoint_url: str | None, *sweep_ids: str):
+    """The storage holding these sweeps; a missing one is an error listing the sweeps that are there."""
+    from gan_tasks.storage import Storage
+
+    st = Storage.parse(storage, s3_endpoint_url)
+    for sid in sweep_ids:
+        if not st.exists("sweeps", sid, "config.yaml"):
+            _fail(f"no sweep {sid!r} in {st.url}; sweeps there: {', '.join(st.ls('sweeps')) or '(none)'}")
+    return st
+
+
 @app.command()
 def report(sweep_id: str, storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
            s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
                                                          help=ENDPOINT_HELP)) -> None:
     """Regenerate a sweep's report/index.html from storage alone."""
     from gan_tasks.report import write_report
-    from gan_tasks.storage import Storage
-
     from gan_tasks.storage import DamagedFile
 
-    st = Storage.parse(storage, s3_endpoint_url)
-    if not st.exists("sweeps", sweep_id, "config.yaml"):
-        _fail(f"no sweep {sweep_id!r} in {st.url}; sweeps there: {', '.join(st.ls('sweeps')) or '(none)'}")
+    st = _sweeps_in(storage, s3_endpoint_url, sweep_id)
     try:
         console.print(write_report(st, sweep_id), soft_wrap=True)
     except DamagedFile as e:
@@ -298,11 +305,8 @@ def published_(sweep_id: str, storage: str = typer.Option("gansweep-results", he
                                                              help=ENDPOINT_HELP)) -> None:
     """The sweep config's published table beside the measured values, with a verdict per figure (markdown)."""
     from gan_tasks.published import sweep_comparison
-    from gan_tasks.storage import Storage
 
-    st = Storage.parse(storage, s3_endpoint_url)
-    if not st.exists("sweeps", sweep_id, "config.yaml"):
-        _fail(f"no sweep {sweep_id!r} in {st.url}; sweeps there: {', '.join(st.ls('sweeps')) or '(none)'}")
+    st = _sweeps_in(storage, s3_endpoint_url, sweep_id)
     try:
         _, _, md = sweep_comparison(st, sweep_id)
     except ValueError as e:
@@ -320,12 +324,8 @@ def compare_(sweep_a: str, sweep_b: str, storage: str = typer.Option("gansweep-r
                                                            help=ENDPOINT_HELP)) -> None:
     """Per (loss, optimizer, metric): the change from SWEEP_A to SWEEP_B, flagged beyond the seed 95 % CI."""
     from gan_tasks.compare import compare, regressions
-    from gan_tasks.storage import Storage
 
-    st = Storage.parse(storage, s3_endpoint_url)
-    for sid in (sweep_a, sweep_b):
-        if not st.exists("sweeps", sid, "config.yaml"):
-            _fail(f"no sweep {sid!r} in {st.url}; sweeps there: {', '.join(st.ls('sweeps')) or '(none)'}")
+    st = _sweeps_in(storage, s3_endpoint_url, sweep_a, sweep_b)
     cmp = compare(st, sweep_a, sweep_b)
     _aligned(("loss", "optimizer", "metric", "A", "B", "delta", "ci95", ""),
              [(r.loss, r.optimizer, r.metric, f"{r.mean_a:.4g}", f"{r.mean_b:.4g}", f"{r.delta:+.4g}",
