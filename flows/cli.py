@@ -33,7 +33,7 @@ ENDPOINT_HELP = "S3-compatible endpoint (MinIO, moto); env GANSWEEP_S3_ENDPOINT_
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {msg}", highlight=False)
+    console.print(f"[red]error:[/red] {msg}", highlight=False, soft_wrap=True)  # a path in it stays whole
     raise typer.Exit(code)
 
 

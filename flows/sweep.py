@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from flows.actors import ActorPool, slots, start_local_ray
-from flows.lock import SweepLock
+from flows.lock import SweepLock, SweepLocked
 from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
 from gan_tasks.compare import compare, previous_sweep, regressions
@@ -304,9 +304,17 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
     trials = expand_grid(sweep)
     storage = Storage.parse(storage_url, s3_endpoint_url)
     sweep_id = check_sweep_id(sweep_id or default_sweep_id(sweep.name))
-    with SweepLock(storage, sweep_id):  # before any Ray work: a second run of this id stops here
+    lock = SweepLock(storage, sweep_id)
+    try:
+        lock.acquire()  # before any Ray work: a second run of this id stops here
+    except SweepLocked as e:  # a refusal, not a crash: the flow fails with the message, no traceback
+        get_run_logger().error(str(e))
+        return Failed(message=str(e), data=e)
+    try:  # the lock is renewed while the sweep runs and released at its end, whatever happens
         out = _run(sweep, trials, storage, sweep_id, ray_address, force)
         out.update(compare_with_previous(storage, sweep.name, sweep_id))
+    finally:
+        lock.release()
     if fail_on_regression and out["regressions"]:
         return Failed(message=f"{out['regressions']} regression(s) against {out['previous']}", data=out)
     if out["not_completed"]:
