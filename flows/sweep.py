@@ -1,12 +1,10 @@
 """The sweep flow: validate -> dataset -> one task run per trial (each in a Ray actor) -> evaluate -> report."""
 from __future__ import annotations
 
-import io
 import time
 from datetime import datetime, timezone
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 import yaml
 from prefect import flow, get_run_logger, task
@@ -328,7 +326,7 @@ def mark_failed(storage: Storage, sweep_id: str, cfg: TrialConfig, error: str) -
     """A trial that trained but could not be evaluated has no result: it is `failed` in its row, the
     summary and the exit code, and a re-run evaluates it again (its last checkpoint is kept)."""
     path = ("sweeps", sweep_id, "trials", f"{cfg.trial_id}.parquet")
-    row = pq.read_table(io.BytesIO(storage.read_bytes(*path))).to_pylist()[-1]
+    row = storage.read_parquet(*path).to_pylist()[-1]
     row.update(status="failed", error=error[:2000])
     write_trial_row(storage, row)
     return {"trial_id": cfg.trial_id, "status": "failed"}
@@ -349,10 +347,11 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
             done = [t for t, r in zip(trials, results) if r["status"] in DONE]
             evals = [evaluate_trial.with_options(task_run_name=f"evaluate {t.label} [{t.trial_id}]")
                      .submit(t, storage, sweep_id, sweep.evaluation, pool) for t in done]
+            position = {t.trial_id: i for i, t in enumerate(trials)}
             for t, f in zip(done, evals):
                 if isinstance(err := f.result(raise_on_failure=False), BaseException):
                     get_run_logger().error("evaluation of %s failed: %s", t.label, err)
-                    results[trials.index(t)] = mark_failed(storage, sweep_id, t, f"evaluation failed: {err}")
+                    results[position[t.trial_id]] = mark_failed(storage, sweep_id, t, f"evaluation failed: {err}")
         out = report(storage, sweep_id)
     finally:
         if started_ray:

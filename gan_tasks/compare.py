@@ -8,6 +8,7 @@ from scipy import stats
 
 from gan_tasks.report import load_frames
 from gan_tasks.storage import Storage
+from gan_tasks.early_stop import DIRECTIONS
 
 
 def cell_stats(storage: Storage, sweep_id: str) -> pd.DataFrame:
@@ -37,9 +38,9 @@ def compare(storage: Storage, a: str, b: str) -> pd.DataFrame:
     return m[["loss", "optimizer", "metric", "mean_a", "mean_b", "delta", "ci95", "flagged"]]
 
 
-# Which way is better, per metric: a change the wrong way beyond the CI is a regression.
-HIGHER_IS_BETTER = {"modes_covered": True, "high_quality": True, "reverse_kl": False, "reverse_kl_hq": False,
-                    "inception_score": True, "fid": False, "kid": False, "precision": True, "recall": True}
+# Which way is better, per metric (early_stop.DIRECTIONS, the one table): a change the wrong way
+# beyond the CI is a regression.
+HIGHER_IS_BETTER = DIRECTIONS
 
 
 def regressions(cmp: pd.DataFrame) -> pd.DataFrame:

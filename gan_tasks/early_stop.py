@@ -18,10 +18,12 @@ from pydantic import Field, field_validator
 
 from gan_tasks.params import Strict
 
-# Which way is better for the metrics a rung can use (the directions rankings.HIGHER_IS_BETTER ranks by).
-DIRECTIONS = {"modes_covered": True, "high_quality": True, "reverse_kl": False, "inception_score": True,
-              "fid": False, "kid": False, "precision": True, "recall": True, "f_score": True}
-MIXTURE_METRICS = {"modes_covered", "high_quality", "reverse_kl"}
+# Which way is better for every ranked metric: rankings and compare rank by it, a rung compares by it.
+# modes_total and *_std are descriptions, not scores, and are not here.
+DIRECTIONS = {"modes_covered": True, "high_quality": True, "reverse_kl": False, "reverse_kl_hq": False,
+              "inception_score": True, "fid": False, "kid": False, "precision": True, "recall": True,
+              "f_score": True}
+MIXTURE_METRICS = {"modes_covered", "high_quality", "reverse_kl", "reverse_kl_hq"}
 
 
 class EarlyStop(Strict):

@@ -16,14 +16,13 @@ import pyarrow as pa
 from scipy import stats
 
 from gan_tasks import schema
+from gan_tasks.early_stop import DIRECTIONS
 from gan_tasks.storage import Storage
 from gan_tasks.tricks import tricks_label
 
 # Which way is better (the directions gan_tasks/compare.py uses for regressions); only these
 # metrics are ranked. modes_total, *_std are descriptions, not scores.
-HIGHER_IS_BETTER = {"inception_score": True, "fid": False, "kid": False, "precision": True, "recall": True,
-                    "f_score": True, "modes_covered": True, "high_quality": True, "reverse_kl": False,
-                    "reverse_kl_hq": False}
+HIGHER_IS_BETTER = DIRECTIONS  # one table of directions, torch- and pandas-free (validation reads it too)
 ALPHA = 0.05  # significance level of the Welch test against the best cell
 
 

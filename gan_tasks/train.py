@@ -375,7 +375,7 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
         trial.checkpoint()  # its state at the rung is kept, like its rows: a look at it needs no re-run
     except Exception as e:  # noqa: BLE001 - a trial's failure is recorded, the sweep goes on
         status, err = "failed", f"{type(e).__name__}: {e}"
-    if trial is not None and status not in ("completed",):
+    if trial is not None and status != "completed":
         try:
             trial.writer.drain()  # the uploads in flight land first, in order
         except Exception as e:  # noqa: BLE001 - the trial has failed already; say why storage did too
