@@ -1,6 +1,7 @@
 """Ray actors own a trial's device state. The Prefect task that drives one only waits and reports."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -99,17 +100,27 @@ class ActorPool:
         self.shutdown()
 
 
-def start_local_ray(**kwargs) -> None:
-    """A local Ray whose every server (GCS, raylet, workers, agents) listens on 127.0.0.1 only.
+@contextlib.contextmanager
+def _loopback_addresses():
+    """While active, Ray keeps 127.0.0.1 as this node's address instead of swapping in the routable one.
 
-    Ray 2.60 resolves `_node_ip_address="127.0.0.1"` back to the machine's routable address and then
-    binds its gRPC servers to all interfaces. It keeps the loopback address only when it believes it
-    is not running as a cluster (its macOS/Windows default), so for the duration of ray.init we let
-    it believe that; the processes it starts get the address as arguments. A cluster connection
-    (`--ray-address`) never goes through here.
+    Ray 2.60 resolves a loopback address back to the machine's routable address and then binds its
+    gRPC servers to all interfaces. It keeps the loopback address only when it believes it is not
+    running as a cluster (its macOS/Windows default), so for the duration of ray.init we let it
+    believe that; the processes it starts get the address as arguments.
     """
     from ray._private import ray_constants
 
+    cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode  # a later ray.init(address=...) resolves as usual
+
+
+def start_local_ray(**kwargs) -> None:
+    """A local Ray whose every server (GCS, raylet, workers, agents) listens on 127.0.0.1 only."""
     kwargs.setdefault("include_dashboard", False)  # no web UI unless someone asks for one
     # Ray renices its workers (+15) to keep its own daemons responsive on busy cluster nodes. On a
     # laptop the trials *are* the work: at +15 they lose the CPU to any other process and train at
@@ -120,13 +131,32 @@ def start_local_ray(**kwargs) -> None:
     auth_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
     level = auth_log.level
     auth_log.setLevel(logging.ERROR)
-    cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        ray.init(**kwargs)
+        with _loopback_addresses():
+            ray.init(**kwargs)
     finally:
-        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode  # a later ray.init(address=...) resolves as usual
         auth_log.setLevel(level)
+
+
+def connect_ray(address: str, **kwargs) -> None:
+    """Join an existing cluster as a driver. A cluster on this machine's loopback (127.x, localhost:
+    `ray start --node-ip-address 127.0.0.1`) is joined on loopback: resolved to the routable address,
+    the driver would look for the GCS where it does not listen and wait forever."""
+    host = address.removeprefix("ray://").rsplit(":", 1)[0]
+    if host.startswith("127.") or host == "localhost":
+        with _loopback_addresses():
+            ray.init(address=address, **kwargs)
+    else:
+        ray.init(address=address, **kwargs)
+
+
+def join_cluster(address: str) -> None:
+    """Connect this process to an existing cluster as the sweep's driver."""
+    import flows
+    import gan_tasks
+
+    # Ship this checkout's code with the job: workers need the dependencies, not our package.
+    connect_ray(address, log_to_driver=True, runtime_env={"py_modules": [gan_tasks, flows]})
 
 
 def slots(gpus: float, cpus: float, limit: int) -> int:

@@ -78,6 +78,9 @@ def run(config: str,
         s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL", help=ENDPOINT_HELP),
         force: bool = typer.Option(False, "--force", help="retrain trials that already completed"),
         sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+        wait_for_resources: float = typer.Option(
+            300.0, min=0, help="with --ray-address: seconds to wait for a node that can hold one trial to join "
+                               "(an autoscaler starting it) before giving up with exit 2"),
         ) -> None:
     """Run a sweep: every trial a Prefect task run inside a Ray actor, then evaluation and report."""
     from gan_tasks.config import ConfigError, expand_grid
@@ -98,6 +101,16 @@ def run(config: str,
         preflight(st, sweep, ray_address)
     except PreflightError as e:
         _fail(str(e))
+    if ray_address:  # join the cluster now: the flow uses this connection; a request no node can hold fails here
+        from flows.actors import join_cluster
+        from flows.preflight import wait_for_cluster_resources
+
+        join_cluster(ray_address)
+        try:
+            wait_for_cluster_resources(sweep.resources, ray_address, wait_for_resources,
+                                       lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False))
+        except PreflightError as e:
+            _fail(str(e))
     _quiet_embedded_prefect()
     from flows.sweep import default_sweep_id, sweep_flow
 

@@ -4,7 +4,9 @@ and Prefect start, as retries, tracebacks or an endless wait.
 - storage is reachable and writable (a probe object written, read back and removed) within
   TIMEOUT seconds: missing credentials, an unreachable endpoint, a read-only path;
 - the uploaded datasets the sweep reads are in storage;
-- on a local run, one trial's resources fit this machine (a remote cluster is asked by Ray).
+- on a local run, one trial's resources fit this machine; on a cluster (`--ray-address`), some alive
+  node offers them, or one joins within `--wait-for-resources` seconds (an autoscaler adding it):
+  Ray itself would wait for such a node forever, without a word.
 
 Each failure is a PreflightError of one line; `gansweep run` prints it and exits 2.
 """
@@ -112,7 +114,41 @@ def check_local_resources(res: Any) -> None:
                              "visible; set gpus_per_trial: 0, or run on a cluster with --ray-address")
 
 
+def _fits(node: dict, cpus: float, gpus: float) -> bool:
+    return node["Resources"].get("CPU", 0) >= cpus and node["Resources"].get("GPU", 0) >= gpus
+
+
+def wait_for_cluster_resources(res: Any, address: str, wait_s: float, say: Callable[[str], None],
+                               poll_s: float = 2.0) -> None:
+    """On a connected cluster: return once an alive node can hold one trial; say that we wait (once),
+    and give up with a PreflightError naming the fields after wait_s seconds."""
+    import time
+
+    import ray
+
+    cpus, gpus = res.cpus_per_trial, res.gpus_per_trial
+    deadline, told = time.monotonic() + wait_s, False
+    while True:
+        nodes = [n for n in ray.nodes() if n["Alive"]]
+        if any(_fits(n, cpus, gpus) for n in nodes):
+            return
+        largest = max(((n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in nodes), default=(0, 0))
+        have = f"{len(nodes)} node(s), the largest {largest[0]:g} CPU / {largest[1]:g} GPU"
+        if time.monotonic() >= deadline:
+            raise PreflightError(
+                f"resources.cpus_per_trial {cpus:g} / resources.gpus_per_trial {gpus:g}: no node of the Ray cluster "
+                f"at {address} offers them ({have}) after waiting {wait_s:g} s; lower them, add such a node, "
+                "or wait longer with --wait-for-resources SECONDS")
+        if not told:
+            say(f"waiting up to {wait_s:g} s for a node with {cpus:g} CPU / {gpus:g} GPU to join the Ray cluster "
+                f"at {address} ({have} now) ...")
+            told = True
+        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+
+
 def preflight(st: Storage, sweep: Any, ray_address: str | None, timeout: float = TIMEOUT) -> None:
+    """Before Ray or Prefect start. A cluster's resources are checked after joining it
+    (wait_for_cluster_resources), storage and datasets first."""
     if not ray_address:
         check_local_resources(sweep.resources)
     check_storage(st, sweep, timeout)

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect.states import Failed
 
-from flows.actors import ActorPool, slots, start_local_ray
+from flows.actors import ActorPool, join_cluster, slots, start_local_ray
 from flows.lock import SweepLock, SweepLocked
 from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
@@ -365,11 +365,7 @@ def _ensure_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if address:
-        import flows
-        import gan_tasks
-
-        # Ship this checkout's code with the job: workers need the dependencies, not our package.
-        ray.init(address=address, log_to_driver=True, runtime_env={"py_modules": [gan_tasks, flows]})
+        join_cluster(address)
     else:
         start_local_ray(log_to_driver=True)  # this run's own Ray: loopback only, dashboard off
     return True

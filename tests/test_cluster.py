@@ -1,4 +1,5 @@
-"""An existing multi-node Ray cluster on 127.0.0.1: trials asking for a GPU land on the GPU node."""
+"""An existing multi-node Ray cluster on 127.0.0.1 (every server bound to loopback): a request no node
+can hold fails in preflight with exit 2; trials asking for a GPU land on the GPU node."""
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
@@ -16,8 +18,20 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
+LOOPBACK_RAY = Path(__file__).with_name("loopback_ray.py")
+
+
 def _ray(*args, env):
-    subprocess.run([str(BIN / "ray"), *args], check=True, env=env, capture_output=True, timeout=180)
+    subprocess.run([sys.executable, str(LOOPBACK_RAY), *args], check=True, env=env, capture_output=True, timeout=180)
+
+
+def _cluster_listeners(temp: str) -> set[str]:
+    """Addresses that the cluster's processes (their command line names its session dir) listen on."""
+    pids = set()
+    for p in psutil.process_iter(["cmdline"]):
+        if temp in " ".join(p.info["cmdline"] or []):
+            pids |= {p.pid} | {c.pid for c in p.children(recursive=True)}
+    return {c.laddr.ip for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.pid in pids}
 
 
 def test_sweep_on_existing_cluster_runs_trials_on_the_gpu_node(tmp_path):
@@ -33,11 +47,24 @@ def test_sweep_on_existing_cluster_runs_trials_on_the_gpu_node(tmp_path):
         _ray("start", "--address", addr, "--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--num-gpus", "1",
              "--resources", json.dumps({"gpu_node": 1}), env=env)
         nodes = subprocess.run(
-            [sys.executable, "-c", "import ray, json; ray.init(address='%s'); "
+            [sys.executable, "-c", "import ray, json; from flows.actors import connect_ray; connect_ray('%s'); "
              "print(json.dumps({n['NodeID']: n['Resources'] for n in ray.nodes() if n['Alive']}))" % addr],
             check=True, capture_output=True, text=True, env=env, timeout=120).stdout.strip().splitlines()[-1]
         gpu_nodes = {nid for nid, res in json.loads(nodes).items() if res.get("GPU", 0) > 0}
         assert len(gpu_nodes) == 1
+        listeners = _cluster_listeners(temp)
+        assert listeners and listeners <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, listeners
+
+        # No node offers 2 GPUs: preflight says so within the wait, exit 2, nothing written.
+        big = tmp_path / "big.yaml"
+        big.write_text(yaml.safe_dump(tiny_config(resources={"gpus_per_trial": 2, "cpus_per_trial": 1})))
+        r = subprocess.run([str(BIN / "gansweep"), "run", str(big), "--storage", str(tmp_path / "none"),
+                            "--ray-address", addr, "--wait-for-resources", "3"],
+                           capture_output=True, text=True, env=env, timeout=200)
+        out = r.stdout + r.stderr
+        assert r.returncode == 2, out[-3000:]
+        assert "waiting up to 3 s" in out and "resources.gpus_per_trial 2" in out and "Traceback" not in out, out[-3000:]
+        assert not (tmp_path / "none" / "sweeps").exists()
 
         cfg = tiny_config(resources={"gpus_per_trial": 0.5, "cpus_per_trial": 1})
         path = tmp_path / "sweep.yaml"
