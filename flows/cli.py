@@ -21,6 +21,9 @@ def _quiet_embedded_prefect() -> None:
         return
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
+    # Prefect gives its temporary API 20 s to start; on a machine busy with other work that is not enough
+    # (seen at load 13 on 2 cores: the sweep failed before its first trial). Waiting longer costs nothing.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     for service in ("SCHEDULER", "LATE_RUNS", "FOREMAN", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP",
                     "REPOSSESSOR", "TRIGGERS", "DB_VACUUM"):
         os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
@@ -124,8 +127,12 @@ def run(config: str,
         _fail(str(e))
     from flows import interrupt
 
+    say = lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False)  # noqa: E731
+    # kill -9 of an earlier run left its Ray and Prefect server running: stop them, and name this run's own
+    interrupt.clean_orphans(say)
+    interrupt.mark_run()
     # Ctrl-C: running trials marked interrupted, every child process stopped, exit 130 (flows/interrupt.py)
-    interrupt.install(st, sid, lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False))
+    interrupt.install(st, sid, say)
     t0 = time.perf_counter()
     state = sweep_flow(sweep.model_dump(mode="json"), st.url, sid, ray_address, s3_endpoint_url, force,
                        return_state=True)
@@ -261,9 +268,28 @@ def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule
         _fail(str(e))
     # A local path is made absolute: the run happens later, from whatever directory the runner is in.
     url = storage if st.is_s3 or "://" in storage else os.path.abspath(storage)
+    from flows import interrupt
+
+    interrupt.clean_orphans(lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False))
+    interrupt.mark_run()  # the nights' Ray and Prefect processes carry this server's name
     nightly.serve(name=name, cron=cron, parameters={"config_path": os.path.abspath(config), "storage_url": url,
                                                     "s3_endpoint_url": s3_endpoint_url, "ray_address": ray_address,
                                                     "fail_on_regression": fail_on_regression})
+
+
+@app.command()
+def cleanup() -> None:
+    """Stop the processes (Ray, temporary Prefect API server) that killed `gansweep run`s left behind.
+
+    `gansweep run` and `serve` do this themselves when they start; this is for a machine you want quiet now."""
+    from flows import interrupt
+
+    found = interrupt.orphans()
+    for pid, run in sorted(found.items()):
+        console.print(f"pid {pid}: started by run {run.split(':')[0]} (gone)", highlight=False)
+    n = interrupt.clean_orphans(lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False))
+    if not n:
+        console.print("nothing left behind by a killed gansweep run")
 
 
 @app.command()

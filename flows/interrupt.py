@@ -5,6 +5,11 @@ run takes tens of seconds to die (or crashes), trials stay `running` in Parquet 
 Prefect server or Ray daemons can outlive it. Here the first SIGINT (or SIGTERM) marks this sweep's
 running trials `interrupted` (their checkpoints stay: a re-run of the sweep id resumes them), then
 terminates every process this one started (Ray, the temporary API server) and exits 130.
+
+kill -9 leaves no handler to run: Ray's daemons and the temporary API server outlive the run. Every
+process a run starts inherits GANSWEEP_RUN=<pid>:<start time> of that run, so the next run (or
+`gansweep cleanup`) finds the processes whose run is gone and stops them (clean_orphans). The sweep
+lock of a dead run on this host is taken over (flows/lock.py) and its `running` trials resume.
 """
 from __future__ import annotations
 
@@ -14,6 +19,51 @@ import time
 from datetime import datetime, timezone
 
 GRACE_SECONDS = 3.0  # SIGTERM, then SIGKILL whatever still runs
+RUN_ENV = "GANSWEEP_RUN"  # "<pid>:<start time>" of the `gansweep run` that started a process
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot: with the pid, it names one process (pids are reused)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def mark_run() -> None:
+    """Every process started from now on (Ray, the Prefect API server) carries this run's name."""
+    os.environ[RUN_ENV] = f"{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def orphans() -> dict[int, str]:
+    """Live processes started by a run that no longer exists: {pid: that run's name}."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:  # gone, or another user's
+            continue
+        run = next((v[len(RUN_ENV) + 1:].decode() for v in env if v.startswith(RUN_ENV.encode() + b"=")), None)
+        if run and ":" in run:
+            pid, start = run.split(":", 1)
+            if pid.isdigit() and _start_time(int(pid)) != start and _alive(int(entry)):
+                out[int(entry)] = run
+    return out
+
+
+def clean_orphans(say) -> int:
+    """Stop what killed runs left behind; say so. Returns how many processes were stopped."""
+    found = orphans()
+    if found:
+        stop_processes(list(found))
+        runs = sorted({r.split(":")[0] for r in found.values()})
+        say(f"stopped {len(found)} process(es) left running by killed gansweep run(s) (pid {', '.join(runs)}): "
+            "their Ray and temporary Prefect API server")
+    return len(found)
 
 
 def descendants(pid: int) -> list[int]:

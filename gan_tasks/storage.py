@@ -44,7 +44,9 @@ log = logging.getLogger("gansweep.storage")
 RETRY_SECONDS = 90.0
 # Errors that retrying cannot fix: the object is absent, or we may not touch it.
 _FINAL = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-# Marks a local file still being written (write aside, then rename); ls() never shows one.
+# Marks a local file still being written (write aside, then rename); ls() never shows one. The aside
+# file is hidden too (".name.partial-x"): a kill -9 mid-write leaves it, and pandas/pyarrow reading a
+# folder skip dot-files, so a user's read_parquet("…/metrics/") never sees its rows twice.
 _PARTIAL = ".partial-"
 
 
@@ -89,7 +91,8 @@ def write_local(path: str, data: bytes, check: Callable[[str], None] | None = No
     nothing behind. Storage.write_bytes on a local root and the node caches all write through here.
     """
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}{_PARTIAL}{uuid.uuid4().hex[:8]}"
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}{_PARTIAL}{uuid.uuid4().hex[:8]}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -185,6 +188,18 @@ class Storage:
             return []
         names = (p.rstrip("/").rsplit("/", 1)[-1] for p in names)
         return sorted(n for n in names if _PARTIAL not in n)  # a write cut short by a kill is not an object
+
+    def remove_partials(self, *parts: str, prefix: str = "") -> int:
+        """Remove writes cut short by a kill (local folders only: S3 PUTs leave none). Returns how many."""
+        if self.is_s3:
+            return 0
+        folder = self.uri(*parts)
+        stale = [n for n in (os.listdir(folder) if os.path.isdir(folder) else [])
+                 if _PARTIAL in n and n.lstrip(".").startswith(prefix)]
+        for n in stale:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, n))
+        return len(stale)
 
     def rm(self, *parts: str, recursive: bool = False) -> None:
         path = self.uri(*parts)

@@ -35,7 +35,8 @@ def test_ctrl_c_stops_fast_marks_trials_and_leaves_nothing_behind(tmp_path):
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
     deadline = time.monotonic() + 120
     while _running(store) < 2 or not list(store.glob("sweeps/cc/checkpoints/*/step-*.pt")):
-        assert p.poll() is None and time.monotonic() < deadline, "the trials never started"
+        assert time.monotonic() < deadline, "the trials never started"
+        assert p.poll() is None, p.stdout.read()[-3000:]
         time.sleep(0.5)
     children = descendants(p.pid)
     assert children, "Ray and the temporary Prefect server run as children of the run"
@@ -53,3 +54,42 @@ def test_ctrl_c_stops_fast_marks_trials_and_leaves_nothing_behind(tmp_path):
     rows = pd.concat(pd.read_parquet(f) for f in store.glob("sweeps/cc/trials/*.parquet"))
     assert set(rows.status) == {"interrupted"} and (rows.steps % 100 == 0).all() and (rows.steps > 0).any()
     assert rows.error.str.contains("resumes it from its checkpoint").all()
+
+
+def _alive(pids: list[int]) -> list[int]:
+    return [c for c in pids if Path(f"/proc/{c}").exists()
+            and Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+
+
+def test_kill_9_leaves_nothing_the_next_run_cannot_clean_up(tmp_path):
+    """kill -9 runs no handler: the next run stops what it left (Ray, the Prefect API server), takes
+    over its sweep lock and resumes its `running` trials from their checkpoints."""
+    cfg = tiny_config(train={"steps": 3000, "checkpoint_every": 100})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    store = tmp_path / "store"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    env.pop("GANSWEEP_RUN", None)  # an in-process CLI test of this session may have named the test process
+    cmd = [GANSWEEP, "run", str(tmp_path / "c.yaml"), "--storage", str(store), "--sweep-id", "k9"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while _running(store) < 1 or not list(store.glob("sweeps/k9/checkpoints/*/step-*.pt")):
+        assert time.monotonic() < deadline, "the trials never started"
+        assert p.poll() is None, p.stdout.read()[-3000:]
+        time.sleep(0.2)
+    children = descendants(p.pid)
+    p.kill()
+    p.wait(timeout=30)
+    time.sleep(1)
+    left = _alive(children)
+    assert left, "premise: after kill -9 the run's Ray and Prefect server outlive it"
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert "left running by killed gansweep run(s)" in out and "Traceback" not in out, out[-3000:]
+    assert not _alive(left), f"still alive after the next run: {_alive(left)}"
+    rows = pd.concat(pd.read_parquet(f) for f in store.glob("sweeps/k9/trials/*.parquet"))
+    assert (rows.status == "completed").all() and len(rows) == 2 and (rows.steps == 3000).all()
+    metrics = pd.read_parquet(store / "sweeps" / "k9" / "metrics")  # resumed: each logged step once, none lost
+    for tid, steps in metrics.groupby("trial_id").step:
+        assert sorted(steps) == list(range(10, 3001, 10)), tid

@@ -230,14 +230,17 @@ def test_a_local_write_cut_short_by_a_kill_is_never_read(local_storage):
     assert run_trial(trial, local_storage, "cut")["status"] == "completed"
     tid = trial.trial_id
     # What a SIGKILL in the middle of write_bytes leaves behind: the file written aside, never renamed.
-    for parts in (("metrics", f"{tid}-000000050.parquet.partial-0badf00d"),
-                  ("checkpoints", tid, "step-000000060.pt.partial-0badf00d")):
+    for parts in (("metrics", f".{tid}-000000050.parquet.partial-0badf00d"),
+                  ("checkpoints", tid, ".step-000000060.pt.partial-0badf00d")):
         path = local_storage.uri("sweeps", "cut", *parts)
         with open(path, "wb") as f:
             f.write(b"half a file")
     assert not any("partial" in n for n in local_storage.ls("sweeps", "cut", "metrics"))
+    # what a user reads: the folder, with the half-written file in it
+    assert sorted(pd.read_parquet(local_storage.uri("sweeps", "cut", "metrics")).step) == [10, 20, 30, 40]
     t = Trial(trial, local_storage, "cut")
     assert t.try_resume() and t.step == 40
     t.drop_metrics_after(20)
     steps = local_storage.read_table("sweeps", "cut", "metrics").column("step").to_pylist()
     assert sorted(steps) == [10, 20]
+    assert not [n for n in os.listdir(local_storage.uri("sweeps", "cut", "metrics")) if "partial" in n]
