@@ -114,17 +114,19 @@ def run(config: str,
                                        lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False))
         except PreflightError as e:
             _fail(str(e))
-    _quiet_embedded_prefect()
-    from flows.sweep import default_sweep_id, sweep_flow
-
-    from flows.lock import SweepLocked
-
+    from flows.lock import SweepLock, SweepLocked, default_sweep_id
     from gan_tasks.config import ConfigError, check_sweep_id
 
     try:
         sid = check_sweep_id(sweep_id or default_sweep_id(sweep.name))
     except ConfigError as e:
         _fail(str(e))
+    try:  # a live run holds this sweep id: say so now, before Prefect, Ray and torch are even imported
+        SweepLock(st, sid).check()
+    except SweepLocked as e:
+        _fail(str(e), 3)
+    _quiet_embedded_prefect()
+    from flows.sweep import sweep_flow
     from flows import interrupt
 
     say = lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False)  # noqa: E731

@@ -24,6 +24,10 @@ TTL_SECONDS = 300.0  # a crashed run on another host blocks its sweep id for at 
 log = logging.getLogger("gansweep.lock")
 
 
+def default_sweep_id(name: str) -> str:
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
 class SweepLocked(RuntimeError):
     """Another live run holds this sweep id."""
 
@@ -69,12 +73,19 @@ class SweepLock:
             f"sweep {self.sweep_id} is already running (lock held by {held['owner']}, expires in {left:.0f} s); "
             f"wait for it to finish, or delete {self.storage.uri(*self.path)} if that run is dead")
 
-    def acquire(self) -> None:
+    def check(self) -> dict | None:
+        """Refuse (SweepLocked) if a live run holds the sweep; else the stale lock to take over, or None.
+        `gansweep run` asks this before Ray or Prefect start; acquire() asks again, race-safe."""
         held = self.current()
         if held and held["owner"] != self.owner:
             if held["expires_at"] > time.time() and not _dead_here(held["owner"]):
                 self._refuse(held)
-            log.warning("sweep %s: taking over the stale lock of %s", self.sweep_id, held["owner"])
+            return held
+        return None
+
+    def acquire(self) -> None:
+        if stale := self.check():
+            log.warning("sweep %s: taking over the stale lock of %s", self.sweep_id, stale["owner"])
         self._write()
         held = self.current()  # read back: a run that wrote after us owns it now
         if held and held["owner"] != self.owner:

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from flows.actors import ActorPool, join_cluster, slots, start_local_ray
-from flows.lock import SweepLock, SweepLocked
+from flows.lock import SweepLock, SweepLocked, default_sweep_id
 from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
 from gan_tasks.compare import compare, previous_sweep, regressions
@@ -33,10 +33,6 @@ POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
 # Statuses of a finished trial: a re-run skips it, it is evaluated, it is no failure. `stopped`: cut
 # short by early_stop (gan_tasks/early_stop.py), its rows and checkpoint kept.
 DONE = ("completed", "stopped")
-
-
-def default_sweep_id(name: str) -> str:
-    return f"{name}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
 
 
 def _completed(storage: Storage, sweep_id: str, tid: str) -> bool:
