@@ -5,6 +5,7 @@ P1 overhead: the full flow (Prefect + Ray actors + storage) on a grid of >= 8 tr
 P2 step rate: steps/s of a trial inside a Ray actor / steps/s of the bare loop, same config.
 P3 data: bytes read from S3 (botocore GetObject hook) / dataset size, for one node's trials.
 P4 seed-packing: N seeds sequential / the same N packed (gan_tasks/packing.py), same process.
+P5 many trials, start-up, fan-in, no-op re-run: `gansweep run` timed from outside (flows/bench_trials.py).
 Memory: peak resident memory of a trial actor.
 Each figure is printed on its own line and saved to <storage>/bench/<run_id>.parquet.
 """
@@ -221,6 +222,10 @@ def run_bench(storage: Storage, short: bool, mnist: str | None = None) -> list[t
         # Short: ~2 s trials (CI smoke run); full: trials of ~30 s (the target's) and of ~5 s.
         for label, secs in ([("2 s trials", 2.0)] if short else [("30 s trials", 30.0), ("5 s trials", 5.0)]):
             figures += bench_overhead(storage, _steps_for(storage, secs), run_id, label)
+        from flows.actors import slots
+        from flows.bench_trials import bench_many
+
+        figures += bench_many(storage, short, run_id, slots(0, 1, 1 << 16))  # P5, start-up, fan-in, no-op
     finally:
         if started_ray:
             ray.shutdown()

@@ -98,24 +98,35 @@ def run(config: str,
         preflight(st, sweep, ray_address)
     except PreflightError as e:
         _fail(str(e))
+    from gan_tasks.config import ConfigError, check_sweep_id
+
+    try:
+        sweep_id = sweep_id and check_sweep_id(sweep_id)
+    except ConfigError as e:
+        _fail(str(e))
+    if sweep_id and not force and _already_finished(st, sweep, sweep_id):
+        return
     _quiet_embedded_prefect()
+    from flows.warm import WarmStart
+
+    warm = WarmStart()  # the temporary Prefect API starts now, beside the imports and Ray
     from flows.sweep import default_sweep_id, sweep_flow
 
     from flows.lock import SweepLocked
 
-    from gan_tasks.config import ConfigError, check_sweep_id
-
-    try:
-        sid = check_sweep_id(sweep_id or default_sweep_id(sweep.name))
-    except ConfigError as e:
-        _fail(str(e))
+    sid = sweep_id or default_sweep_id(sweep.name)
     from flows import interrupt
 
     # Ctrl-C: running trials marked interrupted, every child process stopped, exit 130 (flows/interrupt.py)
     interrupt.install(st, sid, lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False))
     t0 = time.perf_counter()
-    state = sweep_flow(sweep.model_dump(mode="json"), st.url, sid, ray_address, s3_endpoint_url, force,
-                       return_state=True)
+    try:
+        warm.start_ray(sweep, len(expand_grid(sweep)), sid, ray_address)
+        warm.wait()
+        state = sweep_flow(sweep.model_dump(mode="json"), st.url, sid, ray_address, s3_endpoint_url, force,
+                           return_state=True)
+    finally:
+        warm.close()
     out = state.result(raise_on_failure=False)
     if isinstance(out, SweepLocked):
         _fail(str(out), 3)
@@ -129,6 +140,24 @@ def run(config: str,
     if out["not_completed"]:
         console.print(f"[yellow]{out['not_completed']} trial(s) did not complete[/yellow]")
         raise typer.Exit(1)
+
+
+def _already_finished(st, sweep, sid: str) -> bool:
+    """A re-run of a finished sweep, verified from storage alone (flows/finished.py): no Ray, no
+    Prefect, seconds. Prints what a full run would; False when the flow must run."""
+    from flows.finished import finished
+
+    t0 = time.perf_counter()
+    out = finished(st, sweep, sid)
+    if out is None:
+        return False
+    what = "report rebuilt" if out["rebuilt"] else "report up to date"
+    console.print(f"\nsweep [bold]{sid}[/bold] already finished, every trial verified in storage ({what}, "
+                  f"{time.perf_counter() - t0:.1f} s): {out['counts']}", soft_wrap=True)
+    _best_cells(st, sid)
+    for label, where in (("results", st.uri("sweeps", sid)), ("report", out["report"])):
+        console.print(f"{label + ':':9}{_as_url(where)}", soft_wrap=True, highlight=False)
+    return True
 
 
 def _as_url(where: str) -> str:
