@@ -296,6 +296,7 @@ def bench(short: bool = typer.Option(False, "--short", help="CI smoke run: tiny 
         st = Storage.parse(storage, s3_endpoint_url)
     except ValueError as e:
         _fail(str(e))
+    _quiet_embedded_prefect()  # P1's flows use the temporary API as `gansweep run` does
     for name, value in run_bench(st, short, mnist):
         console.print(f"{name} = {value:.3f}", highlight=False)
     console.print(f"saved to {st.uri('bench')}")
