@@ -159,11 +159,11 @@ def make_actor(gpus: float, cpus: float, restarts: int = 2, name: str | None = N
 
 
 def pool_name(sweep_id: str) -> str:
-    """The names of a sweep's pooled actors: this run's own (host and process), so that no other run
-    of a shared cluster takes them over."""
-    import socket
+    """A name for one run's pooled actors: unique, so that no other run (or an earlier run of the
+    same sweep id, whose killed actors may still hold their names a moment) is taken over."""
+    import uuid
 
-    return f"gansweep-{sweep_id}-{socket.gethostname()}-{os.getpid()}"
+    return f"gansweep-{sweep_id}-{uuid.uuid4().hex[:12]}"
 
 
 def ensure_ray(address: str | None) -> bool:

@@ -124,7 +124,7 @@ def run(config: str,
         warm.start_ray(sweep, len(expand_grid(sweep)), sid, ray_address)
         warm.wait()
         state = sweep_flow(sweep.model_dump(mode="json"), st.url, sid, ray_address, s3_endpoint_url, force,
-                           return_state=True)
+                           actors=warm.actors, return_state=True)
     finally:
         warm.close()
     out = state.result(raise_on_failure=False)

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect.states import Failed
 
-from flows.actors import ActorPool, ensure_ray, pool_name, slots
+from flows.actors import ActorPool, ensure_ray, slots
 from flows.lock import SweepLock, SweepLocked
 from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
@@ -323,7 +323,9 @@ def _key(sweep_id: str, what: str) -> str:
 
 @flow(name="gansweep", log_prints=True)
 def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_address: str | None = None,
-               s3_endpoint_url: str | None = None, force: bool = False, fail_on_regression: bool = False):
+               s3_endpoint_url: str | None = None, force: bool = False, fail_on_regression: bool = False,
+               actors: str | None = None):
+    """actors: the name of trial actors started already (`gansweep run`, flows/warm.py), taken over."""
     sweep = parse_config(config)
     trials = expand_grid(sweep)
     storage = Storage.parse(storage_url, s3_endpoint_url)
@@ -335,7 +337,7 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
         get_run_logger().error(str(e))
         return Failed(message=str(e), data=e)
     try:  # the lock is renewed while the sweep runs and released at its end, whatever happens
-        out = _run(sweep, trials, storage, sweep_id, ray_address, force)
+        out = _run(sweep, trials, storage, sweep_id, ray_address, force, actors)
         out.update(compare_with_previous(storage, sweep.name, sweep_id))
     finally:
         lock.release()
@@ -361,10 +363,10 @@ def mark_failed(storage: Storage, sweep_id: str, cfg: TrialConfig, error: str) -
 
 
 def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, ray_address: str | None,
-         force: bool) -> dict:
+         force: bool, actors: str | None = None) -> dict:
     started_ray = ensure_ray(ray_address)
     try:
-        pool = sweep_pool(sweep, len(trials), sweep_id)
+        pool = sweep_pool(sweep, len(trials), actors)
         # Threads only wait on Ray actors; the pool bounds how many train at once. Two per slot: the
         # next trial's task run is created and waiting while the slot's current trial trains, and
         # the API server (SQLite on the same cores) is not asked for 64 task runs at once.
@@ -390,9 +392,9 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
             "not_completed": sum(r["status"] not in DONE for r in results)}
 
 
-def sweep_pool(sweep: SweepConfig, n_trials: int, sweep_id: str) -> ActorPool:
+def sweep_pool(sweep: SweepConfig, n_trials: int, name: str | None = None) -> ActorPool:
     """The sweep's actors, one per slot (a process each, importing torch: seconds, paid once per slot
-    and started before prepare); the ones `gansweep run` started early are taken over by name."""
+    and started before prepare); named: the ones `gansweep run` started early, taken over."""
     res = sweep.resources
     n = slots(res.gpus_per_trial, res.cpus_per_trial, min(res.max_parallel or n_trials, n_trials))
-    return ActorPool(n, res.gpus_per_trial, res.cpus_per_trial, name=pool_name(sweep_id))
+    return ActorPool(n, res.gpus_per_trial, res.cpus_per_trial, name=name)

@@ -5,7 +5,7 @@ Without PREFECT_API_URL a flow run starts Prefect's temporary API server (a subp
 its first API call, then the flow starts Ray (seconds), then the actors (a process each importing
 torch: seconds). Here the server starts in a thread while the main thread imports the flow, starts
 Ray and the sweep's actors; the flow then finds the server up (Prefect keeps one per process) and
-takes the actors over by name (flows/actors.py: pool_name). Nothing else changes: same server,
+takes the actors over by the name it is given (`actors`, flows/actors.py: pool_name). Nothing else changes: same server,
 same Ray, same actors, the flow run and its task runs as before.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ class WarmStart:
         """Starts the temporary Prefect API in a thread, if this run will use one."""
         from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
-        self.started_ray, self._pool = False, None
+        self.started_ray, self._pool, self.actors = False, None, None
         self._api = None
         if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
             self._api = threading.Thread(target=_start_api, name="gansweep-prefect-api", daemon=True)
@@ -30,9 +30,11 @@ class WarmStart:
 
         self.started_ray = ensure_ray(ray_address)
         if not ray_address:
+            from flows.actors import pool_name
             from flows.sweep import sweep_pool
 
-            self._pool = sweep_pool(sweep, n_trials, sweep_id)  # held here until the flow takes them over
+            self.actors = pool_name(sweep_id)  # the flow's `actors` parameter
+            self._pool = sweep_pool(sweep, n_trials, self.actors)  # held here until the flow takes them over
 
     def wait(self) -> None:
         """Until the API server answers (or failed: the flow's own first call then says why)."""
