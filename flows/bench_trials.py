@@ -95,10 +95,11 @@ def ray_tune_run(raw: dict, storage: Storage, workdir: str) -> float:
     raise RuntimeError(f"Ray Tune run exited {r.returncode}:\n{(r.stdout + r.stderr)[-3000:]}")
 
 
-def bench_many(storage: Storage, short: bool, run_id: str, n_slots: int, checkout: str = ROOT,
-               tune: bool = True) -> list[tuple[str, float]]:
-    """P5 and the start-up, fan-in and no-op re-run seconds. Full: 256 trials of ~1 s bare training,
-    no-op re-run of a 64-trial sweep; short (CI): 16 trials, a 16-trial sweep re-run."""
+def bench_many(storage: Storage, short: bool, run_id: str, n_slots: int,
+               checkout: str = ROOT) -> tuple[list[tuple[str, float]], dict, float]:
+    """P5 (ours) and the start-up, fan-in and no-op re-run seconds; also the config and the ideal
+    seconds, for `bench_tune`. Full: 256 trials of ~1 s bare training, no-op re-run of a 64-trial
+    sweep; short (CI): 16 trials, a 16-trial sweep re-run."""
     from flows.bench import _steps_for, bare_loop, bench_config, load_data
 
     n, n_noop = (16, 16) if short else (256, 64)
@@ -117,8 +118,6 @@ def bench_many(storage: Storage, short: bool, run_id: str, n_slots: int, checkou
     rows = storage.read_table("sweeps", sid, "trials").to_pandas()
     assert (rows.status == "completed").sum() == n, rows.status.value_counts()
     report = storage.fs.modified(storage.uri("sweeps", sid, "report", "index.html")).timestamp()
-    with tempfile.TemporaryDirectory() as tmp:
-        tune_wall = ray_tune_run(raw, storage, tmp) if tune else float("nan")
     bare = (before + bare_mean()) / 2  # a machine whose speed drifts biases neither side
     ideal = bare * n / n_slots
     noop_raw = bench_config(100, n_noop // 2)  # short trials: the re-run, not the first run, is measured
@@ -126,13 +125,21 @@ def bench_many(storage: Storage, short: bool, run_id: str, n_slots: int, checkou
     gansweep_run(noop_raw, storage, noop_sid, checkout)
     noop, _ = gansweep_run(noop_raw, storage, noop_sid, checkout)
     return [(f"P5 many-trials ratio ({n} trials of ~{bare:.2f} s bare, {n_slots} slots, full flow)", wall / ideal),
-            (f"P5 ray-tune ratio ({n} trials, Ray Tune {_tune_version()}, same ideal)", tune_wall / ideal),
-            (f"P5 sweep seconds{tag}", wall), (f"P5 ray-tune seconds{tag}", tune_wall),
-            (f"P5 ideal seconds{tag}", ideal),
+            (f"P5 sweep seconds{tag}", wall), (f"P5 ideal seconds{tag}", ideal),
             (f"start-up seconds (command start to first trial training){tag}",
              (rows.started_at.min() - start).total_seconds()),
             (f"no-op re-run seconds (finished {n_noop}-trial sweep)", noop),
-            (f"fan-in seconds (256 trials){tag}", report - rows.finished_at.max().timestamp())]
+            (f"fan-in seconds (256 trials){tag}", report - rows.finished_at.max().timestamp())], raw, ideal
+
+
+def bench_tune(storage: Storage, raw: dict, ideal: float) -> list[tuple[str, float]]:
+    """P5 ray-tune: bench_many's trials run by Ray Tune, against the same ideal."""
+    n = len(expand_grid(parse_config(raw)))
+    with tempfile.TemporaryDirectory() as tmp:
+        wall = ray_tune_run(raw, storage, tmp)
+    tag = f" [short: {n} trials]" if n < 256 else ""
+    return [(f"P5 ray-tune ratio ({n} trials, Ray Tune {_tune_version()}, same ideal)", wall / ideal),
+            (f"P5 ray-tune seconds{tag}", wall)]
 
 
 def _tune_version() -> str:
@@ -141,7 +148,7 @@ def _tune_version() -> str:
     return ray.__version__
 
 
-if __name__ == "__main__":  # the "before" figures: python -m flows.bench_trials STORAGE OTHER_CHECKOUT
+if __name__ == "__main__":  # "before" figures: python -m flows.bench_trials STORAGE OTHER_CHECKOUT [--short]
     from flows.actors import start_local_ray
 
     torch.set_num_threads(1)
@@ -150,6 +157,7 @@ if __name__ == "__main__":  # the "before" figures: python -m flows.bench_trials
 
     slots_ = int(ray.cluster_resources().get("CPU", 1))
     rid = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
-    for name, value in bench_many(Storage.parse(sys.argv[1]), "--short" in sys.argv, rid, slots_,
-                                  os.path.abspath(sys.argv[2]), tune="--no-tune" not in sys.argv):
+    figures, _, _ = bench_many(Storage.parse(sys.argv[1]), "--short" in sys.argv, rid, slots_,
+                               os.path.abspath(sys.argv[2]))
+    for name, value in figures:
         print(f"{name} = {value:.3f}")
