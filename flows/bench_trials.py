@@ -67,7 +67,8 @@ def trainable(config):
     tune.report({"seconds": bare_loop(t, load_data(storage, t))})
 
 start_local_ray(log_to_driver=False)
-res = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}), param_space={"i": tune.grid_search(list(range(len(trials))))},
+res = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}),
+                 param_space={"i": tune.grid_search(list(range(len(trials))))},
                  run_config=tune.RunConfig(storage_path=sys.argv[4], verbose=0)).fit()
 assert not res.errors and len(res) == len(trials), res.errors
 print("wall", time.perf_counter() - t0)

@@ -34,7 +34,8 @@ def test_every_trial_a_task_run_every_row_kept_and_a_verified_noop_rerun(ray_ses
     assert out["not_completed"] == 0 and out["counts"] == {"completed": 6}
     trials = expand_grid(parse_config(CFG))
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+        flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        runs = client.read_task_runs(flow_run_filter=flow_run)
     names = [r.name for r in runs]
     assert sorted(n for n in names if n.endswith("]") and not n.startswith("evaluate")) == \
         sorted(f"{t.label} [{t.trial_id}]" for t in trials), "one visible task run per trial"
@@ -51,7 +52,8 @@ def test_every_trial_a_task_run_every_row_kept_and_a_verified_noop_rerun(ray_ses
         "counts": {"completed": 6}, "report": local_storage.uri("sweeps", "many", "report", "index.html"),
         "rebuilt": False}
     (tmp_path / "many.yaml").write_text(yaml.safe_dump(CFG))
-    r = CliRunner().invoke(app, ["run", str(tmp_path / "many.yaml"), "--storage", local_storage.url, "--sweep-id", "many"])
+    r = CliRunner().invoke(app, ["run", str(tmp_path / "many.yaml"), "--storage", local_storage.url,
+                                 "--sweep-id", "many"])
     assert r.exit_code == 0 and "already finished" in r.output and "report up to date" in r.output, r.output
 
     local_storage.rm("sweeps", "many", "report", "index.html")  # a missing report is rebuilt, nothing retrained
