@@ -21,6 +21,8 @@ def _quiet_embedded_prefect() -> None:
         return
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_DATABASE_TIMEOUT", "60")
+    # Prefect waits 20 s for it to answer; on 2 cores busy with other work its start took longer.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     for service in ("SCHEDULER", "LATE_RUNS", "FOREMAN", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP",
                     "REPOSSESSOR", "TRIGGERS", "DB_VACUUM"):
         os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
