@@ -42,7 +42,10 @@ class TrialActor:
     def _on_progress(self, step: int, steps: int, rate: float) -> None:
         self.progress_ = (step, steps, rate)
 
-    def train(self, cfg, storage, sweep_id: str, ev=None, es=None) -> dict:
+    def train(self, cfg, storage, sweep_id: str, ev=None, es=None, evaluate: bool = False) -> dict:
+        """Train (or resume) one trial; with `evaluate`, a trial that ends done (completed or stopped)
+        is evaluated here at once, in the same call: no second task run, no second round trip, its
+        data still cached in this process. An evaluation error is returned in `evaluation_error`."""
         from gan_tasks.train import run_trial
 
         self.progress_ = (0, 0, 0.0)  # a pooled actor must not report its previous trial's progress
@@ -52,8 +55,14 @@ class TrialActor:
             from gan_tasks.evaluate import on_eval
 
             hook = on_eval(storage, sweep_id, ev, es)  # es: early_stop rungs, decided in the hook
-        return run_trial(cfg, storage, sweep_id, _device(), self._on_progress, node, hook,
-                         ev.eval_every if hook else 0)
+        row = run_trial(cfg, storage, sweep_id, _device(), self._on_progress, node, hook,
+                        ev.eval_every if hook else 0)
+        if evaluate and ev is not None and row["status"] in ("completed", "stopped"):
+            try:
+                self.evaluate(cfg, storage, sweep_id, ev)
+            except Exception as e:  # noqa: BLE001 - the task marks the trial failed, the sweep goes on
+                row = {**row, "evaluation_error": f"{type(e).__name__}: {e}"}
+        return row
 
     def train_packed(self, cfgs: list, storage, sweep_id: str) -> list[dict]:
         from gan_tasks.packing import run_packed
@@ -75,10 +84,12 @@ class ActorPool:
     slot, not once per trial. Threads borrow an actor, use it, and give it back.
     """
 
-    def __init__(self, size: int, gpus: float, cpus: float, restarts: int = 2):
+    def __init__(self, size: int, gpus: float, cpus: float, restarts: int = 2, name: str | None = None):
         import queue
 
-        self.actors = [make_actor(gpus, cpus, restarts) for _ in range(size)]
+        # name: actors named <name>-<i>, taken over if they exist already (`gansweep run` starts them
+        # while the Prefect API starts, before the flow that uses them: flows/warm.py)
+        self.actors = [make_actor(gpus, cpus, restarts, name and f"{name}-{i}") for i in range(size)]
         self._free: "queue.Queue" = queue.Queue()
         for a in self.actors:
             self._free.put(a)
@@ -168,8 +179,29 @@ def slots(gpus: float, cpus: float, limit: int) -> int:
     return max(1, min(n, limit))
 
 
-def make_actor(gpus: float, cpus: float, restarts: int = 2):
+def make_actor(gpus: float, cpus: float, restarts: int = 2, name: str | None = None):
     """An actor with the trial's resource request; Ray restarts it (and retries the call) if its
-    process dies, and the retried train() resumes from the latest checkpoint."""
+    process dies, and the retried train() resumes from the latest checkpoint. A named one is the
+    existing actor of that name, if there is one."""
+    named = {"name": name, "get_if_exists": True} if name else {}
     return TrialActor.options(num_gpus=gpus, num_cpus=cpus, max_concurrency=2, max_restarts=restarts,
-                              max_task_retries=restarts).remote(int(cpus) or 1)
+                              max_task_retries=restarts, **named).remote(int(cpus) or 1)
+
+
+def pool_name(sweep_id: str) -> str:
+    """A name for one run's pooled actors: unique, so that no other run (or an earlier run of the
+    same sweep id, whose killed actors may still hold their names a moment) is taken over."""
+    import uuid
+
+    return f"gansweep-{sweep_id}-{uuid.uuid4().hex[:12]}"
+
+
+def ensure_ray(address: str | None) -> bool:
+    """Connect to a cluster or start a local Ray; True if we started it (and so must stop it)."""
+    if ray.is_initialized():
+        return False
+    if address:
+        join_cluster(address)
+    else:
+        start_local_ray(log_to_driver=True)  # this run's own Ray: loopback only, dashboard off
+    return True

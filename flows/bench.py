@@ -5,6 +5,7 @@ P1 overhead: the full flow (Prefect + Ray actors + storage) on a grid of >= 8 tr
 P2 step rate: steps/s of a trial inside a Ray actor / steps/s of the bare loop, same config.
 P3 data: bytes read from S3 (botocore GetObject hook) / dataset size, for one node's trials.
 P4 seed-packing: N seeds sequential / the same N packed (gan_tasks/packing.py), same process.
+P5 many trials, start-up, fan-in, no-op re-run: `gansweep run` timed from outside (flows/bench_trials.py).
 Memory: peak resident memory of a trial actor.
 Each figure is printed on its own line and saved to <storage>/bench/<run_id>.parquet.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from typing import Callable
 
 import pyarrow as pa
 import torch
@@ -191,36 +193,49 @@ def _steps_for(storage: Storage, seconds: float) -> int:
     return max(100, int(seconds * 200 / bare_loop(cfg, load_data(storage, cfg))))
 
 
-def run_bench(storage: Storage, short: bool, mnist: str | None = None) -> list[tuple[str, float]]:
-    """Every figure, measured side by side in this run. mnist: folder of the MNIST IDX files for the
-    dcgan-28 P2 figure (uploaded to storage if not there yet); None skips that figure."""
+def run_bench(storage: Storage, short: bool, mnist: str | None = None,
+              emit: Callable[[str, float], None] | None = None) -> list[tuple[str, float]]:
+    """Every figure, measured side by side in this run; emit(name, value) as each is measured (a run
+    cut short still shows what it measured). mnist: folder of the MNIST IDX files for the dcgan-28
+    P2 figure (uploaded to storage if not there yet); None skips that figure."""
     import ray
 
-    from flows.actors import start_local_ray
+    from flows.actors import slots, start_local_ray
+    from flows.bench_trials import bench_many, bench_tune
 
     run_id = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     torch.set_num_threads(1)  # one CPU per trial, as the actors get
     figures: list[tuple[str, float]] = []
+
+    def add(new: list[tuple[str, float]]) -> None:
+        figures.extend(new)
+        for name, value in new if emit else []:
+            emit(name, value)
+
     started_ray = not ray.is_initialized()
     if started_ray:
         t0 = time.perf_counter()
         start_local_ray(log_to_driver=False)
-        figures.append(("Ray start seconds (once per sweep; not in P1)", time.perf_counter() - t0))
+        add([("Ray start seconds (once per sweep; not in P1)", time.perf_counter() - t0)])
     try:
+        # P5 first, Ray Tune's run of the same trials last: the longest, and the one not ours.
+        p5, p5_config, p5_ideal = bench_many(storage, short, run_id, slots(0, 1, 1 << 16))
+        add(p5)
+        # Short: ~2 s trials (CI smoke run); full: trials of ~5 s and of ~30 s (the target's).
+        for label, secs in ([("2 s trials", 2.0)] if short else [("5 s trials", 5.0), ("30 s trials", 30.0)]):
+            add(bench_overhead(storage, _steps_for(storage, secs), run_id, label))
         mlp = expand_grid(parse_config(bench_config(300 if short else 3000, 1)))[0]
-        figures += bench_data(storage, expand_grid(parse_config(bench_config(300, 4))))
-        figures += bench_packing(storage, 4 if short else 16, 50 if short else 1000, run_id)
-        figures += bench_step_rate(storage, mlp, "mlp ring-8", run_id)
+        add(bench_data(storage, expand_grid(parse_config(bench_config(300, 4)))))
+        add(bench_packing(storage, 4 if short else 16, 50 if short else 1000, run_id))
+        add(bench_step_rate(storage, mlp, "mlp ring-8", run_id))
         if mnist:
             from gan_tasks.images import upload
 
             if not storage.exists("datasets", "mnist", "manifest.json"):
                 upload(storage, "mnist", mnist)
             dc = expand_grid(parse_config(dcgan_config(10 if short else 200)))[0]
-            figures += bench_step_rate(storage, dc, "dcgan-28 mnist", run_id)
-        # Short: ~2 s trials (CI smoke run); full: trials of ~30 s (the target's) and of ~5 s.
-        for label, secs in ([("2 s trials", 2.0)] if short else [("30 s trials", 30.0), ("5 s trials", 5.0)]):
-            figures += bench_overhead(storage, _steps_for(storage, secs), run_id, label)
+            add(bench_step_rate(storage, dc, "dcgan-28 mnist", run_id))
+        add(bench_tune(storage, p5_config, p5_ideal))
     finally:
         if started_ray:
             ray.shutdown()

@@ -104,40 +104,52 @@ def run(config: str,
         preflight(st, sweep, ray_address)
     except PreflightError as e:
         _fail(str(e))
+    from flows.lock import SweepLock, SweepLocked, default_sweep_id
+    from gan_tasks.config import ConfigError, check_sweep_id
+
+    try:
+        sweep_id = sweep_id and check_sweep_id(sweep_id)
+    except ConfigError as e:
+        _fail(str(e))
+    if sweep_id and not force and _already_finished(st, sweep, sweep_id):
+        return
+    sid = sweep_id or default_sweep_id(sweep.name)
+    try:  # a live run holds this sweep id: say so now, before Prefect, Ray and torch are even imported
+        SweepLock(st, sid).check()
+    except SweepLocked as e:
+        _fail(str(e), 3)
+    say = lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False)  # noqa: E731
     if ray_address:  # join the cluster now: the flow uses this connection; a request no node can hold fails here
         from flows.actors import join_cluster
         from flows.preflight import wait_for_cluster_resources
 
         join_cluster(ray_address)
         try:
-            wait_for_cluster_resources(sweep.resources, ray_address, wait_for_resources,
-                                       lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False))
+            wait_for_cluster_resources(sweep.resources, ray_address, wait_for_resources, say)
         except PreflightError as e:
             _fail(str(e))
-    from flows.lock import SweepLock, SweepLocked, default_sweep_id
-    from gan_tasks.config import ConfigError, check_sweep_id
-
-    try:
-        sid = check_sweep_id(sweep_id or default_sweep_id(sweep.name))
-    except ConfigError as e:
-        _fail(str(e))
-    try:  # a live run holds this sweep id: say so now, before Prefect, Ray and torch are even imported
-        SweepLock(st, sid).check()
-    except SweepLocked as e:
-        _fail(str(e), 3)
-    _quiet_embedded_prefect()
-    from flows.sweep import sweep_flow
     from flows import interrupt
 
-    say = lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False)  # noqa: E731
-    # kill -9 of an earlier run left its Ray and Prefect server running: stop them, and name this run's own
+    # kill -9 of an earlier run left its Ray and Prefect server running: stop them; this run's own
+    # processes (started from here on, the Prefect API first) carry its name
     interrupt.clean_orphans(say)
     interrupt.mark_run()
+    _quiet_embedded_prefect()
+    from flows.warm import WarmStart
+
+    warm = WarmStart()  # the temporary Prefect API starts now, beside the imports and Ray
+    from flows.sweep import sweep_flow
+
     # Ctrl-C: running trials marked interrupted, every child process stopped, exit 130 (flows/interrupt.py)
     interrupt.install(st, sid, say)
     t0 = time.perf_counter()
-    state = sweep_flow(sweep.model_dump(mode="json"), st.url, sid, ray_address, s3_endpoint_url, force,
-                       return_state=True)
+    try:
+        warm.start_ray(sweep, len(expand_grid(sweep)), sid, ray_address)
+        warm.wait()
+        state = sweep_flow(sweep.model_dump(mode="json"), st.url, sid, ray_address, s3_endpoint_url, force,
+                           actors=warm.actors, return_state=True)
+    finally:
+        warm.close()
     out = state.result(raise_on_failure=False)
     if isinstance(out, SweepLocked):
         _fail(str(out), 3)
@@ -151,6 +163,24 @@ def run(config: str,
     if out["not_completed"]:
         console.print(f"[yellow]{out['not_completed']} trial(s) did not complete[/yellow]")
         raise typer.Exit(1)
+
+
+def _already_finished(st, sweep, sid: str) -> bool:
+    """A re-run of a finished sweep, verified from storage alone (flows/finished.py): no Ray, no
+    Prefect, seconds. Prints what a full run would; False when the flow must run."""
+    from flows.finished import finished
+
+    t0 = time.perf_counter()
+    out = finished(st, sweep, sid)
+    if out is None:
+        return False
+    what = "report rebuilt" if out["rebuilt"] else "report up to date"
+    console.print(f"\nsweep [bold]{sid}[/bold] already finished, every trial verified in storage ({what}, "
+                  f"{time.perf_counter() - t0:.1f} s): {out['counts']}", soft_wrap=True)
+    _best_cells(st, sid)
+    for label, where in (("results", st.uri("sweeps", sid)), ("report", out["report"])):
+        console.print(f"{label + ':':9}{_as_url(where)}", soft_wrap=True, highlight=False)
+    return True
 
 
 def _as_url(where: str) -> str:
@@ -308,8 +338,8 @@ def bench(short: bool = typer.Option(False, "--short", help="CI smoke run: tiny 
         st = Storage.parse(storage, s3_endpoint_url)
     except ValueError as e:
         _fail(str(e))
-    for name, value in run_bench(st, short, mnist):
-        console.print(f"{name} = {value:.3f}", highlight=False)
+    _quiet_embedded_prefect()  # P1's flows use the temporary API as `gansweep run` does
+    run_bench(st, short, mnist, lambda name, value: console.print(f"{name} = {value:.3f}", highlight=False))
     console.print(f"saved to {st.uri('bench')}")
 
 

@@ -16,18 +16,16 @@ from prefect.cache_policies import NO_CACHE
 
 from prefect.states import Failed
 
-from flows.actors import ActorPool, join_cluster, slots, start_local_ray
+from flows.actors import ActorPool, ensure_ray, slots
 from flows.lock import SweepLock, SweepLocked, default_sweep_id
 from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
-from gan_tasks.compare import compare, previous_sweep, regressions
 from gan_tasks.datasets import ensure_dataset
 from gan_tasks.early_stop import EarlyStop
-from gan_tasks.published import of_sweep
-from gan_tasks.rankings import rank_cells, write_rankings
-from gan_tasks.report import load_frames, summary_table, write_report
 from gan_tasks.storage import DamagedFile, Storage
-from gan_tasks.train import trial_row, write_trial_row
+
+# torch, pandas, matplotlib and scipy are imported where they are used (trial rows written here on a
+# failure, comparison, rankings, report), not with this module: the driver starts seconds sooner.
 
 POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
 # Statuses of a finished trial: a re-run skips it, it is evaluated, it is no failure. `stopped`: cut
@@ -41,7 +39,7 @@ def _completed(storage: Storage, sweep_id: str, tid: str) -> bool:
     the trial resumes from its checkpoint (it completes at once, rewriting the row); a damaged metrics
     file cannot be rebuilt from a checkpoint that comes after it, so the trial's files are moved
     aside and it retrains from step 0, deterministically: the same rows as before the damage.
-    Evaluations need nothing here: every completed trial is evaluated again on each run."""
+    Its final evaluation is checked apart (`_evaluated`)."""
     logger = get_run_logger()
     path = ("sweeps", sweep_id, "trials", f"{tid}.parquet")
     if not storage.exists(*path):
@@ -61,6 +59,20 @@ def _completed(storage: Storage, sweep_id: str, tid: str) -> bool:
             logger.warning("%s; moved to %s, the trial retrains from step 0", e, storage.quarantine(*folder, name))
             forget_trial(storage, sweep_id, tid)
             return False
+    return True
+
+
+def _evaluated(storage: Storage, sweep_id: str, tid: str) -> bool:
+    """Whether a skipped trial's final evaluation reads back; a damaged one is moved to quarantine/
+    and the trial is evaluated again."""
+    path = ("sweeps", sweep_id, "evaluations", f"{tid}.parquet")
+    if not storage.exists(*path):
+        return False
+    try:
+        storage.read_parquet(*path)
+    except DamagedFile as e:
+        get_run_logger().warning("%s; moved to %s, the trial is evaluated again", e, storage.quarantine(*path))
+        return False
     return True
 
 
@@ -107,19 +119,22 @@ def forget_trial(storage: Storage, sweep_id: str, tid: str) -> None:
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPool, force: bool = False,
                 ev: EvalConfig | None = None, es: EarlyStop | None = None) -> dict:
-    """Runs one trial in a Ray actor of the sweep's pool and reports its progress while it trains."""
+    """Runs one trial in a Ray actor of the sweep's pool and reports its progress while it trains;
+    the actor evaluates it in the same call (`evaluated`: True; a failed evaluation fails the trial)."""
     logger = get_run_logger()
     if force:
         forget_trial(storage, sweep_id, cfg.trial_id)
     elif _completed(storage, sweep_id, cfg.trial_id):
         logger.info("%s already completed in %s: skipped", cfg.label, sweep_id)
         return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
+    from gan_tasks.train import trial_row, write_trial_row
+
     art = create_progress_artifact(0.0, description=f"{cfg.label} ({cfg.trial_id}): waiting for an actor")
     actor = pool.borrow()
     started = datetime.now(timezone.utc)
     rate = None
     try:
-        ref = actor.train.remote(cfg, storage, sweep_id, ev, es)
+        ref = actor.train.remote(cfg, storage, sweep_id, ev, es, ev is not None)
         shown = 0.0
         while not ray.wait([ref], timeout=POLL_SECONDS)[0]:
             step, steps, rate = ray.get(actor.progress.remote())
@@ -139,10 +154,13 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
         write_trial_row(storage, row)
     finally:
         pool.give_back(actor)
+    if row.get("evaluation_error"):
+        logger.error("evaluation of %s failed: %s", cfg.label, row["evaluation_error"])
+        row = mark_failed(storage, sweep_id, cfg, f"evaluation failed: {row['evaluation_error']}")
     update_progress_artifact(art, 100.0, description=_progress_text(cfg, row["steps"], cfg.train.steps, rate,
                                                                     row["status"]))
     logger.info("%s: %s after %d steps %s", cfg.label, row["status"], row["steps"], row.get("error") or "")
-    return {"trial_id": cfg.trial_id, "status": row["status"]}
+    return {"trial_id": cfg.trial_id, "status": row["status"], "evaluated": ev is not None}
 
 
 def _progress_text(cfg: TrialConfig, step: int, steps: int, rate: float | None, status: str = "training") -> str:
@@ -155,6 +173,8 @@ def _progress_text(cfg: TrialConfig, step: int, steps: int, rate: float | None, 
 def train_pack(cfgs: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
                force: bool = False) -> list[dict]:
     """pack_seeds > 1: the seeds of one cell trained together in one actor (gan_tasks/packing.py)."""
+    from gan_tasks.train import trial_row, write_trial_row
+
     for c in cfgs if force else []:
         forget_trial(storage, sweep_id, c.trial_id)
     todo = [c for c in cfgs if force or not _completed(storage, sweep_id, c.trial_id)]
@@ -190,12 +210,22 @@ def _train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, 
                                                          f"{','.join(str(t.seed) for t in g)}")
                    .submit(g, storage, sweep_id, pool, force) for g in groups]
     else:
-        futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]",
-                                            tags=[f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}",
-                                                  f"seed:{t.seed}"])
+        futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]", tags=_tags(t))
                    .submit(t, storage, sweep_id, pool, force, sweep.evaluation, sweep.early_stop) for t in trials]
     by_id = {r["trial_id"]: r for r in _follow(futures, len(trials), len(pool.actors))}
     return [by_id[t.trial_id] for t in trials]
+
+
+def _tags(t: TrialConfig) -> list[str]:
+    """loss:, optimizer:, seed: tags for filtering in a Prefect UI; none on the temporary API a run
+    starts without PREFECT_API_URL, which has no UI and ends with the run. Each tag costs its task
+    run a concurrency-slot acquire, lease and release (API round trips against SQLite on the same
+    cores): with 256 one-second trials on 2 busy cores, that API answered 503 and the flow crashed."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return []
+    return [f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}", f"seed:{t.seed}"]
 
 
 def _follow(futures: list, total: int, slots_: int) -> list[dict]:
@@ -236,6 +266,8 @@ def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalCo
 @task(cache_policy=NO_CACHE)
 def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
     """Night over night: compare with the newest earlier sweep of the same config name."""
+    from gan_tasks.compare import compare, previous_sweep, regressions
+
     prev = previous_sweep(storage, name, sweep_id)
     if prev is None:
         return {"previous": None, "regressions": 0}
@@ -252,6 +284,10 @@ def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def report(storage: Storage, sweep_id: str) -> dict:
     """Rankings over seeds (Parquet + table artifact), then report/index.html from storage alone."""
+    from gan_tasks.published import of_sweep
+    from gan_tasks.rankings import rank_cells, write_rankings
+    from gan_tasks.report import load_frames, summary_table, write_report
+
     folder = ("sweeps", sweep_id, "evaluations")
     for name in storage.ls(*folder):  # final evaluations were just rewritten; a damaged older one goes aside
         try:
@@ -293,7 +329,9 @@ def _key(sweep_id: str, what: str) -> str:
 
 @flow(name="gansweep", log_prints=True)
 def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_address: str | None = None,
-               s3_endpoint_url: str | None = None, force: bool = False, fail_on_regression: bool = False):
+               s3_endpoint_url: str | None = None, force: bool = False, fail_on_regression: bool = False,
+               actors: str | None = None):
+    """actors: the name of trial actors started already (`gansweep run`, flows/warm.py), taken over."""
     sweep = parse_config(config)
     trials = expand_grid(sweep)
     storage = Storage.parse(storage_url, s3_endpoint_url)
@@ -305,7 +343,7 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
         get_run_logger().error(str(e))
         return Failed(message=str(e), data=e)
     try:  # the lock is renewed while the sweep runs and released at its end, whatever happens
-        out = _run(sweep, trials, storage, sweep_id, ray_address, force)
+        out = _run(sweep, trials, storage, sweep_id, ray_address, force, actors)
         out.update(compare_with_previous(storage, sweep.name, sweep_id))
     finally:
         lock.release()
@@ -321,26 +359,30 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
 def mark_failed(storage: Storage, sweep_id: str, cfg: TrialConfig, error: str) -> dict:
     """A trial that trained but could not be evaluated has no result: it is `failed` in its row, the
     summary and the exit code, and a re-run evaluates it again (its last checkpoint is kept)."""
+    from gan_tasks.train import write_trial_row
+
     path = ("sweeps", sweep_id, "trials", f"{cfg.trial_id}.parquet")
     row = storage.read_parquet(*path).to_pylist()[-1]
     row.update(status="failed", error=error[:2000])
     write_trial_row(storage, row)
-    return {"trial_id": cfg.trial_id, "status": "failed"}
+    return {"trial_id": cfg.trial_id, "status": "failed", "steps": row["steps"], "error": row["error"]}
 
 
 def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, ray_address: str | None,
-         force: bool) -> dict:
-    started_ray = _ensure_ray(ray_address)
+         force: bool, actors: str | None = None) -> dict:
+    started_ray = ensure_ray(ray_address)
     try:
-        res = sweep.resources
-        n = slots(res.gpus_per_trial, res.cpus_per_trial, min(res.max_parallel or len(trials), len(trials)))
-        # The actors start now (a process each, importing torch: seconds) while prepare runs.
-        pool = ActorPool(n, res.gpus_per_trial, res.cpus_per_trial)
-        runner = ThreadPoolTaskRunner(max_workers=min(64, len(trials)))
-        with pool, runner:  # threads only wait on Ray actors; the pool bounds how many train at once
+        pool = sweep_pool(sweep, len(trials), actors)
+        # Threads only wait on Ray actors; the pool bounds how many train at once. Two per slot: the
+        # next trial's task run is created and waiting while the slot's current trial trains, and
+        # the API server (SQLite on the same cores) is not asked for 64 task runs at once.
+        runner = ThreadPoolTaskRunner(max_workers=min(2 * len(pool.actors) + 2, len(trials)))
+        with pool, runner:
             prepare(sweep, storage, sweep_id)
             results = _train_all(sweep, trials, storage, sweep_id, pool, force)
-            done = [t for t, r in zip(trials, results) if r["status"] in DONE]
+            # Trials trained now were evaluated in their actor; skipped ones only if not yet evaluated.
+            done = [t for t, r in zip(trials, results) if r["status"] in DONE and not r.get("evaluated")
+                    and not (r.get("skipped") and _evaluated(storage, sweep_id, t.trial_id))]
             evals = [evaluate_trial.with_options(task_run_name=f"evaluate {t.label} [{t.trial_id}]")
                      .submit(t, storage, sweep_id, sweep.evaluation, pool) for t in done]
             position = {t.trial_id: i for i, t in enumerate(trials)}
@@ -356,12 +398,9 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
             "not_completed": sum(r["status"] not in DONE for r in results)}
 
 
-def _ensure_ray(address: str | None) -> bool:
-    """Connect to a cluster or start a local Ray; True if we started it (and so must stop it)."""
-    if ray.is_initialized():
-        return False
-    if address:
-        join_cluster(address)
-    else:
-        start_local_ray(log_to_driver=True)  # this run's own Ray: loopback only, dashboard off
-    return True
+def sweep_pool(sweep: SweepConfig, n_trials: int, name: str | None = None) -> ActorPool:
+    """The sweep's actors, one per slot (a process each, importing torch: seconds, paid once per slot
+    and started before prepare); named: the ones `gansweep run` started early, taken over."""
+    res = sweep.resources
+    n = slots(res.gpus_per_trial, res.cpus_per_trial, min(res.max_parallel or n_trials, n_trials))
+    return ActorPool(n, res.gpus_per_trial, res.cpus_per_trial, name=name)

@@ -218,7 +218,11 @@ class Storage:
         names = [n for n in self.ls(*parts) if n.endswith(".parquet")]
         if not names:
             return None
-        tables = [self.read_parquet(*parts, n) for n in names]
+        # A few reads in flight: a 256-trial sweep's metrics are ~500 small objects, each a round trip on S3.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+            tables = list(pool.map(lambda n: self.read_parquet(*parts, n), names))
         return pa.concat_tables(tables, promote_options="default")
 
     def read_parquet(self, *parts: str) -> pa.Table:

@@ -19,6 +19,11 @@ def test_short_bench_prints_and_saves_every_figure(ray_session, prefect_harness,
                  "memory peak RSS per trial actor MB (mlp ring-8)", "memory peak RSS per trial actor MB (dcgan-28 mnist)",
                  "P3 data ratio", "P3 data ratio next night", "P4 packing speedup N=4"):
         assert figures[name] > 0, name
+    # issue 15: every figure's line, under the same name as in the full run
+    for start in ("P5 many-trials ratio", "P5 ray-tune ratio", "start-up seconds", "no-op re-run seconds",
+                  "fan-in seconds (256 trials)"):
+        hits = [name for name in figures if name.startswith(start)]
+        assert len(hits) == 1 and figures[hits[0]] > 0, (start, hits)
     assert figures["P3 data ratio"] <= 1.1  # the dataset is downloaded once however many trials read it
     assert figures["P3 data ratio next night"] < 0.01  # only the manifest is read again
     # The overhead decomposes: what is not trial time is start-up, fan-in or waiting in between.
