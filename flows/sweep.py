@@ -20,18 +20,18 @@ from flows.actors import ActorPool, slots, start_local_ray
 from flows.lock import SweepLock, SweepLocked
 from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
-from gan_tasks.compare import compare, previous_sweep, regressions
-from gan_tasks.datasets import ensure_dataset
-from gan_tasks.early_stop import EarlyStop
-from gan_tasks.published import of_sweep
-from gan_tasks.rankings import rank_cells, write_rankings
-from gan_tasks.report import load_frames, summary_table, write_report
-from gan_tasks.storage import DamagedFile, Storage
-from gan_tasks.train import trial_row, write_trial_row
+from gan_tasks.evaluation.compare import compare, previous_sweep, regressions
+from gan_tasks.data.datasets import ensure_dataset
+from gan_tasks.config.early_stop import EarlyStop
+from gan_tasks.evaluation.published import of_sweep
+from gan_tasks.evaluation.rankings import rank_cells, write_rankings
+from gan_tasks.evaluation.report import load_frames, summary_table, write_report
+from gan_tasks.data.storage import DamagedFile, Storage
+from gan_tasks.training.trial import trial_row, write_trial_row
 
 POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
 # Statuses of a finished trial: a re-run skips it, it is evaluated, it is no failure. `stopped`: cut
-# short by early_stop (gan_tasks/early_stop.py), its rows and checkpoint kept.
+# short by early_stop (gan_tasks/config/early_stop.py), its rows and checkpoint kept.
 DONE = ("completed", "stopped")
 
 
@@ -158,7 +158,7 @@ def _progress_text(cfg: TrialConfig, step: int, steps: int, rate: float | None, 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def train_pack(cfgs: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
                force: bool = False) -> list[dict]:
-    """pack_seeds > 1: the seeds of one cell trained together in one actor (gan_tasks/packing.py)."""
+    """pack_seeds > 1: the seeds of one cell trained together in one actor (gan_tasks/training/packing.py)."""
     for c in cfgs if force else []:
         forget_trial(storage, sweep_id, c.trial_id)
     todo = [c for c in cfgs if force or not _completed(storage, sweep_id, c.trial_id)]
