@@ -58,7 +58,7 @@ def bare_loop(cfg: TrialConfig, data: torch.Tensor) -> float:
 
 
 def load_data(storage: Storage, cfg: TrialConfig) -> torch.Tensor:
-    from gan_tasks.training.trial import to_model_range
+    from gan_tasks.training.programs.gan import to_model_range
 
     ensure_dataset(storage, cfg.dataset.name, cfg.dataset.params)
     return to_model_range(torch.from_numpy(load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params))))

@@ -164,7 +164,7 @@ def _aligned(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 @app.command("list")
-def list_(what: str = typer.Argument(..., help="losses | optimizers | models | datasets | metrics | tricks | "
+def list_(what: str = typer.Argument(..., help="programs | losses | optimizers | models | datasets | metrics | tricks | "
                                                   "train | evaluation | resources | limits")) -> None:
     """List registered names with a one-line description and each parameter's type, range and default."""
     from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS
@@ -173,7 +173,10 @@ def list_(what: str = typer.Argument(..., help="losses | optimizers | models | d
     from gan_tasks.data.datasets import DATASETS
     from gan_tasks.methods.params import describe_field, describe_schema
 
-    registries = {"losses": LOSSES, "optimizers": OPTIMIZERS, "models": MODELS, "datasets": DATASETS}
+    from gan_tasks.methods.programs import PROGRAMS
+
+    registries = {"programs": PROGRAMS, "losses": LOSSES, "optimizers": OPTIMIZERS, "models": MODELS,
+                  "datasets": DATASETS}
     sections = {"tricks": Tricks, "train": TrainConfig, "evaluation": EvalConfig, "resources": Resources,
                 "limits": Limits}
     if what not in [*registries, "metrics", *sections]:
@@ -185,10 +188,14 @@ def list_(what: str = typer.Argument(..., help="losses | optimizers | models | d
     elif what in sections:  # the sections of a sweep file: each field's type, bounds and default
         rows = [(n, f"{f.description or ''} (default {f.default})".lstrip(), describe_field(f))
                 for n, f in sections[what].model_fields.items()]
+    elif what == "programs":
+        rows = [(n, d, PROGRAMS.get(n).summary) for n, d in PROGRAMS.describe().items()]
     else:
         reg = registries[what]
         rows = [(n, d, describe_schema(reg.get(n).schema, _defaults(reg.get(n)))) for n, d in reg.describe().items()]
-    table = Table("name", "description", "type, range" if what in sections else "parameters: type, range (default)",
+    third = {"programs": "metrics; combinations"}.get(what, "type, range" if what in sections else
+                                                    "parameters: type, range (default)")
+    table = Table("name", "description", third,
                   show_lines=True)
     for row in rows:
         table.add_row(*row)

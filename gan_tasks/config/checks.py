@@ -1,5 +1,6 @@
 """Sweep-level checks that no single field can make: sizes against the sweep's raisable limits,
-duplicate grid entries, and evaluation options that do not apply to the dataset.
+duplicate grid entries, evaluation options that do not apply to the dataset, and what a training
+program cannot combine with.
 
 Each raises a FieldError naming the field path and what is allowed; gan_tasks/config/sweep.py (SweepConfig) calls them
 while validating, so they run before any Ray or Prefect work.
@@ -13,6 +14,7 @@ from typing import Any
 from gan_tasks.methods.catalog import MODELS
 from gan_tasks.data.datasets import DATASETS
 from gan_tasks.methods.params import FieldError
+from gan_tasks.methods.programs import PROGRAMS
 
 _RAISE = "raise it in the sweep file with `limits: {{{name}: N}}` or `--set limits.{name}=N` if you mean it"
 
@@ -102,3 +104,26 @@ def check_applies(ev: Any, kind: str, dataset: str) -> None:
             applies = "stacked-mnist" if key == "stacked_samples" else ("image" if kind != "images" else "2-D")
             raise FieldError(f"evaluation.{key}", f"applies to {applies} datasets only; dataset {dataset!r} "
                                                   f"is {kind}: remove it")
+
+
+def check_program(sweep: Any) -> None:
+    """What the sweep's program (gan_tasks/methods/programs.py) cannot combine with, naming the field."""
+    name, spec = sweep.program, PROGRAMS.get(sweep.program)
+    if sweep.pack_seeds > 1 and not spec.packable:
+        ok = [n for n in PROGRAMS.names() if PROGRAMS.get(n).packable]
+        raise FieldError("pack_seeds", f"program {name!r} cannot be seed-packed (packing stacks the plain GAN step); "
+                                       f"set pack_seeds: 1, or use a packable program: {', '.join(ok)}")
+    if spec.labels and DATASETS.get(sweep.dataset.name).classes is None:
+        ok = [n for n in DATASETS.names() if DATASETS.get(n).classes is not None]
+        raise FieldError("dataset", f"program {name!r} trains on class labels; dataset {sweep.dataset.name!r} has "
+                                    f"none; datasets with labels: {', '.join(ok)}")
+    if spec.tricks is not None:
+        for i, t in enumerate(sweep.grid.tricks or (sweep.tricks,)):
+            off = type(t)()
+            bad = [k for k in type(t).model_fields if getattr(t, k) != getattr(off, k) and k not in spec.tricks]
+            if bad:
+                where = f"grid.tricks.{i}" if sweep.grid.tricks else "tricks"
+                raise FieldError(f"{where}.{bad[0]}", f"program {name!r} cannot apply it; its tricks: "
+                                                      f"{', '.join(spec.tricks) or 'none'}")
+    if spec.check:
+        spec.check(sweep)

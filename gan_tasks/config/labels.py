@@ -8,6 +8,7 @@ from typing import Any
 
 from gan_tasks.data.datasets import DATASETS
 from gan_tasks.methods.catalog import LOSSES, OPTIMIZERS
+from gan_tasks.methods.programs import DEFAULT_PROGRAM
 from gan_tasks.methods.trick_settings import tricks_label
 
 
@@ -46,13 +47,14 @@ def cell_parts(cfg: dict) -> dict[str, str]:
         lr_shown = [f"{k} {_value(v)}" for k, v in lrs.items() if json.dumps(v) != json.dumps(lr)]
     return {"loss": entry(loss, [], LOSSES.get(loss["name"]).defaults_for(kind)),
             "optimizer": entry(opt, lr_shown, OPTIMIZERS.get(opt["name"]).defaults_for(kind)),
-            "tricks": tricks_label(cfg.get("tricks") or {})}
+            "tricks": tricks_label(cfg.get("tricks") or {}),
+            "program": "" if cfg.get("program", DEFAULT_PROGRAM) == DEFAULT_PROGRAM else cfg["program"]}
 
 
 def cell_label(cfg: dict) -> str:
-    """'loss[(settings)]/optimizer[(settings)][/tricks]' (cell_parts), e.g.
+    """'[program/]loss[(settings)]/optimizer[(settings)][/tricks]' (cell_parts), e.g.
     'wgan-gp/adam(lr 0.0001, betas 0.5,0.9)/label_smoothing=0.1': the trial label without the seed.
     Two trials of one sweep get one label exactly when they differ only by seed (dataset, model and
     train are the sweep's)."""
     parts = cell_parts(cfg)
-    return "/".join(p for p in (parts["loss"], parts["optimizer"], parts["tricks"]) if p)
+    return "/".join(p for p in (parts["program"], parts["loss"], parts["optimizer"], parts["tricks"]) if p)

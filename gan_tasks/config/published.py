@@ -51,7 +51,7 @@ class Published(_Frozen):
     def _known(self) -> "Published":
         from gan_tasks.config.early_stop import DIRECTIONS as HIGHER_IS_BETTER
 
-        fields = ("sweep_name", "dataset", "model", "loss", "optimizer", "seed", "train", "tricks")
+        fields = ("sweep_name", "dataset", "model", "loss", "optimizer", "seed", "train", "tricks", "program")
         for i, row in enumerate(self.rows):
             bad = sorted(set(row.values) - set(HIGHER_IS_BETTER))
             if bad:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from gan_tasks.config.checks import check_applies, check_duplicates, check_grid_size, check_limits
+from gan_tasks.config.checks import check_applies, check_duplicates, check_grid_size, check_limits, check_program
 from gan_tasks.config.early_stop import EarlyStop
 from gan_tasks.config.entries import (NAME_MAX, SEED_MAX, _NAME, DatasetEntry, EvalConfig, Limits, LossEntry,
                                       ModelEntry, OptimizerEntry, Resources, TrainConfig, _entry, _Frozen,
@@ -17,6 +17,7 @@ from gan_tasks.config.eval_options import check_dataset_extractor
 from gan_tasks.config.published import Published
 from gan_tasks.data.datasets import DATASETS
 from gan_tasks.methods.catalog import LOSSES, MODELS, check_packable
+from gan_tasks.methods.programs import DEFAULT_PROGRAM, PROGRAMS
 from gan_tasks.methods.trick_settings import Tricks, check_tricks, merge_tricks
 
 
@@ -82,6 +83,9 @@ class Grid(_Frozen):
 
 class SweepConfig(_Frozen):
     name: str
+    # The kind of training (gan_tasks/methods/programs.py; `gansweep list programs`). The unconditional
+    # GAN by default: every config written before programs existed means what it meant.
+    program: str = DEFAULT_PROGRAM
     dataset: DatasetEntry
     model: ModelEntry
     grid: Grid
@@ -115,6 +119,12 @@ class SweepConfig(_Frozen):
     @classmethod
     def _entries(cls, v: Any) -> Any:
         return _entry(v)
+
+    @field_validator("program")
+    @classmethod
+    def _program(cls, v: str) -> str:
+        PROGRAMS.get(v)  # unknown: the valid names
+        return v
 
     @field_validator("name")
     @classmethod
@@ -156,6 +166,11 @@ class SweepConfig(_Frozen):
     @model_validator(mode="after")
     def _evaluable(self) -> "SweepConfig":
         check_dataset_extractor(self.dataset.name, self.evaluation.feature_extractor)
+        return self
+
+    @model_validator(mode="after")
+    def _program_fits(self) -> "SweepConfig":
+        check_program(self)  # pack_seeds, labelled data, tricks and the program's own checks
         return self
 
     @model_validator(mode="after")

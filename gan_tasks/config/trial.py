@@ -14,6 +14,7 @@ from gan_tasks.config.entries import (ConfigError, DatasetEntry, LossEntry, Mode
 from gan_tasks.config.labels import cell_label, _value
 from gan_tasks.config.sweep import SweepConfig
 from gan_tasks.data.datasets import DATASETS
+from gan_tasks.methods.programs import DEFAULT_PROGRAM
 from gan_tasks.methods.trick_settings import Tricks
 
 
@@ -28,6 +29,7 @@ class TrialConfig(_Frozen):
     seed: int
     train: TrainConfig
     tricks: Tricks = Tricks()
+    program: str = DEFAULT_PROGRAM  # gan_tasks/methods/programs.py
 
     @model_validator(mode="after")
     def _resolved(self) -> "TrialConfig":
@@ -59,7 +61,7 @@ def resolved_cells(sweep: SweepConfig) -> list[dict[str, str]]:
     rows = []
     for (loss, opt), tricks in itertools.product(sweep.grid.pairs(), sweep.grid.tricks or (sweep.tricks,)):
         t = TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss,
-                        optimizer=opt, seed=sweep.grid.seed[0], train=sweep.train, tricks=tricks)
+                        optimizer=opt, seed=sweep.grid.seed[0], train=sweep.train, tricks=tricks, program=sweep.program)
         rows.append({"cell": t.cell, "loss": f"{loss.name}: {_kv(loss.params)}",
                      "optimizer": f"{opt.name}: lr_g {_value(opt.lr_g)}, lr_d {_value(opt.lr_d)}"
                                   + (f", {_kv(opt.params)}" if opt.params else ""),
@@ -78,7 +80,9 @@ def resolved_common(sweep: SweepConfig) -> dict[str, str]:
 def trial_id(t: TrialConfig) -> str:
     # sort_keys: the id must not depend on the order keys appear in the YAML
     # Default tricks are left out, so trials without tricks keep the ids they had before tricks existed.
-    dump = t.model_dump(mode="json", exclude={"tricks"} if t.tricks == Tricks() else None)
+    # The default program likewise: trials of configs without `program:` keep their ids.
+    skip = {k for k, default in (("tricks", t.tricks == Tricks()), ("program", t.program == DEFAULT_PROGRAM)) if default}
+    dump = t.model_dump(mode="json", exclude=skip or None)
     blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -88,7 +92,7 @@ def expand_grid(sweep: SweepConfig) -> list[TrialConfig]:
     g = sweep.grid
     trials = [
         TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss,
-                    optimizer=opt, seed=seed, train=sweep.train, tricks=tricks)
+                    optimizer=opt, seed=seed, train=sweep.train, tricks=tricks, program=sweep.program)
         for (loss, opt), tricks, seed in itertools.product(g.pairs(), g.tricks or (sweep.tricks,), g.seed)
     ]
     counts = collections.Counter(t.trial_id for t in trials)  # linear; the axes were checked one by one

@@ -121,10 +121,20 @@ def rows(cfg: TrialConfig, sweep_id: str, step: int, m: Measured) -> list[dict]:
              "extractor": m.extractor, "extractor_hash": m.extractor_hash} for k, v in m.values.items()]
 
 
+# A program's own metrics (declared by name in gan_tasks/methods/programs.py), measured beside the
+# dataset's: (trial, storage, ev, n) -> (values, extractor, extractor hash).
+PROGRAM_METRICS: Registry[Callable] = Registry("program evaluation")
+
+
 def measure(trial: Trial, storage: Storage, ev: EvalConfig, n: int | None = None) -> Measured:
-    """The dataset's metrics of the trial's current generator (n samples; default: the final count)."""
+    """The dataset's metrics of the trial's current generator (n samples; default: the final count),
+    and its program's own."""
     spec = EVALUATIONS.get(trial.cfg.dataset.name)
-    return spec.measure(trial, storage, ev, n or spec.n_final(ev))
+    m = spec.measure(trial, storage, ev, n or spec.n_final(ev))
+    if trial.cfg.program not in PROGRAM_METRICS:
+        return m
+    values, extractor, h = PROGRAM_METRICS.get(trial.cfg.program)(trial, storage, ev, n or spec.n_final(ev))
+    return Measured({**m.values, **values}, m.extractor or extractor, m.extractor_hash or h)
 
 
 def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig,
@@ -132,7 +142,9 @@ def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalCo
     trial = Trial(cfg, storage, sweep_id, device)
     if not trial.try_resume():
         raise FileNotFoundError(f"trial {cfg.trial_id} has no checkpoint to evaluate")
-    samples = trial.sample(ev.n_samples if trial.data.ndim == 2 else 64)  # the report shows an 8x8 image grid
+    samples = trial.program.report_samples()  # None: the dataset's default
+    if samples is None:
+        samples = trial.sample(ev.n_samples if trial.data.ndim == 2 else 64)  # the report shows an 8x8 image grid
     buf = io.BytesIO()
     np.save(buf, samples)
     storage.write_bytes(buf.getvalue(), "sweeps", sweep_id, "samples", f"{cfg.trial_id}.npy")

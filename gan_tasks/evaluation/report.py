@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from gan_tasks.data.datasets import DATASETS  # noqa: E402
+from gan_tasks.methods.programs import DEFAULT_PROGRAM, PROGRAMS  # noqa: E402
 from gan_tasks.config.published import Published  # noqa: E402
 from gan_tasks.evaluation.rankings import ALPHA, HIGHER_IS_BETTER, cell_frame, final_values, rank_cells  # noqa: E402
 from gan_tasks.data.storage import Storage  # noqa: E402
@@ -75,11 +76,12 @@ def _scatter(samples: np.ndarray, modes: np.ndarray | None, title: str) -> str:
     return _png(fig)
 
 
-def _image_grid(images: np.ndarray, title: str) -> str:
-    """An 8x8 grid of generated images in [-1, 1] (N, C, H, W)."""
+def _image_grid(images: np.ndarray, title: str, cols: int | None = None) -> str:
+    """A grid of generated images in [-1, 1] (N, C, H, W): square (8x8), or `cols` a row (conditional
+    programs: a row per class)."""
     n, c, h, w = images.shape
-    k = int(np.ceil(np.sqrt(n)))
-    canvas = np.ones((k * (h + 2), k * (w + 2), c), dtype=np.float32)
+    k = cols or int(np.ceil(np.sqrt(n)))
+    canvas = np.ones((int(np.ceil(n / k)) * (h + 2), k * (w + 2), c), dtype=np.float32)
     for i, img in enumerate(images):
         r, col = divmod(i, k)
         canvas[r * (h + 2):r * (h + 2) + h, col * (w + 2):col * (w + 2) + w] = (img.transpose(1, 2, 0) + 1) / 2
@@ -199,7 +201,8 @@ def _samples_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFram
                                                         ("inception_score", "IS {:.2f}"), ("fid", "FID {:.3g}"))
                  if col in row and pd.notna(row.get(col))]
         title += "\n" + ", ".join(shown) if shown else ""
-        png = _scatter(samples, modes, title) if samples.ndim == 2 else _image_grid(samples, title)
+        cols = PROGRAMS.get(cfg.get("program", DEFAULT_PROGRAM)).sample_columns  # Program.report_samples' rows
+        png = _scatter(samples, modes, title) if samples.ndim == 2 else _image_grid(samples, title, cols)
         parts.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'></figure>")
     return "".join(parts)
 

@@ -77,7 +77,7 @@ class PackedTrials:
         from gan_tasks.data.datasets import dataset_path, load_array
         from gan_tasks.methods.models import build_models
         from gan_tasks.methods.optimizers import make_optimizer
-        from gan_tasks.training.trial import to_model_range
+        from gan_tasks.training.programs.gan import to_model_range
         from gan_tasks.methods.tricks import packed_shape
 
         cell = {c.model_dump_json(exclude={"seed"}) for c in cfgs}
