@@ -22,7 +22,8 @@ from gan_tasks.methods.params import Strict
 # modes_total and *_std are descriptions, not scores, and are not here.
 DIRECTIONS = {"modes_covered": True, "high_quality": True, "reverse_kl": False, "reverse_kl_hq": False,
               "inception_score": True, "fid": False, "kid": False, "precision": True, "recall": True,
-              "f_score": True}
+              "f_score": True, "class_accuracy": True, "class_mode_accuracy": True, "class_mode_accuracy_min": True,
+              "intra_fid": False, "intra_kid": False}
 MIXTURE_METRICS = {"modes_covered", "high_quality", "reverse_kl", "reverse_kl_hq"}
 
 

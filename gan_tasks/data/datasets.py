@@ -29,6 +29,9 @@ class DatasetSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     generate: Callable[..., np.ndarray] | None = None  # synthetic data: params -> float32 array
     modes: Callable[..., np.ndarray] | None = None  # mixture means, for mode coverage
+    # Class labels (train_labels.npy beside train.npy): how many, from the params; None: unlabelled.
+    classes: Callable[..., int] | None = None
+    labels: Callable[..., np.ndarray] | None = None  # synthetic data: params -> each sample's label
 
     @property
     def schema(self) -> dict[str, Spec]:
@@ -65,6 +68,19 @@ def _mixture(modes: np.ndarray, std: float, n_samples: int, seed: int) -> np.nda
     return (modes[idx] + std * rng.standard_normal((n_samples, 2))).astype(np.float32)
 
 
+def _mixture_labels(n_modes: int, n_samples: int, seed: int) -> np.ndarray:
+    """The mixture component of each point of _mixture: the same first draw of the same generator."""
+    return np.random.default_rng(seed).integers(n_modes, size=n_samples).astype(np.int16)
+
+
+def _ring_labels(n_modes: int, n_samples: int, seed: int, **_: Any) -> np.ndarray:
+    return _mixture_labels(n_modes, n_samples, seed)
+
+
+def _grid_labels(side: int, n_samples: int, seed: int, **_: Any) -> np.ndarray:
+    return _mixture_labels(side * side, n_samples, seed)
+
+
 def _ring(n_modes: int, radius: float, std: float, n_samples: int, seed: int) -> np.ndarray:
     return _mixture(_ring_modes(n_modes, radius), std, n_samples, seed)
 
@@ -76,20 +92,24 @@ def _grid(side: int, spacing: float, std: float, n_samples: int, seed: int) -> n
 # PacGAN's 2D ring: 8 modes on a circle of radius 1, sigma 0.01; 100k points is plenty for
 # minibatches of a few hundred and costs 800 kB in storage.
 DATASETS.add("ring-8", DatasetSpec("points", (2,), {"n_modes": 8, "radius": 1.0, "std": 0.01, "n_samples": 100_000,
-                                               "seed": 0}, _ring, _ring_modes),
+                                               "seed": 0}, _ring, _ring_modes,
+                                    lambda n_modes, **_: n_modes, _ring_labels),
              "PacGAN ring: 8 Gaussians on a circle of radius 1, sigma 0.01")
 # PacGAN's grid: 25 modes at {-4,-2,0,2,4}^2, sigma 0.05.
 # Image datasets: uploaded once from their canonical files (gan_tasks/data/images.py), stored as uint8.
-DATASETS.add("mnist", DatasetSpec("images", (1, 28, 28)),
+# Labels: the digit / class (train_labels.npy of the upload); Stacked MNIST's is 100 d_R + 10 d_G + d_B.
+_TEN = lambda **_: 10  # noqa: E731
+DATASETS.add("mnist", DatasetSpec("images", (1, 28, 28), classes=_TEN),
              "MNIST digits, 60k 28x28 grey (upload with gansweep data upload)")
-DATASETS.add("fashion-mnist", DatasetSpec("images", (1, 28, 28)),
+DATASETS.add("fashion-mnist", DatasetSpec("images", (1, 28, 28), classes=_TEN),
              "Fashion-MNIST, 60k 28x28 grey (upload with gansweep data upload)")
-DATASETS.add("stacked-mnist", DatasetSpec("images", (3, 28, 28)),
+DATASETS.add("stacked-mnist", DatasetSpec("images", (3, 28, 28), classes=lambda **_: 1000),
              "three MNIST digits as RGB channels, 1,000 modes (upload from the MNIST files)")
-DATASETS.add("cifar10", DatasetSpec("images", (3, 32, 32)),
+DATASETS.add("cifar10", DatasetSpec("images", (3, 32, 32), classes=_TEN),
              "CIFAR-10, 50k 32x32 colour (upload the python tarball)")
 DATASETS.add("grid-25", DatasetSpec("points", (2,), {"side": 5, "spacing": 2.0, "std": 0.05, "n_samples": 100_000,
-                                                "seed": 0}, _grid, _grid_modes),
+                                                "seed": 0}, _grid, _grid_modes,
+                                    lambda side, **_: side * side, _grid_labels),
              "PacGAN grid: 25 Gaussians at {-4,-2,0,2,4}^2, sigma 0.05")
 
 
@@ -117,8 +137,8 @@ def ensure_dataset(storage: Storage, name: str, params: dict) -> tuple[str, ...]
             raise FileNotFoundError(f"dataset {name!r} is not in storage at {storage.uri(*path)}; "
                                     f"upload it first: gansweep data upload {name} PATH --storage {storage.url}")
         return path
-    if not storage.exists(*path[:-1], "manifest.json"):
-        write_arrays(storage, path[:-1], {path[-1].removesuffix(".npy"): spec.generate(**params)}, name)
+    if _manifest_sha(storage, dataset_path(name, params, "train_labels")) is None:  # absent, or from before labels
+        write_arrays(storage, path[:-1], {"train": spec.generate(**params), "train_labels": spec.labels(**params)}, name)
     return path
 
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 import torch
 
 from gan_tasks.data import schema
+from gan_tasks.evaluation import conditional
 from gan_tasks.evaluation.classifier import CLASSIFIER_DATASETS, fetch, load, predict
 from gan_tasks.config import EvalConfig, TrialConfig
 from gan_tasks.data.datasets import DATASETS, dataset_path, load_array
@@ -124,6 +125,8 @@ def rows(cfg: TrialConfig, sweep_id: str, step: int, m: Measured) -> list[dict]:
 # A program's own metrics (declared by name in gan_tasks/methods/programs.py), measured beside the
 # dataset's: (trial, storage, ev, n) -> (values, extractor, extractor hash).
 PROGRAM_METRICS: Registry[Callable] = Registry("program evaluation")
+for _name in ("cgan-concat", "cgan-projection", "acgan"):
+    PROGRAM_METRICS.add(_name, conditional.measure, "generated-class accuracy, per-class mode accuracy, intra-class FID/KID")
 
 
 def measure(trial: Trial, storage: Storage, ev: EvalConfig, n: int | None = None) -> Measured:
