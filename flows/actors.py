@@ -25,7 +25,7 @@ class TrialActor:
         import torch
 
         torch.set_num_threads(max(1, num_threads))  # one trial must not oversubscribe its CPUs
-        import gan_tasks.train  # noqa: F401 - import now, while the sweep prepares, not in the first trial
+        import gan_tasks.training.trial  # noqa: F401 - import now, while the sweep prepares, not in the first trial
         self.progress_ = (0, 0, 0.0)
 
     def pid(self) -> int:
@@ -46,13 +46,13 @@ class TrialActor:
         """Train (or resume) one trial; with `evaluate`, a trial that ends done (completed or stopped)
         is evaluated here at once, in the same call: no second task run, no second round trip, its
         data still cached in this process. An evaluation error is returned in `evaluation_error`."""
-        from gan_tasks.train import run_trial
+        from gan_tasks.training.trial import run_trial
 
         self.progress_ = (0, 0, 0.0)  # a pooled actor must not report its previous trial's progress
         node = ray.get_runtime_context().get_node_id()
         hook = None
         if ev is not None and ev.eval_every:  # quality-over-steps rows in evaluations/
-            from gan_tasks.evaluate import on_eval
+            from gan_tasks.evaluation.evaluate import on_eval
 
             hook = on_eval(storage, sweep_id, ev, es)  # es: early_stop rungs, decided in the hook
         row = run_trial(cfg, storage, sweep_id, _device(), self._on_progress, node, hook,
@@ -65,14 +65,14 @@ class TrialActor:
         return row
 
     def train_packed(self, cfgs: list, storage, sweep_id: str) -> list[dict]:
-        from gan_tasks.packing import run_packed
+        from gan_tasks.training.packing import run_packed
 
         self.progress_ = (0, 0, 0.0)
         node = ray.get_runtime_context().get_node_id()
         return run_packed(cfgs, storage, sweep_id, _device(), self._on_progress, node)
 
     def evaluate(self, cfg, storage, sweep_id: str, ev) -> list[dict]:
-        from gan_tasks.evaluate import evaluate_trial
+        from gan_tasks.evaluation.evaluate import evaluate_trial
 
         return evaluate_trial(cfg, storage, sweep_id, ev, _device())
 

@@ -4,7 +4,7 @@ P1 overhead: the full flow (Prefect + Ray actors + storage) on a grid of >= 8 tr
   same trials run by a bare loop in one process: sweep wall / (sum of bare times / parallel slots).
 P2 step rate: steps/s of a trial inside a Ray actor / steps/s of the bare loop, same config.
 P3 data: bytes read from S3 (botocore GetObject hook) / dataset size, for one node's trials.
-P4 seed-packing: N seeds sequential / the same N packed (gan_tasks/packing.py), same process.
+P4 seed-packing: N seeds sequential / the same N packed (gan_tasks/training/packing.py), same process.
 P5 many trials, start-up, fan-in, no-op re-run: `gansweep run` timed from outside (flows/bench_trials.py).
 Memory: peak resident memory of a trial actor.
 Each figure is printed on its own line and saved to <storage>/bench/<run_id>.parquet.
@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from gan_tasks.config import TrialConfig, expand_grid, parse_config
-from gan_tasks.datasets import dataset_path, ensure_dataset, load_array
-from gan_tasks.storage import Storage
+from gan_tasks.data.datasets import dataset_path, ensure_dataset, load_array
+from gan_tasks.data.storage import Storage
 
 
 def bench_config(steps: int, n_seeds: int) -> dict:
@@ -37,8 +37,8 @@ def bare_loop(cfg: TrialConfig, data: torch.Tensor) -> float:
     """The same GAN, written as plainly as possible: no logging, no checkpoints, no storage. Seconds.
 
     One D step per G step and Adam, as the benchmark grids use (non-saturating / lsgan / dcgan)."""
-    from gan_tasks.losses import LOSSES
-    from gan_tasks.models import build_models
+    from gan_tasks.methods.losses import LOSSES
+    from gan_tasks.methods.models import build_models
 
     torch.manual_seed(cfg.seed)
     g, d = build_models(cfg.model.name, data.shape[1:], cfg.train.z_dim, cfg.model.params)
@@ -60,7 +60,7 @@ def bare_loop(cfg: TrialConfig, data: torch.Tensor) -> float:
 
 
 def load_data(storage: Storage, cfg: TrialConfig) -> torch.Tensor:
-    from gan_tasks.train import to_model_range
+    from gan_tasks.training.programs.gan import to_model_range
 
     ensure_dataset(storage, cfg.dataset.name, cfg.dataset.params)
     return to_model_range(torch.from_numpy(load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params))))
@@ -103,8 +103,8 @@ def bench_data(storage: Storage, trials: list[TrialConfig]) -> list[tuple[str, f
 
 def bench_packing(storage: Storage, n: int, steps: int, run_id: str) -> list[tuple[str, float]]:
     """P4: n MLP GANs packed in one stacked model vs the same n trained one after another."""
-    from gan_tasks.packing import PackedTrials
-    from gan_tasks.train import Trial
+    from gan_tasks.training.packing import PackedTrials
+    from gan_tasks.training.trial import Trial
 
     raw = {**bench_config(steps, n), "grid": {"loss": ["non-saturating"], "optimizer": ["adam"],
                                               "seed": list(range(n))}}
@@ -229,7 +229,7 @@ def run_bench(storage: Storage, short: bool, mnist: str | None = None,
         add(bench_packing(storage, 4 if short else 16, 50 if short else 1000, run_id))
         add(bench_step_rate(storage, mlp, "mlp ring-8", run_id))
         if mnist:
-            from gan_tasks.images import upload
+            from gan_tasks.data.images import upload
 
             if not storage.exists("datasets", "mnist", "manifest.json"):
                 upload(storage, "mnist", mnist)

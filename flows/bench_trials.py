@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from gan_tasks.config import expand_grid, parse_config
-from gan_tasks.storage import Storage
+from gan_tasks.data.storage import Storage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,7 +54,7 @@ from ray import tune
 from flows.actors import start_local_ray
 from flows.bench import bare_loop, load_data
 from gan_tasks.config import expand_grid, parse_config
-from gan_tasks.storage import Storage
+from gan_tasks.data.storage import Storage
 import yaml
 
 raw, url, endpoint = yaml.safe_load(open(sys.argv[1])), sys.argv[2], sys.argv[3] or None

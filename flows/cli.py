@@ -87,7 +87,7 @@ def run(config: str,
         ) -> None:
     """Run a sweep: every trial a Prefect task run inside a Ray actor, then evaluation and report."""
     from gan_tasks.config import ConfigError, expand_grid
-    from gan_tasks.storage import Storage
+    from gan_tasks.data.storage import Storage
 
     sweep = _load(config, sets)
     try:
@@ -216,30 +216,38 @@ def _aligned(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 @app.command("list")
-def list_(what: str = typer.Argument(..., help="losses | optimizers | models | datasets | metrics | tricks | "
+def list_(what: str = typer.Argument(..., help="programs | losses | optimizers | models | datasets | metrics | tricks | "
                                                   "train | evaluation | resources | limits")) -> None:
     """List registered names with a one-line description and each parameter's type, range and default."""
-    from gan_tasks.catalog import LOSSES, MODELS, OPTIMIZERS, Tricks
+    from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS
+    from gan_tasks.methods.trick_settings import Tricks
     from gan_tasks.config import EvalConfig, Limits, Resources, TrainConfig
-    from gan_tasks.datasets import DATASETS
-    from gan_tasks.params import describe_field, describe_schema
+    from gan_tasks.data.datasets import DATASETS
+    from gan_tasks.methods.params import describe_field, describe_schema
 
-    registries = {"losses": LOSSES, "optimizers": OPTIMIZERS, "models": MODELS, "datasets": DATASETS}
+    from gan_tasks.methods.programs import PROGRAMS
+
+    registries = {"programs": PROGRAMS, "losses": LOSSES, "optimizers": OPTIMIZERS, "models": MODELS,
+                  "datasets": DATASETS}
     sections = {"tricks": Tricks, "train": TrainConfig, "evaluation": EvalConfig, "resources": Resources,
                 "limits": Limits}
     if what not in [*registries, "metrics", *sections]:
         _fail(f"cannot list {what!r}; valid: {', '.join([*registries, 'metrics', *sections])}")
     if what == "metrics":
-        from gan_tasks.metrics import METRICS  # torch: only this listing needs it
+        from gan_tasks.evaluation.metrics import METRICS  # torch: only this listing needs it
 
         rows = [(n, d, "") for n, d in METRICS.describe().items()]
     elif what in sections:  # the sections of a sweep file: each field's type, bounds and default
         rows = [(n, f"{f.description or ''} (default {f.default})".lstrip(), describe_field(f))
                 for n, f in sections[what].model_fields.items()]
+    elif what == "programs":
+        rows = [(n, d, PROGRAMS.get(n).summary) for n, d in PROGRAMS.describe().items()]
     else:
         reg = registries[what]
         rows = [(n, d, describe_schema(reg.get(n).schema, _defaults(reg.get(n)))) for n, d in reg.describe().items()]
-    table = Table("name", "description", "type, range" if what in sections else "parameters: type, range (default)",
+    third = {"programs": "metrics; combinations"}.get(what, "type, range" if what in sections else
+                                                    "parameters: type, range (default)")
+    table = Table("name", "description", third,
                   show_lines=True)
     for row in rows:
         table.add_row(*row)
@@ -257,7 +265,7 @@ def _defaults(spec) -> dict:
 
 def _sweeps_in(storage: str, s3_endpoint_url: str | None, *sweep_ids: str):
     """The storage holding these sweeps; a missing one is an error listing the sweeps that are there."""
-    from gan_tasks.storage import Storage
+    from gan_tasks.data.storage import Storage
 
     st = Storage.parse(storage, s3_endpoint_url)
     for sid in sweep_ids:
@@ -271,8 +279,8 @@ def report(sweep_id: str, storage: str = typer.Option("gansweep-results", help=S
            s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
                                                          help=ENDPOINT_HELP)) -> None:
     """Regenerate a sweep's report/index.html from storage alone."""
-    from gan_tasks.report import write_report
-    from gan_tasks.storage import DamagedFile
+    from gan_tasks.evaluation.report import write_report
+    from gan_tasks.data.storage import DamagedFile
 
     st = _sweeps_in(storage, s3_endpoint_url, sweep_id)
     try:
@@ -291,7 +299,7 @@ def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule
           fail_on_regression: bool = typer.Option(True, help="a night that regresses beyond the seed CI fails")) -> None:
     """Serve the nightly deployment of CONFIG on a cron schedule, without a work pool."""
     from flows.nightly import nightly
-    from gan_tasks.storage import Storage
+    from gan_tasks.data.storage import Storage
 
     _load(config)  # refuse a bad config now, not at 2 am
     try:
@@ -332,7 +340,7 @@ def bench(short: bool = typer.Option(False, "--short", help="CI smoke run: tiny 
                                                             "figure (uploaded to storage if missing)")) -> None:
     """Benchmarks: sweep overhead and step rate as ratios against a bare PyTorch loop, peak memory."""
     from flows.bench import run_bench
-    from gan_tasks.storage import Storage
+    from gan_tasks.data.storage import Storage
 
     try:
         st = Storage.parse(storage, s3_endpoint_url)
@@ -352,7 +360,7 @@ def defaults_table(steps: int = typer.Option(5000, min=1, help="generator steps 
                                                                  help=ENDPOINT_HELP)) -> None:
     """Every loss with adam on ring-8 and grid-25 at the 2-D defaults, N seeds: the table behind them."""
     from flows.defaults_table import run_table
-    from gan_tasks.storage import Storage
+    from gan_tasks.data.storage import Storage
 
     try:
         st = Storage.parse(storage, s3_endpoint_url)
@@ -375,7 +383,7 @@ def published_(sweep_id: str, storage: str = typer.Option("gansweep-results", he
                s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
                                                              help=ENDPOINT_HELP)) -> None:
     """The sweep config's published table beside the measured values, with a verdict per figure (markdown)."""
-    from gan_tasks.published import sweep_comparison
+    from gan_tasks.evaluation.report import sweep_comparison
 
     st = _sweeps_in(storage, s3_endpoint_url, sweep_id)
     try:
@@ -394,7 +402,7 @@ def compare_(sweep_a: str, sweep_b: str, storage: str = typer.Option("gansweep-r
              s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
                                                            help=ENDPOINT_HELP)) -> None:
     """Per (loss, optimizer, metric): the change from SWEEP_A to SWEEP_B, flagged beyond the seed 95 % CI."""
-    from gan_tasks.compare import compare, regressions
+    from gan_tasks.evaluation.compare import compare, regressions
 
     st = _sweeps_in(storage, s3_endpoint_url, sweep_a, sweep_b)
     cmp = compare(st, sweep_a, sweep_b)
@@ -414,8 +422,8 @@ def data_upload(name: str, path: str = typer.Argument(..., help="folder with the
                 s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
                                                               help=ENDPOINT_HELP)) -> None:
     """Check a dataset's canonical files (md5) and write it to <storage>/datasets/NAME/."""
-    from gan_tasks.images import upload
-    from gan_tasks.storage import Storage
+    from gan_tasks.data.images import upload
+    from gan_tasks.data.storage import Storage
 
     try:
         st = Storage.parse(storage, s3_endpoint_url)
@@ -437,8 +445,8 @@ def evaluator_train(dataset: str, storage: str = typer.Option("gansweep-results"
                                                                   help=ENDPOINT_HELP),
                     epochs: int = typer.Option(3, min=1, help="passes over the training split")) -> None:
     """Train DATASET's classifier (mnist, fashion-mnist) and store it under its content hash."""
-    from gan_tasks.classifier import CLASSIFIER_DATASETS, TrainSpec, check_dataset, train_and_store
-    from gan_tasks.storage import Storage
+    from gan_tasks.evaluation.classifier import CLASSIFIER_DATASETS, TrainSpec, check_dataset, train_and_store
+    from gan_tasks.data.storage import Storage
 
     try:
         check_dataset(dataset)

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from gan_tasks.config import expand_grid, parse_config
-from gan_tasks.losses import LOSSES
-from gan_tasks.models import MODELS
-from gan_tasks.rankings import final_values, rank_cells
-from gan_tasks.report import load_frames
-from gan_tasks.storage import Storage
+from gan_tasks.methods.losses import LOSSES
+from gan_tasks.methods.models import MODELS
+from gan_tasks.evaluation.rankings import final_values, rank_cells
+from gan_tasks.evaluation.report import load_frames
+from gan_tasks.data.storage import Storage
 
 DATASETS = ("ring-8", "grid-25")
 TARGET_MODES, TARGET_HQ, TARGET_SEEDS = 6, 0.30, 2  # of 8 ring modes, share, of 3 seeds (issue 12)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import yaml
 
 from gan_tasks.config import SweepConfig, expand_grid, parse_config
-from gan_tasks.storage import DamagedFile, Storage
+from gan_tasks.data.storage import DamagedFile, Storage
 
 DONE = ("completed", "stopped")  # as flows/sweep.py: a finished trial's statuses
 # Reads in flight at once: object storage answers each small GET in tens of ms; a few in parallel
@@ -67,9 +67,9 @@ def finished(storage: Storage, sweep: SweepConfig, sweep_id: str) -> dict | None
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     rebuilt = _stale(storage, sweep_id, [f"{t}.parquet" for t in tids])
     if rebuilt:
-        from gan_tasks.published import of_sweep
-        from gan_tasks.rankings import rank_cells, write_rankings
-        from gan_tasks.report import load_frames, write_report
+        from gan_tasks.evaluation.published import of_sweep
+        from gan_tasks.evaluation.rankings import rank_cells, write_rankings
+        from gan_tasks.evaluation.report import load_frames, write_report
 
         frames = load_frames(storage, sweep_id)
         write_rankings(storage, sweep_id, rank_cells(frames["trials"], frames["evaluations"], sweep_id,

@@ -107,7 +107,7 @@ def _alive(pid: int) -> bool:
 
 def mark_interrupted(storage, sweep_id: str) -> list[str]:
     """Rewrite this sweep's `running` trial rows as `interrupted`; returns their labels."""
-    from gan_tasks.train import write_trial_row
+    from gan_tasks.training.trial import write_trial_row
 
     folder = ("sweeps", sweep_id, "trials")
     done = []

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 
-from gan_tasks.storage import Storage
+from gan_tasks.data.storage import Storage
 
 TTL_SECONDS = 300.0  # a crashed run on another host blocks its sweep id for at most 5 minutes
 log = logging.getLogger("gansweep.lock")

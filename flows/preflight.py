@@ -19,8 +19,8 @@ import threading
 import uuid
 from typing import Any, Callable
 
-from gan_tasks.datasets import DATASETS, dataset_path
-from gan_tasks.storage import Storage
+from gan_tasks.data.datasets import DATASETS, dataset_path
+from gan_tasks.data.storage import Storage
 
 # 10 s: S3 answers in well under a second; botocore's own retries on an unreachable endpoint take
 # minutes, and storage.retrying 90 s more, before anyone is told.

@@ -20,16 +20,16 @@ from flows.actors import ActorPool, ensure_ray, slots
 from flows.lock import SweepLock, SweepLocked, default_sweep_id
 from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
-from gan_tasks.datasets import ensure_dataset
-from gan_tasks.early_stop import EarlyStop
-from gan_tasks.storage import DamagedFile, Storage
+from gan_tasks.data.datasets import ensure_dataset
+from gan_tasks.config.early_stop import EarlyStop
+from gan_tasks.data.storage import DamagedFile, Storage
 
 # torch, pandas, matplotlib and scipy are imported where they are used (trial rows written here on a
 # failure, comparison, rankings, report), not with this module: the driver starts seconds sooner.
 
 POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
 # Statuses of a finished trial: a re-run skips it, it is evaluated, it is no failure. `stopped`: cut
-# short by early_stop (gan_tasks/early_stop.py), its rows and checkpoint kept.
+# short by early_stop (gan_tasks/config/early_stop.py), its rows and checkpoint kept.
 DONE = ("completed", "stopped")
 
 
@@ -127,7 +127,7 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
     elif _completed(storage, sweep_id, cfg.trial_id):
         logger.info("%s already completed in %s: skipped", cfg.label, sweep_id)
         return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
-    from gan_tasks.train import trial_row, write_trial_row
+    from gan_tasks.training.trial import trial_row, write_trial_row
 
     art = create_progress_artifact(0.0, description=f"{cfg.label} ({cfg.trial_id}): waiting for an actor")
     actor = pool.borrow()
@@ -172,8 +172,8 @@ def _progress_text(cfg: TrialConfig, step: int, steps: int, rate: float | None, 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def train_pack(cfgs: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
                force: bool = False) -> list[dict]:
-    """pack_seeds > 1: the seeds of one cell trained together in one actor (gan_tasks/packing.py)."""
-    from gan_tasks.train import trial_row, write_trial_row
+    """pack_seeds > 1: the seeds of one cell trained together in one actor (gan_tasks/training/packing.py)."""
+    from gan_tasks.training.trial import trial_row, write_trial_row
 
     for c in cfgs if force else []:
         forget_trial(storage, sweep_id, c.trial_id)
@@ -266,7 +266,7 @@ def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalCo
 @task(cache_policy=NO_CACHE)
 def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
     """Night over night: compare with the newest earlier sweep of the same config name."""
-    from gan_tasks.compare import compare, previous_sweep, regressions
+    from gan_tasks.evaluation.compare import compare, previous_sweep, regressions
 
     prev = previous_sweep(storage, name, sweep_id)
     if prev is None:
@@ -284,9 +284,9 @@ def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def report(storage: Storage, sweep_id: str) -> dict:
     """Rankings over seeds (Parquet + table artifact), then report/index.html from storage alone."""
-    from gan_tasks.published import of_sweep
-    from gan_tasks.rankings import rank_cells, write_rankings
-    from gan_tasks.report import load_frames, summary_table, write_report
+    from gan_tasks.evaluation.published import of_sweep
+    from gan_tasks.evaluation.rankings import rank_cells, write_rankings
+    from gan_tasks.evaluation.report import load_frames, summary_table, write_report
 
     folder = ("sweeps", sweep_id, "evaluations")
     for name in storage.ls(*folder):  # final evaluations were just rewritten; a damaged older one goes aside
@@ -359,7 +359,7 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
 def mark_failed(storage: Storage, sweep_id: str, cfg: TrialConfig, error: str) -> dict:
     """A trial that trained but could not be evaluated has no result: it is `failed` in its row, the
     summary and the exit code, and a re-run evaluates it again (its last checkpoint is kept)."""
-    from gan_tasks.train import write_trial_row
+    from gan_tasks.training.trial import write_trial_row
 
     path = ("sweeps", sweep_id, "trials", f"{cfg.trial_id}.parquet")
     row = storage.read_parquet(*path).to_pylist()[-1]

@@ -58,7 +58,7 @@ def s3_storage(s3_server):
     """A fresh bucket on the moto server, as a gan_tasks Storage."""
     import boto3
 
-    from gan_tasks.storage import Storage
+    from gan_tasks.data.storage import Storage
 
     bucket = f"test-{uuid.uuid4().hex[:10]}"
     boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").create_bucket(Bucket=bucket)
@@ -67,7 +67,7 @@ def s3_storage(s3_server):
 
 @pytest.fixture
 def local_storage(tmp_path):
-    from gan_tasks.storage import Storage
+    from gan_tasks.data.storage import Storage
 
     return Storage.parse(str(tmp_path / "store"))
 

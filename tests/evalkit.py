@@ -6,9 +6,9 @@ import tempfile
 
 import torch
 
-from gan_tasks.classifier import TrainSpec, train_and_store
-from gan_tasks.images import upload
-from gan_tasks.storage import Storage
+from gan_tasks.evaluation.classifier import TrainSpec, train_and_store
+from gan_tasks.data.images import upload
+from gan_tasks.data.storage import Storage
 from tests.conftest import DATA
 
 # A third of MNIST for two epochs (~30 s on one core): 98.5 % test accuracy, IS 9.5 on real digits.

@@ -270,10 +270,10 @@ def test_duplicate_check_is_linear():
 
 
 def test_every_parameter_of_every_entry_has_a_schema_its_defaults_pass():
-    from gan_tasks.catalog import ACTIVATIONS, LOSSES, MODELS, OPTIMIZERS
-    from gan_tasks.datasets import DATASETS
-    from gan_tasks.models import ACTIVATIONS as BUILT
-    from gan_tasks.params import check_params
+    from gan_tasks.methods.catalog import ACTIVATIONS, LOSSES, MODELS, OPTIMIZERS
+    from gan_tasks.data.datasets import DATASETS
+    from gan_tasks.methods.models import ACTIVATIONS as BUILT
+    from gan_tasks.methods.params import check_params
 
     for reg in (LOSSES, OPTIMIZERS, MODELS, DATASETS):
         for name in reg.names():

@@ -2,7 +2,7 @@
 import pytest
 
 from gan_tasks.config import ConfigError, check_sweep_id, parse_config
-from gan_tasks.storage import Storage
+from gan_tasks.data.storage import Storage
 from tests.conftest import tiny_config
 
 G = {"loss": ["minimax"], "optimizer": ["adam"], "seed": [0]}

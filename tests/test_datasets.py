@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from gan_tasks.datasets import ensure_dataset, load_array, write_arrays
-from gan_tasks.images import parse_cifar_tarball
+from gan_tasks.data.datasets import ensure_dataset, load_array, write_arrays
+from gan_tasks.data.images import parse_cifar_tarball
 from tests.conftest import DATA
 
 
@@ -34,7 +34,7 @@ def test_cache_is_keyed_by_content_and_read_once(local_storage, tmp_path):
 def test_node_cache_writes_are_all_or_nothing(tmp_path):
     """write_local (every node-cache write): a refused or failed write leaves the old file and no
     part file; a good one replaces the file whole."""
-    from gan_tasks.storage import write_local
+    from gan_tasks.data.storage import write_local
 
     path = str(tmp_path / "c" / "x.bin")
     write_local(path, b"old")
@@ -79,7 +79,7 @@ def test_stacked_mnist_from_the_real_mnist_files(local_storage):
     assert x.shape == (60000, 3, 28, 28) and x.dtype == np.uint8
     assert y.min() >= 0 and y.max() <= 999 and len(np.unique(y)) >= 990  # ~1,000 modes present
     # Each channel is a real MNIST digit whose label is that channel's decimal digit of the mode.
-    from gan_tasks.images import SOURCES
+    from gan_tasks.data.images import SOURCES
 
     mnist = SOURCES["mnist"].read(str(DATA / "mnist"))
     first = {d.tobytes(): int(lab) for d, lab in zip(mnist["train"][:, 0], mnist["train_labels"])}

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from gan_tasks.config import ConfigError, apply_overrides, expand_grid, load_config, parse_config
-from gan_tasks.losses import LOSSES
-from gan_tasks.optimizers import OPTIMIZERS
+from gan_tasks.methods.losses import LOSSES
+from gan_tasks.methods.optimizers import OPTIMIZERS
 from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,8 +128,8 @@ def test_a_bad_override_is_refused_before_any_compute(tmp_path, sets, words):
 
 
 def test_g_ema_is_the_average_of_g_and_what_evaluation_samples(local_storage):
-    from gan_tasks.datasets import ensure_dataset
-    from gan_tasks.train import Trial
+    from gan_tasks.data.datasets import ensure_dataset
+    from gan_tasks.training.trial import Trial
 
     cfg = expand_grid(parse_config(tiny_config(train={"g_ema": 0.5})))[0]
     ensure_dataset(local_storage, cfg.dataset.name, cfg.dataset.params)
@@ -150,7 +150,7 @@ def test_g_ema_is_the_average_of_g_and_what_evaluation_samples(local_storage):
 
 
 def test_welch_test_of_constant_seeds_answers_without_a_warning():
-    from gan_tasks.rankings import welch_p
+    from gan_tasks.evaluation.rankings import welch_p
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -7,7 +7,7 @@ import pytest
 
 from flows.sweep import sweep_flow
 from gan_tasks.config import ConfigError, parse_config
-from gan_tasks.early_stop import EarlyStop, go_on
+from gan_tasks.config.early_stop import EarlyStop, go_on
 from tests.conftest import tiny_config
 
 

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.sweep import sweep_flow
-from gan_tasks import schema
+from gan_tasks.data import schema
 from tests.conftest import DATA
 from tests.evalkit import copy_classifier, mnist_store
 

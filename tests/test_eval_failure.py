@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from flows.sweep import sweep_flow
-from gan_tasks.images import upload
+from gan_tasks.data.images import upload
 from tests.conftest import DATA
 from tests.evalkit import copy_classifier, mnist_store
 

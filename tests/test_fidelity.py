@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch_fidelity
 
-from gan_tasks.classifier import FIDELITY_NAME, fetch
-from gan_tasks.datasets import dataset_path, load_array
-from gan_tasks.fidelity import ImageSet, calculate, stats_cache_name, storage_cache
+from gan_tasks.evaluation.classifier import FIDELITY_NAME, fetch
+from gan_tasks.data.datasets import dataset_path, load_array
+from gan_tasks.evaluation.fidelity import ImageSet, calculate, stats_cache_name, storage_cache
 from tests.evalkit import mnist_store
 
 

@@ -7,15 +7,15 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from gan_tasks.config import expand_grid, parse_config
-from gan_tasks.datasets import load_array
-from gan_tasks.models import build_models
-from gan_tasks.train import Trial
+from gan_tasks.data.datasets import load_array
+from gan_tasks.methods.models import build_models
+from gan_tasks.training.trial import Trial
 from tests.conftest import DATA, tiny_config
 
 
 @pytest.fixture(scope="module")
 def mnist_storage(tmp_path_factory):
-    from gan_tasks.storage import Storage
+    from gan_tasks.data.storage import Storage
 
     st = Storage.parse(str(tmp_path_factory.mktemp("mnist")))
     r = CliRunner().invoke(app, ["data", "upload", "mnist", str(DATA / "mnist"), "--storage", st.url])
@@ -51,7 +51,7 @@ def test_dcgan28_has_seed_004_parameter_counts():
 
 
 def test_missing_dataset_names_the_upload_command(local_storage):
-    from gan_tasks.datasets import ensure_dataset
+    from gan_tasks.data.datasets import ensure_dataset
 
     with pytest.raises(FileNotFoundError, match="gansweep data upload fashion-mnist"):
         ensure_dataset(local_storage, "fashion-mnist", {})

@@ -22,12 +22,12 @@ import torch_fidelity
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from gan_tasks.config import expand_grid, parse_config
-from gan_tasks.datasets import dataset_path, load_array
-from gan_tasks.evaluate import evaluate_trial
-from gan_tasks.fidelity import ImageSet, calculate
-from gan_tasks.images import upload
-from gan_tasks.storage import Storage
-from gan_tasks.train import run_trial
+from gan_tasks.data.datasets import dataset_path, load_array
+from gan_tasks.evaluation.evaluate import evaluate_trial
+from gan_tasks.evaluation.fidelity import ImageSet, calculate
+from gan_tasks.data.images import upload
+from gan_tasks.data.storage import Storage
+from gan_tasks.training.trial import run_trial
 from tests.conftest import DATA
 
 pytestmark = pytest.mark.slow

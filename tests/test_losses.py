@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 from gan_tasks.config import expand_grid, parse_config
-from gan_tasks.datasets import ensure_dataset
-from gan_tasks.losses import LOSSES, _wgan_gp_penalty
-from gan_tasks.optimizers import OPTIMIZERS
-from gan_tasks.train import Trial
+from gan_tasks.data.datasets import ensure_dataset
+from gan_tasks.methods.losses import LOSSES, _wgan_gp_penalty
+from gan_tasks.methods.optimizers import OPTIMIZERS
+from gan_tasks.training.trial import Trial
 from tests.conftest import tiny_config
 
 @pytest.fixture(autouse=True)

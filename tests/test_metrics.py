@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from gan_tasks.metrics import METRICS, stacked_mnist_coverage
+from gan_tasks.evaluation.metrics import METRICS, stacked_mnist_coverage
 
 
 def test_all_thousand_combinations_cover_every_mode_with_zero_kl():
@@ -43,9 +43,9 @@ def test_training_time_metrics_land_in_evaluations_without_changing_training(loc
     import torch
 
     from gan_tasks.config import expand_grid, parse_config
-    from gan_tasks.datasets import ensure_dataset
-    from gan_tasks.evaluate import on_eval
-    from gan_tasks.train import Trial
+    from gan_tasks.data.datasets import ensure_dataset
+    from gan_tasks.evaluation.evaluate import on_eval
+    from gan_tasks.training.trial import Trial
     from tests.conftest import tiny_config
 
     sweep = parse_config(tiny_config(train={"steps": 30}, evaluation={"eval_every": 10, "eval_every_samples": 300}))

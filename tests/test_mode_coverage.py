@@ -1,8 +1,8 @@
 """Mode coverage (PacGAN / VEEGAN) on samples whose answer is known."""
 import numpy as np
 
-from gan_tasks.datasets import DATASETS
-from gan_tasks.metrics import mode_coverage
+from gan_tasks.data.datasets import DATASETS
+from gan_tasks.evaluation.metrics import mode_coverage
 
 P = DATASETS.get("ring-8").defaults
 MODES = DATASETS.get("ring-8").modes(**P)

@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.sweep import sweep_flow
-from gan_tasks import queries
+from gan_tasks.evaluation import queries
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def two_nights(ray_session, prefect_harness, tmp_path_factory):
-    from gan_tasks.storage import Storage
+    from gan_tasks.data.storage import Storage
 
     st = Storage.parse(str(tmp_path_factory.mktemp("nights")))
     cfg = tiny_config(name="nightly", grid={"loss": ["non-saturating", "lsgan-011"], "optimizer": ["adam"],

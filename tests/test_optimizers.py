@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from gan_tasks.optimizers import OMD, OPTIMIZERS, OptimisticAdam, make_optimizer
+from gan_tasks.methods.optimizers import OMD, OPTIMIZERS, OptimisticAdam, make_optimizer
 
 
 def _bilinear(name: str, lr: float, steps: int) -> tuple[float, float]:

@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from gan_tasks.config import ConfigError, expand_grid, parse_config
-from gan_tasks.datasets import ensure_dataset
-from gan_tasks.losses import LOSSES
-from gan_tasks.models import MODELS, Maxout, build_models
-from gan_tasks.packing import PackedTrials
-from gan_tasks.train import Trial
-from gan_tasks.tricks import pack, packed_shape
+from gan_tasks.data.datasets import ensure_dataset
+from gan_tasks.methods.losses import LOSSES
+from gan_tasks.methods.models import MODELS, Maxout, build_models
+from gan_tasks.training.packing import PackedTrials
+from gan_tasks.training.trial import Trial
+from gan_tasks.methods.tricks import pack, packed_shape
 from tests.conftest import tiny_config
 
 

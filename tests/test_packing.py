@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from gan_tasks.config import ConfigError, expand_grid, parse_config
-from gan_tasks.datasets import ensure_dataset
-from gan_tasks.packing import PackedTrials, run_packed
-from gan_tasks.train import Trial
+from gan_tasks.data.datasets import ensure_dataset
+from gan_tasks.training.packing import PackedTrials, run_packed
+from gan_tasks.training.trial import Trial
 from tests.conftest import tiny_config
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from flows.preflight import PreflightError, check_storage
 from gan_tasks.config import parse_config
-from gan_tasks.storage import Storage
+from gan_tasks.data.storage import Storage
 from tests.conftest import free_port, tiny_config
 
 GANSWEEP = os.path.join(os.path.dirname(sys.executable), "gansweep")

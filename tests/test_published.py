@@ -11,10 +11,11 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from gan_tasks import schema
+from gan_tasks.data import schema
 from gan_tasks.config import ConfigError, dump_config, expand_grid, parse_config
-from gan_tasks.published import Published, compare
-from gan_tasks.rankings import rank_cells, write_rankings
+from gan_tasks.config.published import Published
+from gan_tasks.evaluation.published import compare
+from gan_tasks.evaluation.rankings import rank_cells, write_rankings
 from tests.conftest import tiny_config
 
 # Measured modes over 3 seeds: GAN 6.0, 6.5, 6.4 (mean 6.3); PacGAN2 7.9, 8.0, 7.8 (mean 7.9).
@@ -121,9 +122,9 @@ def test_comparison_regenerated_from_a_stored_sweep(local_storage):
     from typer.testing import CliRunner
 
     from flows.cli import app
-    from gan_tasks.datasets import ensure_dataset
-    from gan_tasks.evaluate import evaluate_trial, on_eval
-    from gan_tasks.train import run_trial
+    from gan_tasks.data.datasets import ensure_dataset
+    from gan_tasks.evaluation.evaluate import evaluate_trial, on_eval
+    from gan_tasks.training.trial import run_trial
 
     pub = _pub(6.3, 7.9, extra_row=True).model_dump(mode="json")
     pub["rows"] = [{**r, "values": {**r["values"], "reverse_kl": {"mean": 0.1, "se": 0.01}}} for r in pub["rows"]]

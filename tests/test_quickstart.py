@@ -10,9 +10,9 @@ import pytest
 
 from flows.sweep import sweep_flow
 from gan_tasks.config import load_config
-from gan_tasks.report import load_frames
-from gan_tasks.rankings import final_values
-from gan_tasks.storage import Storage
+from gan_tasks.evaluation.report import load_frames
+from gan_tasks.evaluation.rankings import final_values
+from gan_tasks.data.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[1]
 

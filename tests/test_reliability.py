@@ -19,7 +19,7 @@ from flows.cli import app
 from flows.lock import SweepLock, SweepLocked
 from flows.sweep import sweep_flow
 from gan_tasks.config import expand_grid, parse_config
-from gan_tasks.datasets import ensure_dataset
+from gan_tasks.data.datasets import ensure_dataset
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -222,7 +222,7 @@ def test_the_cli_refuses_a_locked_sweep_with_exit_code_3(prefect_harness, local_
 
 
 def test_a_local_write_cut_short_by_a_kill_is_never_read(local_storage):
-    from gan_tasks.train import Trial, run_trial
+    from gan_tasks.training.trial import Trial, run_trial
 
     cfg = parse_config(tiny_config(train={"steps": 40, "checkpoint_every": 20, "log_every": 10}))
     trial = expand_grid(cfg)[0]

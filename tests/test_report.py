@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from gan_tasks import schema
+from gan_tasks.data import schema
 from gan_tasks.config import expand_grid, parse_config
-from gan_tasks.report import render_html
-from gan_tasks.train import trial_row, write_trial_row
+from gan_tasks.evaluation.report import render_html
+from gan_tasks.training.trial import trial_row, write_trial_row
 from tests.conftest import tiny_config
 
 
@@ -70,8 +70,8 @@ def test_a_sweep_written_before_the_cell_column_still_reports_and_ranks(local_st
     """Trial rows without `cell` (older gansweep), some rewritten with it (a re-run): one table, two cells."""
     import pyarrow.parquet as pq
 
-    from gan_tasks.rankings import rank_cells
-    from gan_tasks.report import load_frames
+    from gan_tasks.evaluation.rankings import rank_cells
+    from gan_tasks.evaluation.report import load_frames
 
     trials = fake_sweep(local_storage, "r3")
     old_schema = schema.TRIALS.remove(schema.TRIALS.get_field_index("cell"))

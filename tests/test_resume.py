@@ -13,7 +13,7 @@ import torch
 from flows.actors import make_actor
 from flows.sweep import sweep_flow
 from gan_tasks.config import expand_grid, parse_config
-from gan_tasks.datasets import ensure_dataset
+from gan_tasks.data.datasets import ensure_dataset
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow

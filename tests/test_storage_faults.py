@@ -8,9 +8,9 @@ import pytest
 
 from flows.sweep import sweep_flow
 from gan_tasks.config import expand_grid, parse_config
-from gan_tasks.datasets import dataset_path, ensure_dataset
-from gan_tasks.storage import Storage
-from gan_tasks.train import Trial, run_trial
+from gan_tasks.data.datasets import dataset_path, ensure_dataset
+from gan_tasks.data.storage import Storage
+from gan_tasks.training.trial import Trial, run_trial
 from tests.conftest import tiny_config
 from tests.tcp_proxy import TcpProxy
 

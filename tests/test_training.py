@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from gan_tasks.config import ConfigError, expand_grid, parse_config
-from gan_tasks.datasets import ensure_dataset
-from gan_tasks.models import build_models
-from gan_tasks.tricks import (HistoricalAverage, MinibatchDiscrimination, VBNGenerator, feature_matching_loss,
+from gan_tasks.data.datasets import ensure_dataset
+from gan_tasks.methods.models import build_models
+from gan_tasks.methods.tricks import (HistoricalAverage, MinibatchDiscrimination, VBNGenerator, feature_matching_loss,
                               instance_noise, noisy_label_d_loss)
-from gan_tasks.train import Trial, run_trial
+from gan_tasks.training.trial import Trial, run_trial
 from tests.conftest import tiny_config
 
 

@@ -7,8 +7,8 @@ import torch
 import yaml
 
 from gan_tasks.config import ConfigError, dump_config, expand_grid, load_config, parse_config
-from gan_tasks.rankings import rank_cells
-from gan_tasks.unroll import FunctionalD, unroll
+from gan_tasks.evaluation.rankings import rank_cells
+from gan_tasks.methods.unroll import FunctionalD, unroll
 from tests.conftest import tiny_config
 
 
@@ -177,7 +177,7 @@ def test_unrolled_generator_gradient_is_metz_second_order_and_matches_the_hand_d
 def test_unrolled_gradient_equals_finite_differences_through_optimiser_updates(name, params):
     """A tiny MLP D and linear G in float64: autograd's gradient through k unrolled updates of the
     optimiser's differentiable rewrite (from its warmed-up state) equals central finite differences."""
-    from gan_tasks.optimizers import make_optimizer
+    from gan_tasks.methods.optimizers import make_optimizer
 
     torch.manual_seed(0)
     G = torch.nn.Linear(2, 2).double()
@@ -207,8 +207,8 @@ def test_unrolled_gradient_equals_finite_differences_through_optimiser_updates(n
 @pytest.mark.parametrize("name, params", [("adam", {"betas": (0.5, 0.9)}), ("rmsprop", {}), ("sgd", {"momentum": 0.5}),
                                           ("sgd", {"momentum": 0.5, "weight_decay": 0.01})])
 def test_unroll_rules_take_the_same_step_as_the_torch_optimiser(name, params):
-    from gan_tasks.optimizers import make_optimizer
-    from gan_tasks.unroll import rule_for
+    from gan_tasks.methods.optimizers import make_optimizer
+    from gan_tasks.methods.unroll import rule_for
 
     torch.manual_seed(1)
     w = torch.nn.Parameter(torch.randn(5))
@@ -225,8 +225,8 @@ def test_unroll_rules_take_the_same_step_as_the_torch_optimiser(name, params):
 
 
 def test_trial_unrolled_second_order_differs_from_first_order_and_leaves_d_alone(local_storage):
-    from gan_tasks.datasets import ensure_dataset
-    from gan_tasks.train import Trial
+    from gan_tasks.data.datasets import ensure_dataset
+    from gan_tasks.training.trial import Trial
 
     def trial(first_order):
         cfg = parse_config(tiny_config(grid={"loss": ["non-saturating"], "optimizer": ["adam"], "seed": [0]},

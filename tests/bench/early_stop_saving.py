@@ -30,7 +30,7 @@ def main() -> None:
     from flows.actors import start_local_ray
     from flows.sweep import sweep_flow
     from gan_tasks.config import load_config
-    from gan_tasks.storage import Storage
+    from gan_tasks.data.storage import Storage
 
     st = Storage.parse(args.storage)
     stamp = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"

@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 from flows.bench import bench_config, _steps_for  # noqa: E402
-from gan_tasks.storage import Storage  # noqa: E402
+from gan_tasks.data.storage import Storage  # noqa: E402
 
 
 def timed_run(cmd: list[str], checkout: str) -> tuple[float, datetime, list[tuple[float, str]]]:

@@ -1,0 +1,177 @@
+"""The entries of a sweep config, each a frozen, typed model: a loss, optimizer, dataset or model by
+registered name with its parameters; train, resources, limits and evaluation settings. Validation
+reads registries' metadata only (gan_tasks/methods/catalog.py): it never imports torch."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from gan_tasks.config.eval_options import check_eval
+from gan_tasks.data.datasets import resolve_params
+from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS
+from gan_tasks.methods.params import Strict, check_params
+from gan_tasks.methods.registry import KINDS
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: `$` would let a trailing newline through
+# 100 characters: a sweep id is the name plus a 16-character UTC stamp, and a file name may have 255.
+NAME_MAX = 100
+# Seeds are 32-bit: numpy's legacy seeding and every framework take them, and Parquet stores int64.
+SEED_MAX = 2**32 - 1
+
+
+class ConfigError(ValueError):
+    """A sweep config that cannot run; the message names every bad field."""
+
+
+class _Frozen(Strict):
+    """Unknown keys refused, frozen, no NaN/inf, no bool for a number (gan_tasks/methods/params.py)."""
+
+
+def _entry(v: Any) -> Any:
+    """A grid/registry entry may be a bare name or {name: ..., params: {...}}."""
+    return {"name": v} if isinstance(v, str) else v
+
+
+class LossEntry(_Frozen):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)  # as given; resolve(kind) fills in the defaults
+
+    @model_validator(mode="after")
+    def _known(self) -> "LossEntry":
+        loss = LOSSES.get(self.name)
+        for kind in KINDS:  # keys checked now; a check (lsgan a != b) must hold whatever the data
+            resolved = check_params("loss", self.name, self.params, loss.defaults_for(kind), loss.schema)
+            if loss.check:
+                loss.check(resolved)
+        return self
+
+    def resolve(self, kind: str) -> None:
+        """Fill in the loss's defaults for this kind of data; a value given in the config wins."""
+        object.__setattr__(self, "params", {**LOSSES.get(self.name).defaults_for(kind), **self.params})
+
+
+class OptimizerEntry(_Frozen):
+    name: str
+    # None: the optimizer's default for the kind of data. At most 10: no GAN optimiser steps further.
+    lr_g: float | None = Field(None, gt=0, le=10)
+    lr_d: float | None = Field(None, gt=0, le=10)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> "OptimizerEntry":
+        spec = OPTIMIZERS.get(self.name)
+        check_params("optimizer", self.name, self.params, spec.defaults_for(KINDS[0]) | spec.defaults_for(KINDS[1]),
+                     spec.schema)
+        return self
+
+    def resolve(self, kind: str) -> None:
+        spec = OPTIMIZERS.get(self.name)
+        object.__setattr__(self, "params", {**spec.defaults_for(kind), **self.params})
+        object.__setattr__(self, "lr_g", self.lr_g or spec.lr_for(kind))
+        object.__setattr__(self, "lr_d", self.lr_d or spec.lr_for(kind))
+
+
+class DatasetEntry(_Frozen):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "DatasetEntry":
+        if not _NAME.fullmatch(self.name) or ".." in self.name:
+            raise ValueError(f"dataset name {self.name!r} may hold only letters, digits, '-', '_', '.'")
+        object.__setattr__(self, "params", resolve_params(self.name, self.params))
+        return self
+
+
+class ModelEntry(_Frozen):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "ModelEntry":
+        spec = MODELS.get(self.name)
+        object.__setattr__(self, "params", check_params("model", self.name, self.params, spec.defaults, spec.schema))
+        return self
+
+
+class TrainConfig(_Frozen):
+    steps: int = Field(2000, gt=0)  # generator steps
+    # None: the default for the kind of data (TRAIN_BY_KIND), filled in when the sweep is resolved.
+    batch_size: int | None = Field(None, gt=0)
+    z_dim: int | None = Field(None, gt=0)
+    # Decay of an exponential moving average of G's weights, used for every evaluation and sample
+    # (Yazici et al. 2019); 0: off, the raw G is evaluated. Training itself never sees it.
+    g_ema: float | None = Field(None, ge=0, lt=1)
+    log_every: int = Field(10, gt=0)  # steps between metric rows; buffered, not on the hot path
+    checkpoint_every: int = Field(500, gt=0)  # also when buffered metrics are flushed to storage
+    keep_checkpoints: int = Field(2, gt=0, le=100)  # the latest K; K >= 2 survives one truncated file
+
+
+# Train settings whose default depends on the kind of data; a value in the config always wins.
+TRAIN_BY_KIND: dict[str, dict[str, Any]] = {
+    # batch 256: PacGAN / VEEGAN 2-D experiments use a few hundred. z_dim 16: more than the 2 data
+    # dimensions, so G can fold noise onto 8 or 25 separate modes. g_ema 0.99: measured (configs/defaults.md):
+    # a snapshot of G on the ring jitters between evaluations (33 -> 7 -> 34 % high quality), an average
+    # over the last ~100 steps does not.
+    "points": {"batch_size": 256, "z_dim": 16, "g_ema": 0.99},
+    # batch 64, z 100: DCGAN (Radford et al. 2015). EMA off: Yazici et al. average over 100k+ steps
+    # (decay 0.9999); image sweeps here are shorter, so a user opts in with a decay suited to the budget.
+    "images": {"batch_size": 64, "z_dim": 100, "g_ema": 0.0},
+}
+
+
+def resolve_train(train: "TrainConfig", kind: str) -> "TrainConfig":
+    """The train settings with the kind's defaults filled in where the config left None."""
+    fill = {k: v for k, v in TRAIN_BY_KIND[kind].items() if getattr(train, k) is None}
+    return train.model_copy(update=fill) if fill else train
+
+
+class Resources(_Frozen):
+    # Upper bounds: the largest single node one could rent (8 GPUs, 512 cores); more waits forever.
+    gpus_per_trial: float = Field(0.0, ge=0, le=8)  # fractional packs several trials on one GPU
+    cpus_per_trial: float = Field(1.0, gt=0, le=512)
+    max_parallel: int | None = Field(None, gt=0, le=100_000)  # None: as many as Ray can place
+
+
+class Limits(_Frozen):
+    """Upper bounds on sizes, against typos (`steps: 1e20`, `batch_size: 10000000000`) that would start
+    a cluster and then fail or run forever. A sweep that really means more raises one here, in its
+    file (`limits: {steps: 50000000}`) or with `--set limits.steps=50000000`."""
+
+    trials: int = Field(10_000, gt=0)  # trials per sweep: 10k rows is already a night on a cluster
+    steps: int = Field(10_000_000, gt=0)  # generator steps (also log/checkpoint/eval intervals): ~1 day at 100/s
+    batch_size: int = Field(65_536, gt=0)  # 2^16 images of 3x32x32 floats are 800 MB per batch
+    samples: int = Field(1_000_000, gt=0)  # dataset n_samples and every evaluation sample count
+    width: int = Field(4_096, gt=0)  # z_dim and model widths (mlp hidden: 4096^2 = 16.7M weights a layer)
+
+
+class EvalConfig(_Frozen):
+    n_samples: int = Field(2500, gt=0)  # PacGAN / VEEGAN: 2,500 samples for mode coverage
+    # "high quality" = within 3 std of its nearest mode; at 100 std every sample is, which measures nothing.
+    std_threshold: float = Field(3.0, gt=0, le=100)
+    # Image metrics (gan_tasks/evaluation/fidelity.py). None: the dataset's in-domain classifier where it has
+    # one (mnist, fashion-mnist; seed 004 scores IS with one), no image metrics otherwise.
+    feature_extractor: str | None = None
+    feature_extractor_weights_path: str | None = None  # local weights file; inception-v3 needs one
+    # Pin a classifier by its content hash (16 hex digits, a file name in storage); None: current.json.
+    classifier_hash: str | None = Field(None, pattern=r"^[0-9a-f]{16}$")
+    image_metrics: tuple[str, ...] = ("isc", "fid", "kid", "prc")  # torch-fidelity's IS, FID, KID, P/R
+    fidelity_samples: int = Field(10_000, gt=0)  # generated and real images; 10k is the usual FID count
+    stacked_samples: int = Field(26_000, gt=0)  # PacGAN counts Stacked MNIST modes over 26,000 samples
+    eval_every: int | None = Field(None, gt=0)  # cheap metrics during training every N steps; None: off
+    eval_every_samples: int = Field(1_000, gt=0)  # the cheap version's sample count (small-sample FID)
+
+    @model_validator(mode="after")
+    def _known(self) -> "EvalConfig":
+        check_eval(self.feature_extractor, self.feature_extractor_weights_path, self.image_metrics)
+        return self
+
+
+def _resolve_kind(cfg: Any, kind: str, pairs: list) -> None:
+    """Every default that depends on the kind of data, filled in (in place: idempotent, frozen models)."""
+    for loss, opt in pairs:
+        loss.resolve(kind)
+        opt.resolve(kind)
+    object.__setattr__(cfg, "train", resolve_train(cfg.train, kind))

@@ -1,0 +1,113 @@
+"""A sweep file or mapping -> a validated SweepConfig: strict YAML, `--set key=value` overrides,
+pydantic's errors formatted as one line per bad field; and the sweep id's check."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gan_tasks.config import strict_yaml
+from gan_tasks.config.entries import NAME_MAX, _NAME, ConfigError
+from gan_tasks.config.sweep import SweepConfig
+from gan_tasks.methods.params import FieldError
+
+
+def check_sweep_id(sweep_id: str) -> str:
+    """A sweep id becomes a storage folder: no '/', no '..', nothing a shell would mangle."""
+    if not _NAME.fullmatch(sweep_id) or ".." in sweep_id or len(sweep_id) > 2 * NAME_MAX:
+        raise ConfigError(f"sweep_id {sweep_id[:2 * NAME_MAX]!r}: use letters, digits, '-', '_', '.' (no '/' or "
+                          f"'..'), at most {2 * NAME_MAX} characters")
+    return sweep_id
+
+
+def _format(err: ValidationError) -> str:
+    lines, errors = [], err.errors()
+    for e in errors:
+        # A list with a bad entry also "has 0 items after validation": the entry's own error says it all.
+        if e["type"] == "too_short" and any(len(o["loc"]) > len(e["loc"]) and o["loc"][:len(e["loc"])] == e["loc"]
+                                            for o in errors):
+            continue
+        field = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        err = (e.get("ctx") or {}).get("error")
+        if isinstance(err, FieldError):  # a value below the field pydantic knows: join the two paths
+            field, msg = ".".join(p for p in (field, err.path) if p), err.msg
+        field = field or "(top level)"
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {field}: {msg}")
+    return "invalid sweep config:\n" + "\n".join(lines)
+
+
+def parse_config(data: Any) -> SweepConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("invalid sweep config: the top level must be a mapping")
+    try:
+        return SweepConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format(e)) from None
+
+
+def apply_overrides(data: Any, sets: list[str] | tuple[str, ...]) -> Any:
+    """`--set key=value` over a loaded YAML mapping (a copy): the key a dotted path (`train.steps`,
+    `grid.seed`, `grid.loss.1.params.a`, `model.params.hidden`), the value parsed as YAML
+    (`[0,1]`, `1e-3`, `{name: adam}`). The result is validated exactly like the file."""
+    data = json.loads(json.dumps(data)) if isinstance(data, dict) else data
+    if not isinstance(data, dict):
+        return data  # parse_config says what is wrong with the file
+    for item in sets:
+        key, eq, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not eq or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected key=value with a dotted key, e.g. train.steps=200")
+        try:
+            value = strict_yaml.loads(raw, f"--set {key}: the value {raw[:60]!r}")
+        except strict_yaml.YamlError as e:
+            raise ConfigError(str(e)) from None
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            nxt = _child(node, part, key)
+            if isinstance(nxt, str) and parts[i + 1] in ("name", "params"):
+                nxt = {"name": nxt}  # `model: mlp` then `--set model.params.hidden=256`
+            elif nxt is None:
+                nxt = {}
+            if not isinstance(nxt, (dict, list)):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])} is {nxt!r}, not a mapping or list")
+            _put(node, part, nxt, key)
+            node = nxt
+        _put(node, parts[-1], value, key)
+    return data
+
+
+def _child(node: Any, part: str, key: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, key)]
+    return node.get(part)
+
+
+def _put(node: Any, part: str, value: Any, key: str) -> None:
+    if isinstance(node, list):
+        node[_index(node, part, key)] = value
+    else:
+        node[part] = value
+
+
+def _index(node: list, part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {key}: {part!r} is not an index of a list of {len(node)} entries (0..{len(node) - 1})")
+    return int(part)
+
+
+def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
+    """A sweep file (strict YAML: no duplicate keys, no alias bombs, UTF-8, <= 1 MB), --set, validated."""
+    try:
+        data = strict_yaml.load(path)
+    except strict_yaml.YamlError as e:
+        raise ConfigError(str(e)) from None
+    return parse_config(apply_overrides(data, overrides))
+
+
+def dump_config(sweep: SweepConfig) -> str:
+    return yaml.safe_dump(sweep.model_dump(mode="json"), sort_keys=False)

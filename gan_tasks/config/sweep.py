@@ -1,0 +1,194 @@
+"""A sweep config: dataset, model, the grid (loss x optimizer or explicit cells, x trick settings x seed)
+and the sweep-wide settings, validated as a whole: an unknown key, a wrong type, an unknown registered
+name or a combination that cannot run is an error naming the field and the valid values."""
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from gan_tasks.config.checks import check_applies, check_duplicates, check_grid_size, check_limits, check_program
+from gan_tasks.config.early_stop import EarlyStop
+from gan_tasks.config.entries import (NAME_MAX, SEED_MAX, _NAME, DatasetEntry, EvalConfig, Limits, LossEntry,
+                                      ModelEntry, OptimizerEntry, Resources, TrainConfig, _entry, _Frozen,
+                                      _resolve_kind)
+from gan_tasks.config.eval_options import check_dataset_extractor
+from gan_tasks.config.published import Published
+from gan_tasks.data.datasets import DATASETS
+from gan_tasks.methods.catalog import LOSSES, MODELS, check_packable
+from gan_tasks.methods.programs import DEFAULT_PROGRAM, PROGRAMS
+from gan_tasks.methods.trick_settings import Tricks, check_tricks, merge_tricks
+
+
+class Cell(_Frozen):
+    """One explicit (loss, optimizer) point of grid.cells."""
+
+    loss: LossEntry
+    optimizer: OptimizerEntry
+
+    @field_validator("loss", "optimizer", mode="before")
+    @classmethod
+    def _entries(cls, v: Any) -> Any:
+        return _entry(v)
+
+
+class Grid(_Frozen):
+    """loss x optimizer (a product) or explicit cells, x trick settings x seed.
+
+    Cells exist because a paper's comparison is often a few fixed pairs, not their product
+    (seed 004: DCGAN = non-saturating/adam, WGAN = wgan/rmsprop, WGAN-GP = wgan-gp/adam(1e-4, 0.5, 0.9)).
+    """
+
+    loss: tuple[LossEntry, ...] | None = Field(None, min_length=1)
+    optimizer: tuple[OptimizerEntry, ...] | None = Field(None, min_length=1)
+    cells: tuple[Cell, ...] | None = Field(None, min_length=1)
+    seed: tuple[Annotated[int, Field(ge=0, le=SEED_MAX)], ...] = Field(min_length=1)
+    # Trick settings compared in one sweep, each merged over the sweep's `tricks:` (None: just those).
+    # SweepConfig replaces the entries by the merged, fully resolved settings.
+    tricks: tuple[Tricks, ...] | None = Field(None, min_length=1)
+
+    @field_validator("loss", "optimizer", mode="before")
+    @classmethod
+    def _entries(cls, v: Any) -> Any:
+        return [_entry(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+    @model_validator(mode="after")
+    def _product_or_cells(self) -> "Grid":
+        if self.cells is not None and (self.loss is not None or self.optimizer is not None):
+            raise ValueError("grid.cells lists (loss, optimizer) pairs; it cannot be combined with "
+                             "grid.loss / grid.optimizer (use one or the other)")
+        if self.cells is None and (self.loss is None or self.optimizer is None):
+            missing = " and ".join(f"grid.{k}" for k in ("loss", "optimizer") if getattr(self, k) is None)
+            raise ValueError(f"{missing} missing: give grid.loss and grid.optimizer (their product), or grid.cells")
+        return self
+
+    def pairs(self) -> list[tuple[LossEntry, OptimizerEntry]]:
+        """The (loss, optimizer) cells in YAML order."""
+        if self.cells is not None:
+            return [(c.loss, c.optimizer) for c in self.cells]
+        return list(itertools.product(self.loss, self.optimizer))
+
+    def loss_names(self) -> list[str]:
+        return [loss.name for loss, _ in self.pairs()]
+
+    def describe(self) -> str:
+        """'3 losses x 2 optimizers x 2 seeds', '3 cells x 2 trick settings x 3 seeds', ..."""
+        n = lambda k, one, many: f"{k} {one if k == 1 else many}"  # noqa: E731 - "1 optimizer", "2 optimizers"
+        axes = ([n(len(self.cells), "cell", "cells")] if self.cells is not None
+                else [n(len(self.loss), "loss", "losses"), n(len(self.optimizer), "optimizer", "optimizers")])
+        axes += [n(len(self.tricks), "trick setting", "trick settings")] if self.tricks else []
+        return " x ".join(axes + [n(len(self.seed), "seed", "seeds")])
+
+
+class SweepConfig(_Frozen):
+    name: str
+    # The kind of training (gan_tasks/methods/programs.py; `gansweep list programs`). The unconditional
+    # GAN by default: every config written before programs existed means what it meant.
+    program: str = DEFAULT_PROGRAM
+    dataset: DatasetEntry
+    model: ModelEntry
+    grid: Grid
+    train: TrainConfig = TrainConfig()
+    resources: Resources = Resources()
+    evaluation: EvalConfig = EvalConfig()
+    # Seeds of one (loss, optimizer) cell trained together in one actor as one stacked model
+    # (gan_tasks/training/packing.py). 1: off, each seed its own actor call; results do not depend on it.
+    # At most 64: beyond that one actor's stacked model is a cluster's worth of seeds.
+    pack_seeds: int = Field(1, ge=1, le=64)
+    tricks: Tricks = Tricks()
+    # A paper's table this sweep reproduces (gan_tasks/evaluation/published.py): rankings and the report put
+    # it beside the measured values. None: a sweep of our own.
+    published: Published | None = None
+    # Stop hopeless trials at rungs of successive halving (gan_tasks/config/early_stop.py). None: every
+    # trial trains its full budget. Not part of any trial id: it only cuts a trial short.
+    early_stop: EarlyStop | None = None
+    limits: Limits = Limits()  # raisable upper bounds on sizes (gan_tasks/config/checks.py)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _limits_first(cls, data: Any) -> Any:
+        """Refuse an absurd grid before pydantic builds a million entries of it."""
+        try:
+            limits = Limits.model_validate(data.get("limits") or {})
+        except (ValidationError, AttributeError):  # the `limits` field itself reports what is wrong
+            limits = Limits()
+        return check_grid_size(data, limits)
+
+    @field_validator("dataset", "model", mode="before")
+    @classmethod
+    def _entries(cls, v: Any) -> Any:
+        return _entry(v)
+
+    @field_validator("program")
+    @classmethod
+    def _program(cls, v: str) -> str:
+        PROGRAMS.get(v)  # unknown: the valid names
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if len(v) > NAME_MAX:
+            raise ValueError(f"{len(v):,} characters; at most {NAME_MAX}")
+        if not _NAME.fullmatch(v):
+            raise ValueError("may hold only letters, digits, '-', '_', '.' (no spaces or newlines)")
+        return v
+
+    @model_validator(mode="after")
+    def _model_fits_data(self) -> "SweepConfig":
+        check_limits(self)  # sizes first: nothing below should work on an absurd config
+        kind = DATASETS.get(self.dataset.name).kind
+        _resolve_kind(self, kind, self.grid.pairs())
+        if kind not in MODELS.get(self.model.name).data_kinds:
+            valid = [m for m in MODELS.names() if kind in MODELS.get(m).data_kinds]
+            raise ValueError(f"model {self.model.name!r} cannot fit {kind} dataset {self.dataset.name!r}; "
+                             f"valid models: {', '.join(valid)}")
+        _check_model_fits(self)
+        losses = self.grid.loss_names()
+        check_tricks(self.tricks, losses, self.model.name)
+        if self.grid.tricks:  # resolved here: merging needs the sweep-level tricks
+            object.__setattr__(self.grid, "tricks", merge_tricks(self.tricks, self.grid.tricks, losses,
+                                                                 self.model.name))
+        bad = sorted({t.pac for t in self.grid.tricks or (self.tricks,) if self.train.batch_size % t.pac})
+        if bad:  # PacGAN packing splits each batch into groups of pac samples
+            raise ValueError(f"train.batch_size {self.train.batch_size} is not divisible by tricks.pac "
+                             f"{', '.join(map(str, bad))}: packing makes groups of pac samples; choose a batch "
+                             f"size that is a multiple of every pac in the sweep")
+        check_duplicates(self.grid)  # after resolution: `lsgan` and `{name: lsgan, params: {a: 0}}` are one
+        check_applies(self.evaluation, kind, self.dataset.name)
+        if self.early_stop is not None:
+            self.early_stop.check(self.train.steps, self.evaluation.eval_every, kind)
+            if self.pack_seeds > 1:
+                raise ValueError("early_stop needs pack_seeds: 1: packed seeds train as one model, none can stop alone")
+        return self
+
+    @model_validator(mode="after")
+    def _evaluable(self) -> "SweepConfig":
+        check_dataset_extractor(self.dataset.name, self.evaluation.feature_extractor)
+        return self
+
+    @model_validator(mode="after")
+    def _program_fits(self) -> "SweepConfig":
+        check_program(self)  # pack_seeds, labelled data, tricks and the program's own checks
+        return self
+
+    @model_validator(mode="after")
+    def _packable(self) -> "SweepConfig":
+        for tricks in self.grid.tricks or (getattr(self, "tricks", None),):
+            check_packable(self.pack_seeds, self.grid.loss_names(), tricks)
+        return self
+
+
+def _check_model_fits(sweep: "SweepConfig") -> None:
+    """Image side lengths, and autoencoder discriminators only with the losses built for them."""
+    model, ds = MODELS.get(sweep.model.name), DATASETS.get(sweep.dataset.name)
+    if model.sizes and ds.shape and ds.shape[-1] not in model.sizes:
+        valid = [m for m in MODELS.names() if ds.shape[-1] in MODELS.get(m).sizes]
+        raise ValueError(f"model {sweep.model.name!r} takes {'/'.join(map(str, model.sizes))}-pixel images, dataset "
+                         f"{sweep.dataset.name!r} has {ds.shape[-1]}; valid models: {', '.join(valid)}")
+    for loss, _ in sweep.grid.pairs():
+        if LOSSES.get(loss.name).autoencoder != model.autoencoder:
+            ae = [m for m in MODELS.names() if MODELS.get(m).autoencoder]
+            raise ValueError(f"grid.loss {loss.name!r} and model {sweep.model.name!r} do not fit: the began loss "
+                             f"needs an autoencoder discriminator ({', '.join(ae)}) and those fit only began")

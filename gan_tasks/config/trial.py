@@ -1,0 +1,103 @@
+"""One trial's config (TrialConfig: everything that determines its results; its hash is the trial id),
+the grid expanded into trials, and the resolved view of a sweep that `gansweep validate` prints."""
+from __future__ import annotations
+
+import collections
+import hashlib
+import itertools
+import json
+
+from pydantic import model_validator
+
+from gan_tasks.config.entries import (ConfigError, DatasetEntry, LossEntry, ModelEntry, OptimizerEntry, TrainConfig,
+                                      _Frozen, _resolve_kind)
+from gan_tasks.config.labels import cell_label, _value
+from gan_tasks.config.sweep import SweepConfig
+from gan_tasks.data.datasets import DATASETS
+from gan_tasks.methods.programs import DEFAULT_PROGRAM
+from gan_tasks.methods.trick_settings import Tricks
+
+
+class TrialConfig(_Frozen):
+    """Everything that determines one trial's results. Its hash is the trial id."""
+
+    sweep_name: str
+    dataset: DatasetEntry
+    model: ModelEntry
+    loss: LossEntry
+    optimizer: OptimizerEntry
+    seed: int
+    train: TrainConfig
+    tricks: Tricks = Tricks()
+    program: str = DEFAULT_PROGRAM  # gan_tasks/methods/programs.py
+
+    @model_validator(mode="after")
+    def _resolved(self) -> "TrialConfig":
+        _resolve_kind(self, DATASETS.get(self.dataset.name).kind, [(self.loss, self.optimizer)])
+        return self
+
+    @property
+    def trial_id(self) -> str:
+        return trial_id(self)
+
+    @property
+    def label(self) -> str:
+        tricks = self.tricks.short  # only when on: trials without tricks keep their plain label
+        return f"{self.loss.name}/{self.optimizer.name}/{tricks + '/' if tricks else ''}seed{self.seed}"
+
+    @property
+    def cell(self) -> str:
+        """The trials table's `cell`: the label of everything but the seed (cell_label)."""
+        return cell_label(self.model_dump(mode="json"))
+
+
+def _kv(d: dict) -> str:
+    return ", ".join(f"{k} {_value(v)}" for k, v in d.items())
+
+
+def resolved_cells(sweep: SweepConfig) -> list[dict[str, str]]:
+    """What each grid cell will run, every default filled in: cell label, loss params, optimizer
+    (lr_g, lr_d, params) and tricks. `gansweep validate` prints it; trials store it in config.json."""
+    rows = []
+    for (loss, opt), tricks in itertools.product(sweep.grid.pairs(), sweep.grid.tricks or (sweep.tricks,)):
+        t = TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss,
+                        optimizer=opt, seed=sweep.grid.seed[0], train=sweep.train, tricks=tricks, program=sweep.program)
+        rows.append({"cell": t.cell, "loss": f"{loss.name}: {_kv(loss.params)}",
+                     "optimizer": f"{opt.name}: lr_g {_value(opt.lr_g)}, lr_d {_value(opt.lr_d)}"
+                                  + (f", {_kv(opt.params)}" if opt.params else ""),
+                     "tricks": tricks.short or "-"})
+    return rows
+
+
+def resolved_common(sweep: SweepConfig) -> dict[str, str]:
+    """The settings every trial of the sweep shares, resolved: dataset, model, train."""
+    kind = DATASETS.get(sweep.dataset.name).kind
+    return {"dataset": f"{sweep.dataset.name} ({kind}): {_kv(sweep.dataset.params)}",
+            "model": f"{sweep.model.name}: {_kv(sweep.model.params)}",
+            "train": _kv(sweep.train.model_dump())}
+
+
+def trial_id(t: TrialConfig) -> str:
+    # sort_keys: the id must not depend on the order keys appear in the YAML
+    # Default tricks are left out, so trials without tricks keep the ids they had before tricks existed.
+    # The default program likewise: trials of configs without `program:` keep their ids.
+    skip = {k for k, default in (("tricks", t.tricks == Tricks()), ("program", t.program == DEFAULT_PROGRAM)) if default}
+    dump = t.model_dump(mode="json", exclude=skip or None)
+    blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def expand_grid(sweep: SweepConfig) -> list[TrialConfig]:
+    """Pure: (loss x optimizer, or the cells) x trick settings x seed, in YAML order."""
+    g = sweep.grid
+    trials = [
+        TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss,
+                    optimizer=opt, seed=seed, train=sweep.train, tricks=tricks, program=sweep.program)
+        for (loss, opt), tricks, seed in itertools.product(g.pairs(), g.tricks or (sweep.tricks,), g.seed)
+    ]
+    counts = collections.Counter(t.trial_id for t in trials)  # linear; the axes were checked one by one
+    dupes = sorted(i for i, n in counts.items() if n > 1)
+    if dupes:
+        raise ConfigError(f"grid: {sum(counts.values()) - len(counts)} duplicate trials (same resolved config): "
+                          f"{dupes[:5]}")
+    return trials

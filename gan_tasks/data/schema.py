@@ -1,0 +1,58 @@
+"""The Parquet schemas of a sweep's outputs: written down once, used by every writer, tested."""
+import pyarrow as pa
+
+_TS = pa.timestamp("us", tz="UTC")
+
+TRIALS = pa.schema([
+    ("sweep_id", pa.string()), ("trial_id", pa.string()), ("loss", pa.string()), ("optimizer", pa.string()),
+    ("seed", pa.int64()), ("dataset", pa.string()), ("model", pa.string()),
+    ("status", pa.string()),  # running | completed | diverged | failed
+    ("steps", pa.int64()),  # generator steps done
+    ("wall_seconds", pa.float64()), ("started_at", _TS), ("finished_at", _TS),
+    ("error", pa.string()),  # "" unless diverged/failed
+    ("device", pa.string()),  # cpu | cuda:N
+    ("node", pa.string()),  # the Ray node id the trial trained on ("" outside Ray)
+    ("config_json", pa.string()),  # the resolved TrialConfig; its sha256[:12] is trial_id
+    # Everything but the seed, e.g. "wgan-gp/adam(lr 0.0001, betas 0.5,0.9)/label_smoothing=0.1"
+    # (config.cell_label): group seeds by it. Null in rows written before it existed.
+    ("cell", pa.string()),
+])
+
+METRICS = pa.schema([
+    ("sweep_id", pa.string()), ("trial_id", pa.string()), ("step", pa.int64()),
+    ("loss_d", pa.float64()), ("loss_g", pa.float64()),
+    ("penalty", pa.float64()),  # gradient penalty term (wgan-gp, dragan), NaN otherwise
+    ("d_real", pa.float64()), ("d_fake", pa.float64()),  # mean raw D score on the batch
+    ("grad_norm_d", pa.float64()), ("grad_norm_g", pa.float64()),
+    ("wasserstein", pa.float64()),  # critic's W estimate E D(x) - E D(G(z)) for wgan*, NaN otherwise
+    ("began_k", pa.float64()),  # BEGAN's equilibrium control k_t, NaN for other losses
+    ("convergence", pa.float64()),  # BEGAN's M_global = L(x) + |gamma L(x) - L(G(z))|, NaN otherwise
+])
+
+EVALUATIONS = pa.schema([
+    ("sweep_id", pa.string()), ("trial_id", pa.string()),
+    ("step", pa.int64()),  # generator step the metric was measured at
+    ("metric", pa.string()), ("value", pa.float64()),
+    ("extractor", pa.string()),  # feature extractor of image metrics ("classifier", "inception-v3"), "" otherwise
+    ("extractor_hash", pa.string()),  # content hash of its weights, "" otherwise
+])
+
+RANKINGS = pa.schema([  # sweeps/<id>/rankings/rankings.parquet: one row per (loss, optimizer, metric)
+    ("sweep_id", pa.string()), ("loss", pa.string()), ("optimizer", pa.string()), ("metric", pa.string()),
+    ("seeds", pa.int64()),  # seeds with a final value of this metric
+    ("seeds_failed", pa.int64()),  # seeds of the cell that diverged or failed (no final metrics)
+    ("mean", pa.float64()), ("std", pa.float64()),  # over seeds, std with ddof 1 (NaN for one seed)
+    ("ci95_low", pa.float64()), ("ci95_high", pa.float64()),  # 95 % CI of the mean, Student t
+    ("median", pa.float64()), ("best_seed", pa.int64()), ("best_value", pa.float64()),
+    ("higher_is_better", pa.bool_()),
+    ("rank", pa.int64()),  # 1 = the best cell by mean for this metric
+    ("p_value", pa.float64()),  # Welch's t-test against the best cell (NaN: the best itself, or < 2 seeds)
+    ("significant", pa.bool_()),  # p_value < 0.05: differs from the best cell
+    ("note", pa.string()),  # e.g. "diverged 1 of 3 seeds"; "" when all seeds completed
+    # The sweep config's `published:` table (gan_tasks/evaluation/published.py), null where no row matches the cell:
+    ("published_row", pa.string()),  # the paper's row label, e.g. "PacGAN2"
+    ("published_mean", pa.float64()), ("published_se", pa.float64()),  # its figure (s.e. over its runs)
+    ("published_runs", pa.int64()),
+    ("budget_ratio", pa.float64()),  # our generator steps / the paper's
+    ("verdict", pa.string()),  # agrees | ordering reproduced | differs
+])

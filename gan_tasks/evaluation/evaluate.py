@@ -1,0 +1,178 @@
+"""Evaluation of one trial from its last checkpoint: metric rows + a sample file for the report.
+
+What is measured depends on the dataset (EVALUATIONS below): mode coverage for 2D mixtures
+(PacGAN / VEEGAN), torch-fidelity's IS / FID / KID / precision-recall for images with an
+extractor, Stacked MNIST mode coverage with the MNIST classifier. `measure` is also what the
+training-time hook calls every evaluation.eval_every steps, with fewer samples.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from gan_tasks.data import schema
+from gan_tasks.evaluation import conditional
+from gan_tasks.evaluation.classifier import CLASSIFIER_DATASETS, fetch, load, predict
+from gan_tasks.config import EvalConfig, TrialConfig
+from gan_tasks.data.datasets import DATASETS, dataset_path, load_array
+from gan_tasks.evaluation.fidelity import calculate, stats_cache_name, storage_cache
+from gan_tasks.evaluation.metrics import mode_coverage, stacked_mnist_coverage
+from gan_tasks.methods.registry import Registry
+from gan_tasks.data.storage import Storage
+from gan_tasks.config.early_stop import go_on, rung_values
+from gan_tasks.training.trial import EarlyStopped, Trial
+
+
+@dataclass(frozen=True)
+class Measured:
+    values: dict[str, float]
+    extractor: str = ""  # which feature extractor produced the values ("" for none)
+    extractor_hash: str = ""
+
+
+def _mixture(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> Measured:
+    p = trial.cfg.dataset.params
+    return Measured(mode_coverage(trial.sample(n), DATASETS.get(trial.cfg.dataset.name).modes(**p), p["std"],
+                                  ev.std_threshold))
+
+
+def _weights(storage: Storage, ev: EvalConfig, dataset: str) -> tuple[str, str, str] | None:
+    """(extractor name, local weights path, content hash), or None when the dataset has none."""
+    name = ev.feature_extractor or ("classifier" if dataset in CLASSIFIER_DATASETS else None)
+    if name is None:
+        return None
+    if name == "classifier":
+        path, h, _ = fetch(storage, dataset, ev.classifier_hash)
+        return name, path, h
+    path = ev.feature_extractor_weights_path
+    st = os.stat(path)
+    return name, path, _file_sha(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_sha(path: str, size: int, mtime_ns: int) -> str:
+    """sha256[:16] of a weights file, read once per (path, size, mtime): Inception's is ~95 MB and
+    training-time evaluations ask for it every eval_every steps."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _train_sha(storage: Storage, dataset: str) -> str:
+    manifest = json.loads(storage.read_bytes("datasets", dataset, "manifest.json"))
+    return manifest["files"]["train"]["sha256"]
+
+
+def _fidelity(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> Measured:
+    dataset = trial.cfg.dataset.name
+    w = _weights(storage, ev, dataset)
+    if w is None:
+        return Measured({})
+    name, path, h = w
+    real = load_array(storage, dataset_path(dataset, {}))[:n]  # the first n training images, always the same
+    cache = stats_cache_name(dataset, _train_sha(storage, dataset), len(real), name, h)
+    with storage_cache(storage, cache) as root:
+        values = calculate(trial.G_eval, real, metrics=ev.image_metrics, extractor=name, weights_path=path,
+                           n_samples=n, z_dim=trial.cfg.train.z_dim, real_cache_name=cache, cache_root=root,
+                           device=str(trial.device))
+    trial.G.train()  # torch-fidelity's wrapper switched it to eval mode (the average stays in eval)
+    return Measured(values, name, h)
+
+
+def _stacked(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> Measured:
+    """Each channel of n generated Stacked MNIST images classified by the MNIST classifier."""
+    path, h, _ = fetch(storage, "mnist", ev.classifier_hash)
+    net = load(path).to(trial.device)
+    digits = []
+    for i in range(0, n, 1000):
+        x = torch.from_numpy(trial.sample(min(1000, n - i), seed=12345 + i)).to(trial.device)
+        digits.append(torch.stack([predict(net, x[:, c:c + 1]) for c in range(3)], 1).cpu())
+    return Measured(stacked_mnist_coverage(torch.cat(digits).numpy()), "classifier", h)
+
+
+@dataclass(frozen=True)
+class DatasetEvaluation:
+    measure: Callable[[Trial, Storage, EvalConfig, int], Measured]
+    n_final: Callable[[EvalConfig], int]  # samples for the final evaluation
+
+
+EVALUATIONS: Registry[DatasetEvaluation] = Registry("dataset evaluation")
+for _name in ("ring-8", "grid-25"):
+    EVALUATIONS.add(_name, DatasetEvaluation(_mixture, lambda ev: ev.n_samples), "PacGAN/VEEGAN mode coverage")
+for _name in ("mnist", "fashion-mnist", "cifar10"):
+    EVALUATIONS.add(_name, DatasetEvaluation(_fidelity, lambda ev: ev.fidelity_samples),
+                    "IS/FID/KID/precision-recall through torch-fidelity")
+EVALUATIONS.add("stacked-mnist", DatasetEvaluation(_stacked, lambda ev: ev.stacked_samples),
+                "Stacked MNIST modes covered and reverse KL (MNIST classifier per channel)")
+
+
+def rows(cfg: TrialConfig, sweep_id: str, step: int, m: Measured) -> list[dict]:
+    return [{"sweep_id": sweep_id, "trial_id": cfg.trial_id, "step": step, "metric": k, "value": float(v),
+             "extractor": m.extractor, "extractor_hash": m.extractor_hash} for k, v in m.values.items()]
+
+
+# A program's own metrics (declared by name in gan_tasks/methods/programs.py), measured beside the
+# dataset's: (trial, storage, ev, n) -> (values, extractor, extractor hash).
+PROGRAM_METRICS: Registry[Callable] = Registry("program evaluation")
+for _name in ("cgan-concat", "cgan-projection", "acgan"):
+    PROGRAM_METRICS.add(_name, conditional.measure, "generated-class accuracy, per-class mode accuracy, intra-class FID/KID")
+
+
+def measure(trial: Trial, storage: Storage, ev: EvalConfig, n: int | None = None) -> Measured:
+    """The dataset's metrics of the trial's current generator (n samples; default: the final count),
+    and its program's own."""
+    spec = EVALUATIONS.get(trial.cfg.dataset.name)
+    m = spec.measure(trial, storage, ev, n or spec.n_final(ev))
+    if trial.cfg.program not in PROGRAM_METRICS:
+        return m
+    values, extractor, h = PROGRAM_METRICS.get(trial.cfg.program)(trial, storage, ev, n or spec.n_final(ev))
+    return Measured({**m.values, **values}, m.extractor or extractor, m.extractor_hash or h)
+
+
+def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig,
+                   device: str = "cpu") -> list[dict]:
+    trial = Trial(cfg, storage, sweep_id, device)
+    if not trial.try_resume():
+        raise FileNotFoundError(f"trial {cfg.trial_id} has no checkpoint to evaluate")
+    samples = trial.program.report_samples()  # None: the dataset's default
+    if samples is None:
+        samples = trial.sample(ev.n_samples if trial.data.ndim == 2 else 64)  # the report shows an 8x8 image grid
+    buf = io.BytesIO()
+    np.save(buf, samples)
+    storage.write_bytes(buf.getvalue(), "sweeps", sweep_id, "samples", f"{cfg.trial_id}.npy")
+    out = rows(cfg, sweep_id, trial.step, measure(trial, storage, ev))
+    write_evaluations(storage, sweep_id, cfg.trial_id, out)
+    return out
+
+
+def write_evaluations(storage: Storage, sweep_id: str, trial_id: str, rows_: list[dict],
+                      step: int | None = None) -> None:
+    """evaluations/<trial_id>.parquet (final) or <trial_id>-<step:09d>.parquet (during training)."""
+    name = f"{trial_id}.parquet" if step is None else f"{trial_id}-{step:09d}.parquet"
+    storage.write_parquet(pa.Table.from_pylist(rows_, schema=schema.EVALUATIONS), "sweeps", sweep_id,
+                          "evaluations", name)
+
+
+def on_eval(storage: Storage, sweep_id: str, ev: EvalConfig, es=None) -> Callable[[Trial], None]:
+    """The training-time hook: cheap metrics (ev.eval_every_samples samples) at the trial's step; at
+    an early_stop rung (es), the trial then stops unless it is among the best so far there."""
+    def hook(trial: Trial) -> None:
+        m = measure(trial, storage, ev, ev.eval_every_samples)
+        write_evaluations(storage, sweep_id, trial.tid, rows(trial.cfg, sweep_id, trial.step, m), trial.step)
+        if es is not None and trial.step in es.rungs:
+            values = rung_values(storage, sweep_id, trial.step, es.metric)
+            if not go_on(values, trial.tid, es):
+                raise EarlyStopped(f"early_stop at step {trial.step}: {es.metric} {values.get(trial.tid):.4g} not "
+                                   f"in the best 1/{es.reduction_factor:g} of {len(values)} trials at this rung")
+    return hook

@@ -1,0 +1,160 @@
+"""Rankings over seeds: per (loss, optimizer[, tricks]) cell and metric, how good it is and how sure we are.
+
+Mean, standard deviation (ddof 1), 95 % confidence interval of the mean (Student t over seeds),
+median, best seed; the rank of the cell; and whether it differs significantly from the best
+cell by Welch's unequal-variance t-test at p < 0.05 (seed 000: "how can we trust the results?").
+A cell whose seeds diverged or failed says so in `seeds_failed` and `note`; those seeds have no
+final metrics, so its statistics are over the seeds that completed.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy import stats
+
+from gan_tasks.data import schema
+from gan_tasks.config.early_stop import DIRECTIONS
+from gan_tasks.data.storage import Storage
+from gan_tasks.config.labels import cell_parts
+from gan_tasks.methods.trick_settings import tricks_label
+
+# Which way is better (the directions gan_tasks/evaluation/compare.py uses for regressions); only these
+# metrics are ranked. modes_total, *_std are descriptions, not scores.
+HIGHER_IS_BETTER = DIRECTIONS  # one table of directions, torch- and pandas-free (validation reads it too)
+ALPHA = 0.05  # significance level of the Welch test against the best cell
+
+
+def final_values(trials: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame:
+    """One row per (trial, metric): the value at the trial's last evaluated step, with its cell."""
+    ev = evaluations[evaluations.metric.isin(HIGHER_IS_BETTER)]
+    last = ev.sort_values("step").groupby(["trial_id", "metric"]).tail(1)
+    return last.merge(trials[["trial_id", "loss", "optimizer", "seed"]], on="trial_id")
+
+
+def _cell(values: pd.DataFrame, higher: bool) -> dict:
+    v = values.value.to_numpy(dtype=float)
+    n = len(v)
+    mean = float(v.mean()) if n else np.nan
+    std = float(v.std(ddof=1)) if n > 1 else np.nan
+    half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else np.nan
+    best = values.iloc[int(np.argmax(v) if higher else np.argmin(v))] if n else None
+    return {"seeds": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half,
+            "median": float(np.median(v)) if n else np.nan,
+            "best_seed": int(best.seed) if best is not None else -1,
+            "best_value": float(best.value) if best is not None else np.nan}
+
+
+def welch_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Welch t-test p-value, written out so degenerate inputs get an answer, not a warning.
+
+    NaN with fewer than 2 seeds on a side. Seeds that agree exactly (common for a mode count: 8, 8, 8)
+    have no spread; if both sides are constant the test is decided by the means alone: p = 1 when
+    they are equal, p = 0 when they differ (no seed of one side comes near the other)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    scale = max(abs(a.mean()), abs(b.mean()), 1.0)
+    se2 = va + vb
+    if se2 <= (1e-12 * scale) ** 2:  # both sides constant up to rounding
+        return 1.0 if abs(a.mean() - b.mean()) <= 1e-12 * scale else 0.0
+    t = (a.mean() - b.mean()) / np.sqrt(se2)
+    df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))  # Welch-Satterthwaite
+    return float(2 * stats.t.sf(abs(t), df))
+
+
+def cell_frame(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials with loss / optimizer relabelled so that cells stay apart, by the one cell-label mechanism
+    (gan_tasks/config/labels.py): where two grid entries share a name (adam at two learning rates), the
+    entry's label with its settings ("adam(lr 0.0001)"); where trials of one (loss, optimizer) differ only
+    by their tricks (grid.tricks), the tricks that are on after the loss ("non-saturating + label_smoothing=0.1").
+    Elsewhere the plain names. Idempotent: it reads only config_json."""
+    if "config_json" not in trials or trials.empty:
+        return trials
+    cfgs = trials.config_json.map(json.loads)
+    parts = {}
+
+    def part(i: int, key: str) -> str:
+        if i not in parts:
+            parts[i] = cell_parts(cfgs.iloc[i])
+        return parts[i][key]
+
+    out = {}
+    for column in ("loss", "optimizer"):  # ambiguous: one name, two resolved entries
+        key = cfgs.map(lambda c: json.dumps(c[column], sort_keys=True))
+        ambiguous = (key.groupby(trials[column]).transform("nunique") > 1).to_numpy()
+        out[column] = [part(i, column) if amb else name for i, (amb, name) in enumerate(zip(ambiguous, trials[column]))]
+    trials = trials.assign(**out)
+    tricks = cfgs.map(lambda c: tricks_label(c.get("tricks") or {}))
+    differ = tricks.groupby([trials.loss, trials.optimizer]).transform("nunique") > 1
+    with_tricks = trials.loss + tricks.map(lambda t: f" + {t}" if t else "")
+    return trials.assign(loss=trials.loss.where(~differ, with_tricks))
+
+
+def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, published=None,
+               steps: int | None = None) -> pd.DataFrame:
+    """The rankings table (schema.RANKINGS) from a sweep's trials and evaluations frames; with a
+    config's `published:` block (and its train.steps), the paper's figures beside the cells they match."""
+    if trials.empty:
+        return schema.RANKINGS.empty_table().to_pandas()
+    trials = cell_frame(trials)
+    vals = final_values(trials, evaluations) if not evaluations.empty else pd.DataFrame(
+        columns=["trial_id", "metric", "value", "loss", "optimizer", "seed"])
+    vals = vals[np.isfinite(vals.value.astype(float))]
+    # Seeds that did not reach the budget: failed ones count in seeds_failed; ones early_stop cut short
+    # are left out of the statistics too (their values are from an earlier step) and named in the note.
+    failed = trials[trials.status.isin(["diverged", "failed", "interrupted", "stopped"])]
+    vals = vals[~vals.trial_id.isin(trials.trial_id[trials.status == "stopped"])]
+    cells = trials[["loss", "optimizer"]].drop_duplicates()
+    rows = []
+    for metric in sorted(set(vals.metric)):
+        higher = HIGHER_IS_BETTER[metric]
+        m = vals[vals.metric == metric]
+        for loss, opt in cells.itertuples(index=False):
+            c = m[(m.loss == loss) & (m.optimizer == opt)]
+            bad = failed[(failed.loss == loss) & (failed.optimizer == opt)]
+            n_cell = int(((trials.loss == loss) & (trials.optimizer == opt)).sum())
+            note = ", ".join(f"{status} {count} of {n_cell} seeds" + (" (early_stop)" if status == "stopped" else "")
+                             for status, count in bad.status.value_counts().items())
+            rows.append({"sweep_id": sweep_id, "loss": loss, "optimizer": opt, "metric": metric,
+                         "seeds_failed": int((bad.status != "stopped").sum()), "higher_is_better": higher,
+                         "note": note, **_cell(c, higher), "values_": c.value.to_numpy(dtype=float)})
+    if not rows:
+        return schema.RANKINGS.empty_table().to_pandas()
+    df = pd.DataFrame(rows)
+    out = []
+    for metric, g in df.groupby("metric", sort=True):
+        g = g.copy()
+        sign = -1 if g.higher_is_better.iloc[0] else 1
+        g["rank"] = (sign * g["mean"]).rank(method="min", na_option="bottom").astype(int)
+        best = g.sort_values("rank").iloc[0]
+        g["p_value"] = [np.nan if (r.loss, r.optimizer) == (best.loss, best.optimizer)
+                        else welch_p(r.values_, best.values_) for r in g.itertuples()]
+        g["significant"] = g.p_value < ALPHA
+        out.append(g)
+    df = pd.concat(out).drop(columns="values_").sort_values(["metric", "rank", "loss", "optimizer"])
+    df = _with_published(df, trials, vals, published, steps)
+    return df[schema.RANKINGS.names].reset_index(drop=True)
+
+
+_PUBLISHED = ["published_row", "published_mean", "published_se", "published_runs", "budget_ratio", "verdict"]
+
+
+def _with_published(df: pd.DataFrame, trials: pd.DataFrame, vals: pd.DataFrame, published, steps) -> pd.DataFrame:
+    """The published columns (schema.RANKINGS), merged on (loss, optimizer, metric); null without a match."""
+    if published is None:
+        return df.assign(**{c: None for c in _PUBLISHED})
+    from gan_tasks.evaluation.published import compare
+
+    cmp = compare(published, trials, vals, steps)
+    cmp = cmp[cmp.loss.notna()][["loss", "optimizer", "metric", *_PUBLISHED]]
+    return df.merge(cmp.drop_duplicates(["loss", "optimizer", "metric"]), on=["loss", "optimizer", "metric"],
+                    how="left")
+
+
+def write_rankings(storage: Storage, sweep_id: str, table: pd.DataFrame) -> None:
+    storage.write_parquet(pa.Table.from_pandas(table, schema=schema.RANKINGS, preserve_index=False),
+                          "sweeps", sweep_id, "rankings", "rankings.parquet")

@@ -1,0 +1,305 @@
+"""The sweep report, built from storage alone: report/index.html with images embedded."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on cluster nodes
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from gan_tasks.data.datasets import DATASETS  # noqa: E402
+from gan_tasks.methods.programs import DEFAULT_PROGRAM, PROGRAMS  # noqa: E402
+from gan_tasks.config.published import Published  # noqa: E402
+from gan_tasks.evaluation.rankings import ALPHA, HIGHER_IS_BETTER, cell_frame, final_values, rank_cells  # noqa: E402
+from gan_tasks.data.storage import Storage  # noqa: E402
+
+
+def load_frames(storage: Storage, sweep_id: str) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name in ("trials", "metrics", "evaluations"):
+        t = storage.read_table("sweeps", sweep_id, name)
+        out[name] = t.to_pandas() if t is not None else pd.DataFrame()
+    out["trials"] = cell_frame(out["trials"])  # cells differing by settings or tricks keep apart everywhere
+    return out
+
+
+def load_rankings(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The stored rankings; computed from trials and evaluations when a sweep has none yet."""
+    t = storage.read_table("sweeps", sweep_id, "rankings")
+    if t is not None:
+        return t.to_pandas()
+    from gan_tasks.evaluation.published import of_sweep
+
+    return rank_cells(frames["trials"], frames["evaluations"], sweep_id, *of_sweep(storage, sweep_id)) \
+        if not frames["trials"].empty else pd.DataFrame()
+
+
+def summary_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per trial: identity, status, and its final evaluation metrics as columns."""
+    trials = frames["trials"]
+    if trials.empty:
+        return trials
+    cols = ["trial_id", "loss", "optimizer", "seed", "status", "steps", "wall_seconds", "error"]
+    table = trials[cols].copy()
+    ev = frames["evaluations"]
+    if not ev.empty:
+        last = ev.sort_values("step").groupby(["trial_id", "metric"]).tail(1)
+        table = table.merge(last.pivot(index="trial_id", columns="metric", values="value").reset_index(),
+                            on="trial_id", how="left")
+    return table.sort_values(["loss", "optimizer", "seed"]).reset_index(drop=True)
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _raw_png(rgb: np.ndarray) -> str:
+    """An (H, W, 3) float image in [0, 1] as base64 PNG, pixels as they are: no figure, no axes
+    (a matplotlib figure per trial cost ~0.15 s each, most of a 256-trial report)."""
+    buf = io.BytesIO()
+    plt.imsave(buf, np.clip(rgb, 0, 1), format="png")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+SCATTER_PX = 200  # pixels per side of a trial's 2-D sample plot
+
+
+def _scatter(samples: np.ndarray, modes: np.ndarray | None) -> str:
+    """Generated points (blue, denser = darker) over the true modes (red crosses), on a square
+    around the modes with a grey frame; points outside it are not drawn."""
+    lim = (np.abs(modes).max() * 1.5 + 0.5) if modes is not None else float(np.abs(samples).max() or 1.0)
+    n = SCATTER_PX
+
+    def px(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # y up, as on a plot
+        ij = np.floor((xy + lim) / (2 * lim) * n).astype(int)
+        return n - 1 - ij[:, 1], ij[:, 0]
+
+    r, c = px(samples[np.isfinite(samples).all(axis=1)])
+    hits = np.zeros((n, n))
+    for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1)):  # a point is a 2x2 dot
+        keep = (r + dr >= 0) & (r + dr < n) & (c + dc >= 0) & (c + dc < n)
+        np.add.at(hits, (r[keep] + dr, c[keep] + dc), 1.0)
+    ink = 1 - 0.4 ** hits  # each point on a pixel: 60 % more blue; overlaps darken
+    img = np.ones((n, n, 3)) - ink[..., None] * (1 - np.array([0.12, 0.47, 0.71]))  # tab:blue
+    for mr, mc in zip(*px(modes)) if modes is not None else []:
+        for d in range(-4, 5):  # a red x, 9 pixels wide
+            for rr, cc in ((mr + d, mc + d), (mr + d, mc - d)):
+                if 0 <= rr < n and 0 <= cc < n:
+                    img[rr, cc] = (0.84, 0.15, 0.16)  # tab:red
+    img[[0, -1], :], img[:, [0, -1]] = 0.6, 0.6
+    return _raw_png(img)
+
+
+def _image_grid(images: np.ndarray, cols: int | None = None) -> str:
+    """A grid of generated images in [-1, 1] (N, C, H, W): square (8x8), or `cols` a row (conditional
+    programs: a row per class)."""
+    n, c, h, w = images.shape
+    k = cols or int(np.ceil(np.sqrt(n)))
+    canvas = np.ones((int(np.ceil(n / k)) * (h + 2), k * (w + 2), c), dtype=np.float32)
+    for i, img in enumerate(images):
+        r, col = divmod(i, k)
+        canvas[r * (h + 2):r * (h + 2) + h, col * (w + 2):col * (w + 2) + w] = (img.transpose(1, 2, 0) + 1) / 2
+    canvas = np.repeat(canvas, 3, axis=-1) if c == 1 else canvas
+    return _raw_png(np.kron(canvas, np.ones((2, 2, 1))))  # twice the size: 28-px digits stay legible
+
+
+CURVES = (("loss_d", "D loss"), ("loss_g", "G loss"), ("grad_norm_d", "D gradient norm"),
+          ("grad_norm_g", "G gradient norm"), ("wasserstein", "Wasserstein estimate"))
+
+
+def _bands(df: pd.DataFrame, trials: pd.DataFrame, columns: list[tuple[str, str]], by: str = "step") -> str:
+    """One panel per column: per (loss, optimizer) the mean over seeds with a +-1 std band."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns), 2.8), squeeze=False)
+    m = df.merge(trials[["trial_id", "loss", "optimizer"]], on="trial_id")
+    for i, ((loss, opt), g) in enumerate(m.groupby(["loss", "optimizer"])):
+        agg = g.groupby(by)[[c for c, _ in columns]].agg(["mean", "std"])
+        color = f"C{i % 10}"  # one colour per cell in every panel, also where a cell has no curve
+        for ax, (col, _) in zip(axes[0], columns):
+            mean, std = agg[(col, "mean")], agg[(col, "std")].fillna(0)
+            if mean.notna().any():
+                ax.plot(agg.index, mean, label=f"{loss}/{opt}", lw=1, color=color)
+                ax.fill_between(agg.index, mean - std, mean + std, alpha=0.2, color=color)
+    for ax, (_, title) in zip(axes[0], columns):
+        ax.set_title(f"{title} (mean ± std over seeds)", fontsize=8), ax.set_xlabel(by, fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0][0].legend(fontsize=6)  # the first panel has every cell
+    return _png(fig)
+
+
+def _curves(metrics: pd.DataFrame, trials: pd.DataFrame) -> str:
+    cols = [(c, t) for c, t in CURVES if c in metrics and metrics[c].notna().any()]
+    return _bands(metrics, trials, cols)
+
+
+def _quality(evaluations: pd.DataFrame, trials: pd.DataFrame) -> str | None:
+    """Metrics measured at several steps (evaluation.eval_every) as curves; None if there are none."""
+    ev = evaluations[evaluations.metric.isin(HIGHER_IS_BETTER)]
+    multi = [m for m, g in ev.groupby("metric") if g.step.nunique() > 1]
+    if not multi:
+        return None
+    wide = ev[ev.metric.isin(multi)].pivot_table(index=["trial_id", "step"], columns="metric",
+                                                 values="value").reset_index()
+    return _bands(wide, trials, [(m, m) for m in sorted(multi)])
+
+
+_SORT_JS = ("<script>document.querySelectorAll('table.sortable th').forEach((th,i)=>th.onclick=()=>{"
+            "const t=th.closest('table'),b=t.tBodies[0],r=[...b.rows],d=th.dataset.d=th.dataset.d==='1'?'-1':'1';"
+            "const v=x=>{const s=x.cells[i].innerText,n=parseFloat(s);return isNaN(n)?s:n};"
+            "r.sort((x,y)=>(v(x)>v(y)?1:v(x)<v(y)?-1:0)*d).forEach(x=>b.appendChild(x))});</script>")
+
+
+def _rankings_html(r: pd.DataFrame) -> str:
+    if r.empty:
+        return "<p>No metrics to rank.</p>"
+    t = r.assign(ci95=[f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in zip(r.ci95_low, r.ci95_high)],
+                 better=r.higher_is_better.map({True: "higher", False: "lower"}),
+                 vs_best=[("differs" if s else "n.s.") if pd.notna(p) else ("best" if k == 1 else "n/a")
+                          for s, p, k in zip(r.significant, r.p_value, r["rank"])])
+    cols = ["metric", "rank", "loss", "optimizer", "mean", "std", "ci95", "median", "best_seed", "best_value",
+            "seeds", "seeds_failed", "p_value", "vs_best", "better", "note"]
+    return t[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", classes="sortable",
+                           border=0)
+
+
+def _published_html(storage: Storage, sweep_id: str) -> str:
+    """The config's published table beside the measured values (gan_tasks/evaluation/published.py); '' without one."""
+    from gan_tasks.evaluation.published import of_sweep
+
+    if of_sweep(storage, sweep_id)[0] is None:
+        return ""
+    pub, cmp, _ = sweep_comparison(storage, sweep_id)
+    t = cmp.assign(published=[f"{m:.4g}" + (f" ± {se:.3g}" if pd.notna(se) else "")
+                              for m, se in zip(cmp.published_mean, cmp.published_se)],
+                   measured_ci95=[f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in
+                                  zip(cmp.ci95_low, cmp.ci95_high)])
+    cols = ["published_row", "metric", "published", "published_runs", "measured_mean", "measured_ci95", "seeds",
+            "budget_ratio", "verdict"]
+    return (f"<h2>Published vs measured: {html.escape(pub.table)}</h2><p>{html.escape(pub.source)}. "
+            f"Published: {pub.runs} runs of {pub.steps:,} generator steps. {html.escape(pub.note)}</p>"
+            + t[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0))
+
+
+def _provenance(storage: Storage, ev: pd.DataFrame) -> str:
+    """Which extractor (and weights hash) produced the image metrics, and the library versions."""
+    import torch
+    import torch_fidelity
+
+    lines = [f"torch {torch.__version__}, torch-fidelity {torch_fidelity.__version__}"]
+    if not ev.empty and "extractor" in ev:
+        for (name, h), _ in ev[ev.extractor.fillna("") != ""].groupby(["extractor", "extractor_hash"]):
+            line = f"feature extractor {name}, weights sha256[:16] {h}"
+            for ds in storage.ls("evaluators"):
+                if storage.exists("evaluators", ds, f"{h}.json"):
+                    meta = json.loads(storage.read_bytes("evaluators", ds, f"{h}.json"))
+                    line += f" ({ds} classifier, test accuracy {meta['test_accuracy']:.2%})"
+            lines.append(line)
+    return "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>"
+
+
+def _samples_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame], table: pd.DataFrame) -> str:
+    """Per trial: 2D samples over the true modes (seed 000's Figure 8), or an 8x8 image grid."""
+    parts = []
+    configs = frames["trials"].set_index("trial_id")["config_json"].to_dict() if not table.empty else {}
+    stored = set(storage.ls("sweeps", sweep_id, "samples"))  # one listing, not one request per trial
+    for _, row in table.iterrows():
+        name = f"{row['trial_id']}.npy"
+        if name not in stored:
+            continue
+        samples = np.load(io.BytesIO(storage.read_bytes("sweeps", sweep_id, "samples", name)))
+        cfg = json.loads(configs[row["trial_id"]])
+        spec = DATASETS.get(cfg["dataset"]["name"])
+        modes = spec.modes(**cfg["dataset"]["params"]) if spec.modes else None
+        title = f"{row['loss']}/{row['optimizer']}/seed {row['seed']}"
+        shown = [fmt.format(row[col]) for col, fmt in (("modes_covered", "{:.0f} modes"), ("high_quality", "HQ {:.0%}"),
+                                                        ("inception_score", "IS {:.2f}"), ("fid", "FID {:.3g}"))
+                 if col in row and pd.notna(row.get(col))]
+        caption = ", ".join(shown)
+        cols = PROGRAMS.get(cfg.get("program", DEFAULT_PROGRAM)).sample_columns  # Program.report_samples' rows
+        png = _scatter(samples, modes) if samples.ndim == 2 else _image_grid(samples, cols)
+        parts.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>"
+                     f"<figcaption>{html.escape(title)}<br>{html.escape(caption)}</figcaption></figure>")
+    return "".join(parts)
+
+
+def _budget_html(trials: pd.DataFrame) -> str:
+    """The budget every figure of the report stands on: data, model, steps, seeds, what G is evaluated."""
+    if trials.empty or "config_json" not in trials:
+        return ""
+    cfgs = [json.loads(c) for c in trials.config_json]
+    steps = sorted({c["train"]["steps"] for c in cfgs})
+    seeds = sorted({c["seed"] for c in cfgs})
+    ema = sorted({c["train"].get("g_ema") or 0.0 for c in cfgs})
+    cells = trials.groupby(["loss", "optimizer"]).ngroups
+    text = (f"Budget: {len(trials)} trials = {cells} cells x {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
+            f"{' / '.join(f'{s:,}' for s in steps)} generator steps each, dataset {cfgs[0]['dataset']['name']}, "
+            f"model {cfgs[0]['model']['name']}, batch {cfgs[0]['train']['batch_size']}. Evaluated: "
+            + ("the raw generator" if ema == [0.0] else f"an EMA of the generator's weights (decay {ema[-1]})")
+            + ". Every resolved setting: each trial's config_json below.")
+    return f"<p>{html.escape(text)}</p>"
+
+
+def render_html(storage: Storage, sweep_id: str) -> str:
+    frames = load_frames(storage, sweep_id)
+    table = summary_table(frames)
+    ranks = load_rankings(storage, sweep_id, frames)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>gansweep {html.escape(sweep_id)}</title>",
+             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:3px 6px}.grid{display:flex;flex-wrap:wrap;gap:8px}"
+             ".bad{background:#fdd}figure{margin:0}figcaption{font-size:11px;text-align:center}</style></head><body>",
+             f"<h1>Sweep {html.escape(sweep_id)}</h1>", _budget_html(frames["trials"])]
+    parts.append("<h2>Rankings over seeds</h2><p>Per (loss, optimizer) cell and metric: mean, standard "
+                 "deviation and 95 % confidence interval (Student t) over seeds, median and best seed. "
+                 f"<i>vs_best</i>: Welch's t-test against the best cell, p &lt; {ALPHA} = differs; "
+                 "failed or diverged seeds are counted in seeds_failed. Click a header to sort.</p>")
+    parts.append(_rankings_html(ranks))
+    parts.append(_published_html(storage, sweep_id))
+    parts.append("<h2>Generated samples</h2><div class='grid'>" + _samples_html(storage, sweep_id, frames, table)
+                 + "</div>")
+    if table.empty:
+        parts.append("<p>No trials recorded.</p>")
+    else:
+        counts = table["status"].value_counts().to_dict()
+        parts.append(f"<h2>Trials</h2><p>{len(table)} trials: {html.escape(json.dumps(counts))}</p>")
+        parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="",
+                                   classes="trials sortable", border=0))
+    if not frames["metrics"].empty:
+        parts.append(f"<h2>Training curves</h2><img src='data:image/png;base64,{_curves(frames['metrics'], frames['trials'])}'>")
+    if not frames["evaluations"].empty and (q := _quality(frames["evaluations"], frames["trials"])):
+        parts.append(f"<h2>Quality over training steps</h2><img src='data:image/png;base64,{q}'>")
+    parts.append("<h2>Extractors and versions</h2>" + _provenance(storage, frames["evaluations"]))
+    parts.append(_SORT_JS + "</body></html>")
+    return "".join(parts)
+
+
+def write_report(storage: Storage, sweep_id: str) -> str:
+    storage.write_bytes(render_html(storage, sweep_id).encode(), "sweeps", sweep_id, "report", "index.html")
+    return storage.uri("sweeps", sweep_id, "report", "index.html")
+
+
+def sweep_comparison(storage, sweep_id: str) -> tuple[Published, pd.DataFrame, str]:
+    """(published block, compare() table, markdown) of a stored sweep; ValueError without a block."""
+    import pandas as pd
+
+    from gan_tasks.evaluation.published import compare, markdown, of_sweep, over_training
+
+    pub, steps = of_sweep(storage, sweep_id)
+    if pub is None:
+        raise ValueError(f"sweep {sweep_id!r} has no published: block in its config.yaml")
+    f = load_frames(storage, sweep_id)
+    trials = f["trials"]
+    finals = final_values(trials, f["evaluations"]) if not f["evaluations"].empty else pd.DataFrame(
+        columns=["trial_id", "metric", "value"])
+    cmp = compare(pub, trials, finals, steps)
+    seeds = int(trials.seed.nunique()) if not trials.empty else 0
+    md = markdown(pub, cmp, steps, seeds, sweep_id)
+    curve = over_training(pub, trials, f["evaluations"]) if not trials.empty else ""
+    return pub, cmp, md + ("\n" + curve if curve else "")

@@ -1,0 +1,222 @@
+"""The unconditional GAN (program `gan`, the default): G(z) against D(x), every registered loss,
+optimizer, model and trick (Goodfellow et al. 2014 and the papers of gan_tasks/methods/).
+
+The conditional programs (conditional.py) reuse this step: it draws labels with each batch and
+passes them to G and D through the `_gen` / `_score` hooks, which ignore them here.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+from gan_tasks.data.datasets import dataset_path, load_array
+from gan_tasks.methods.losses import LOSSES
+from gan_tasks.methods.models import build_models
+from gan_tasks.methods.optimizers import make_optimizer
+from gan_tasks.methods.tricks import (HistoricalAverage, VBNGenerator, add_minibatch_discrimination,
+                                      feature_matching_loss, instance_noise, noisy_label_d_loss, pack, packed_shape)
+from gan_tasks.methods.unroll import FunctionalD, unroll
+from gan_tasks.training.program import Program
+
+
+def to_model_range(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [-1, 1] for tanh generators; float data passes through."""
+    return x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
+
+
+def grad_norm(m: torch.nn.Module) -> torch.Tensor:
+    """The global L2 norm of m's gradients, as a tensor on their device (no sync here)."""
+    grads = [p.grad.detach() for p in m.parameters() if p.grad is not None]
+    return torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+
+
+@torch.no_grad()
+def ema_update(avg: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """avg <- decay avg + (1 - decay) model, parameter by parameter; buffers (batch-norm statistics) copied."""
+    torch._foreach_lerp_(list(avg.parameters()), list(model.parameters()), 1.0 - decay)
+    for b_avg, b in zip(avg.buffers(), model.buffers()):
+        b_avg.copy_(b)
+
+
+class GAN(Program):
+    """G, D, their optimisers, G's weight average (train.g_ema), the loss's carried state and the tricks."""
+
+    def __init__(self, cfg, storage, device, gen):
+        super().__init__(cfg, storage, device, gen)
+        self.loss = LOSSES.get(cfg.loss.name)
+        self.lp = cfg.loss.params
+        data = load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params))
+        self.data = to_model_range(torch.from_numpy(data)).to(self.device)
+        self.tricks = tr = cfg.tricks
+        self.pac = tr.pac  # PacGAN: D scores groups of pac samples (tricks.pack), G is unchanged
+        self.G, self.D = self.build_networks(tuple(self.data.shape[1:]))
+        if tr.minibatch_discrimination:
+            add_minibatch_discrimination(self.D, tr.minibatch_discrimination, tr.minibatch_kernel_dim)
+        if tr.virtual_batchnorm:  # the reference batch: one minibatch of z, fixed for the whole run
+            self.G = VBNGenerator(self.G, torch.randn(cfg.train.batch_size, cfg.train.z_dim))
+        self.G.to(self.device), self.D.to(self.device)
+        # train.g_ema: an average of G's weights (Yazici et al. 2019) that evaluation and samples use.
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.train.g_ema else None
+        o = cfg.optimizer
+        self.opt_g = make_optimizer(o.name, self.G.parameters(), o.lr_g, o.params)
+        self.opt_d = make_optimizer(o.name, self.D.parameters(), o.lr_d, o.params)
+        self.d_steps = tr.d_steps or int(self.lp.get("d_steps", 1))
+        # Loss control variables (BEGAN's k_t) live on the device: updating them never syncs.
+        self.loss_state = {k: torch.tensor(v, device=self.device) for k, v in self.loss.state0.items()}
+        self.hist = ([HistoricalAverage(m, tr.historical_averaging) for m in (self.G, self.D)]
+                     if tr.historical_averaging else [])
+        self.d_loss = self.loss.d_loss
+        if tr.label_smoothing or tr.label_flip:
+            self.d_loss = lambda sr, sf, p: noisy_label_d_loss(sr, sf, tr.label_smoothing, tr.label_flip, self.gen)
+
+    def build_networks(self, shape: tuple[int, ...]) -> tuple[torch.nn.Module, torch.nn.Module]:
+        c = self.cfg
+        return build_models(c.model.name, shape, c.train.z_dim, c.model.params, packed_shape(shape, self.pac))
+
+    # --- the Program interface -------------------------------------------------------------------
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def state_dict(self) -> dict:
+        s = {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
+             "opt_d": self.opt_d.state_dict(), "loss_state": dict(self.loss_state),
+             "hist": [h.state_dict() for h in self.hist]}
+        if self.G_ema is not None:
+            s["G_ema"] = self.G_ema.state_dict()
+        return s
+
+    def load_state_dict(self, s: dict) -> None:
+        self.G.load_state_dict(s["G"]), self.D.load_state_dict(s["D"])
+        if self.G_ema is not None:  # a checkpoint from before g_ema was on starts the average at G
+            self.G_ema.load_state_dict(s.get("G_ema", s["G"]))
+        self.opt_g.load_state_dict(s["opt_g"]), self.opt_d.load_state_dict(s["opt_d"])
+        self.loss_state = {k: v.to(self.device) for k, v in s.get("loss_state", self.loss_state).items()}
+        for h, hs in zip(self.hist, s.get("hist", [])):
+            h.load_state_dict(hs)
+
+    @property
+    def G_eval(self) -> torch.nn.Module:
+        """The generator that evaluations and samples use: the weight average when train.g_ema is on."""
+        return self.G if self.G_ema is None else self.G_ema
+
+    # --- hooks the conditional programs override ---------------------------------------------------
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        bs = self.cfg.train.batch_size
+        idx = torch.randint(len(self.data), (bs,), generator=self.gen, device=self.device)
+        z = torch.randn(bs, self.cfg.train.z_dim, generator=self.gen, device=self.device)
+        self.y = self._labels(idx)  # the batch's labels: G's and D's condition (None: unconditional)
+        return self.data[idx], z
+
+    def _labels(self, idx: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def _gen(self, z: torch.Tensor) -> torch.Tensor:
+        return self.G(z)
+
+    def _score(self, d: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return d(x)
+
+    def _aux_d(self, d: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        """An extra D loss term (AC-GAN's class log-likelihood); None here."""
+        return None
+
+    def _aux_g(self, d: torch.nn.Module, fake: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    # --- one step ----------------------------------------------------------------------------------
+    def _d_step(self, p: dict, noise: float, log_now: bool, d: torch.nn.Module | None = None,
+                opt: torch.optim.Optimizer | None = None) -> tuple:
+        """One discriminator update (on a look-ahead copy when d/opt are given: unrolled GAN)."""
+        d, opt = d or self.D, opt or self.opt_d
+        real, z = self._batch()
+        fake = self._gen(z).detach()
+        real, fake = instance_noise(real, noise, self.gen), instance_noise(fake, noise, self.gen)
+        # Packed apart, so each group is all real or all fake; penalties see the packed inputs too.
+        real, fake = pack(real, self.pac), pack(fake, self.pac)
+        sr, sf = self._score(d, real), self._score(d, fake)
+        loss_d = self.d_loss(sr, sf, p)
+        aux = self._aux_d(d, real, fake)
+        loss_d = loss_d if aux is None else loss_d + aux
+        pen = self.loss.penalty(self._critic(d), real, fake, p, self.gen) if self.loss.penalty else None
+        total = loss_d + pen if pen is not None else loss_d
+        hist = self.hist and d is self.D
+        if hist:
+            total = total + self.hist[1].penalty()
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        gn_d = grad_norm(d) if log_now else None
+        opt.step()
+        if hist:
+            self.hist[1].update()
+        if self.loss.after_d_step:
+            self.loss.after_d_step(d, p)
+        return real, sr, sf, loss_d, pen, gn_d
+
+    def _critic(self, d: torch.nn.Module) -> torch.nn.Module:
+        """D as a function of x alone, for the gradient penalties (conditional: the batch's labels bound)."""
+        return d
+
+    def _unrolled_d(self, p: dict, noise: float):
+        """Metz et al. 2016: D after k more D steps, for the G update only (gan_tasks/methods/unroll.py).
+        Second order by default: G's gradient flows back through the k updates. unrolled_first_order:
+        a copy of D takes k real optimiser steps and G sees its weights as constants (cheaper)."""
+        o, k = self.cfg.optimizer, self.tricks.unrolled_steps
+        if self.tricks.unrolled_first_order:
+            d = copy.deepcopy(self.D)
+            opt = make_optimizer(o.name, d.parameters(), o.lr_d, o.params)
+            opt.load_state_dict(copy.deepcopy(self.opt_d.state_dict()))
+            for _ in range(k):
+                self._d_step(p, noise, False, d, opt)
+            return d
+        buffers = {n: b.clone() for n, b in self.D.named_buffers()}  # batch-norm statistics: the look-ahead's own
+
+        def d_loss(params: dict) -> torch.Tensor:  # the draws of _d_step, in its order
+            d = FunctionalD(self.D, params, buffers)
+            real, z = self._batch()
+            fake = self.G(z)  # not detached: how D^k depends on G is the point of unrolling
+            real, fake = instance_noise(real, noise, self.gen), instance_noise(fake, noise, self.gen)
+            real, fake = pack(real, self.pac), pack(fake, self.pac)
+            loss = self.d_loss(d(real), d(fake), p)
+            return loss + self.loss.penalty(d, real, fake, p, self.gen) if self.loss.penalty else loss
+
+        # WGAN's after-step weight clipping, as a (differentiable) clamp of the unrolled weights
+        clip = p["clip"] if self.loss.after_d_step and "clip" in p else None
+        return FunctionalD(self.D, unroll(self.D, self.opt_d, o.name, k, d_loss, clip), buffers)
+
+    def train_step(self, step: int, log_now: bool) -> dict[str, torch.Tensor] | None:
+        tr = self.tricks
+        p = {**self.lp, **self.loss_state} if self.loss_state else self.lp
+        noise = tr.instance_noise * max(0.0, 1.0 - step / self.cfg.train.steps)  # annealed to 0
+        for _ in range(self.d_steps):
+            real, sr, sf, loss_d, pen, gn_d = self._d_step(p, noise, log_now)
+        d_g = self._unrolled_d(p, noise) if tr.unrolled_steps else self.D
+        _, z = self._batch()
+        fake = pack(instance_noise(self._gen(z), noise, self.gen), self.pac)
+        sf_g = None
+        if tr.feature_matching:  # `real` is the last D step's batch, packed as `fake` is
+            loss_g = feature_matching_loss(d_g, real, fake)
+        else:
+            sf_g = self._score(d_g, fake)
+            loss_g = self.loss.g_loss(sr.detach(), sf_g, p)
+        aux = self._aux_g(d_g, fake)
+        loss_g = loss_g if aux is None else loss_g + aux
+        self.opt_g.zero_grad(set_to_none=True)
+        (loss_g + self.hist[0].penalty() if self.hist else loss_g).backward()
+        gn_g = grad_norm(self.G) if log_now else None
+        self.opt_g.step()
+        if self.hist:
+            self.hist[0].update()
+        if self.G_ema is not None:
+            ema_update(self.G_ema, self.G, self.cfg.train.g_ema)
+        if self.loss.update_state:
+            self.loss_state = self.loss.update_state(self.loss_state, sr, sf_g, p)
+        if not log_now:
+            return None
+        extra = self.loss.monitor(self.loss_state, sr, sf_g, p) if self.loss.monitor else {}
+        nan = torch.full((), math.nan, device=self.device)
+        return {"loss_d": loss_d, "loss_g": loss_g, "penalty": nan if pen is None else pen,
+                "d_real": sr.mean(), "d_fake": sf.mean(), "grad_norm_d": gn_d, "grad_norm_g": gn_g,
+                "wasserstein": sr.mean() - sf.mean() if self.loss.wasserstein else nan,
+                **{c: extra[c] for c in ("began_k", "convergence") if c in extra}}
