@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from datetime import datetime, timezone
 
 GRACE_SECONDS = 3.0  # SIGTERM, then SIGKILL whatever still runs
+# Set by the handler before it stops anything: a trial task whose actor vanishes after this is one we
+# stopped, not a failure, and must not write `failed` over what the handler writes. Process-wide, as a
+# signal is.
+STOPPING = threading.Event()
 RUN_ENV = "GANSWEEP_RUN"  # "<pid>:<start time>" of the `gansweep run` that started a process
 
 
@@ -105,8 +110,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def mark_interrupted(storage, sweep_id: str) -> list[str]:
-    """Rewrite this sweep's `running` trial rows as `interrupted`; returns their labels."""
+def mark_interrupted(storage, sweep_id: str, since: datetime | None = None) -> list[str]:
+    """Rewrite this sweep's `running` trial rows as `interrupted`, and rows `failed` at or after
+    `since` (the signal: their actor was stopped by us); returns their labels."""
     from gan_tasks.training.trial import write_trial_row
 
     folder = ("sweeps", sweep_id, "trials")
@@ -116,7 +122,9 @@ def mark_interrupted(storage, sweep_id: str) -> list[str]:
             row = storage.read_parquet(*folder, name).to_pylist()[-1]
         except Exception:  # noqa: BLE001 - a damaged row is the re-run's to repair, not ours
             continue
-        if row["status"] == "running":
+        ours = since is not None and row["status"] == "failed" and row["finished_at"] is not None \
+            and row["finished_at"].replace(tzinfo=timezone.utc) >= since
+        if row["status"] == "running" or ours:
             ckpts = [n for n in storage.ls("sweeps", sweep_id, "checkpoints", row["trial_id"]) if n.startswith("step-")]
             row.update(status="interrupted", finished_at=datetime.now(timezone.utc),
                        steps=max([int(n[5:14]) for n in ckpts], default=0),  # where a re-run resumes
@@ -131,11 +139,13 @@ def install(storage, sweep_id: str, say) -> None:
 
     def handler(signum, frame):  # noqa: ARG001
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
+        STOPPING.set()
+        since = datetime.now(timezone.utc)
         say(f"\n{signal.Signals(signum).name}: stopping sweep {sweep_id} (nothing new starts) ...")
         children = descendants(os.getpid())
         stop_processes(children)  # Ray's daemons and actors, the temporary Prefect API server
         try:
-            labels = mark_interrupted(storage, sweep_id)
+            labels = mark_interrupted(storage, sweep_id, since)
             say(f"{len(labels)} running trial(s) marked interrupted: {', '.join(labels) or '-'}; "
                 f"re-run with --sweep-id {sweep_id} to resume them")
         except Exception as e:  # noqa: BLE001 - storage may be what failed; exit anyway

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from flows.actors import ActorPool, ensure_ray, slots
+from flows import interrupt
 from flows.lock import SweepLock, SweepLocked, default_sweep_id
 from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
@@ -151,7 +152,8 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
     except ray.exceptions.RayError as e:
         # The actor died more often than Ray restarts it: record the failure, let the sweep go on.
         row = trial_row(cfg, sweep_id, "failed", 0, started, datetime.now(timezone.utc), f"{type(e).__name__}: {e}")
-        write_trial_row(storage, row)
+        if not interrupt.STOPPING.is_set():  # Ctrl-C stopped the actor: the handler writes `interrupted`
+            write_trial_row(storage, row)
     finally:
         pool.give_back(actor)
     if row.get("evaluation_error"):
@@ -187,7 +189,8 @@ def train_pack(cfgs: list[TrialConfig], storage: Storage, sweep_id: str, pool: A
             rows = [trial_row(c, sweep_id, "failed", 0, started, datetime.now(timezone.utc), f"{type(e).__name__}: {e}")
                     for c in todo]
             for r in rows:
-                write_trial_row(storage, r)
+                if not interrupt.STOPPING.is_set():
+                    write_trial_row(storage, r)
         finally:
             pool.give_back(actor)
         out.update({r["trial_id"]: {"trial_id": r["trial_id"], "status": r["status"]} for r in rows})
