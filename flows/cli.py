@@ -347,7 +347,8 @@ def bench(short: bool = typer.Option(False, "--short", help="CI smoke run: tiny 
     except ValueError as e:
         _fail(str(e))
     _quiet_embedded_prefect()  # P1's flows use the temporary API as `gansweep run` does
-    run_bench(st, short, mnist, lambda name, value: console.print(f"{name} = {value:.3f}", highlight=False))
+    run_bench(st, short, mnist, lambda name, value: console.print(f"{name} = {value:.3f}", highlight=False,
+                                                                soft_wrap=True))  # one line each
     console.print(f"saved to {st.uri('bench')}")
 
 
