@@ -418,7 +418,8 @@ app.add_typer(data_app, name="data")
 
 
 @data_app.command("upload")
-def data_upload(name: str, path: str = typer.Argument(..., help="folder with the canonical files"),
+def data_upload(name: str, path: str = typer.Argument(..., help="folder with the canonical files (mnist-fashion: "
+                                                                "the folder holding mnist/ and fashion-mnist/)"),
                 storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
                 s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
                                                               help=ENDPOINT_HELP)) -> None:

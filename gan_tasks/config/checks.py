@@ -117,6 +117,17 @@ def check_program(sweep: Any) -> None:
         ok = [n for n in DATASETS.names() if DATASETS.get(n).classes is not None]
         raise FieldError("dataset", f"program {name!r} trains on class labels; dataset {sweep.dataset.name!r} has "
                                     f"none; datasets with labels: {', '.join(ok)}")
+    model = MODELS.get(sweep.model.name)
+    if model.program not in (None, name):  # networks built for one program only (cyclegan-resnet)
+        ok = [n for n in MODELS.names() if MODELS.get(n).program is None]
+        raise FieldError("model", f"model {sweep.model.name!r} builds the networks of program {model.program!r}, not "
+                                  f"{name!r}; set program: {model.program}, or a model of G(z) and D(x): {', '.join(ok)}")
+    if (DATASETS.get(sweep.dataset.name).two_domain is not None) != spec.two_domain:
+        ok = [n for n in DATASETS.names() if (DATASETS.get(n).two_domain is not None) == spec.two_domain]
+        two = [n for n in PROGRAMS.names() if PROGRAMS.get(n).two_domain]
+        what = "an unpaired two-domain dataset" if spec.two_domain else \
+            f"a one-domain dataset (two-domain ones train with {', '.join(two)})"
+        raise FieldError("dataset", f"program {name!r} needs {what}; {sweep.dataset.name!r} is not; valid: {', '.join(ok)}")
     if spec.tricks is not None:
         for i, t in enumerate(sweep.grid.tricks or (sweep.tricks,)):
             off = type(t)()

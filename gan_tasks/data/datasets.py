@@ -23,6 +23,16 @@ if TYPE_CHECKING:  # storage (fsspec, pyarrow) is imported where data moves, not
 
 
 @dataclass(frozen=True)
+class TwoDomain:
+    """An unpaired two-domain image dataset (CycleGAN): arrays train_a, train_b, test_a, test_b and their
+    *_labels. The domains' training sets are disjoint draws, so no pairing is learnable from them."""
+    classifiers: tuple[str, str]  # the in-domain classifier (gansweep evaluator train) judging domain A / B
+    # test_b[i] is the known translation of test_a[i] (held back from training): error against ground truth.
+    paired_test: bool
+    shared_labels: bool  # A's and B's labels name the same classes: a translation should keep its label
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     kind: str  # "points" (2D mixtures) or "images"
     shape: tuple[int, ...] = ()  # one sample's shape (channels, height, width for images)
@@ -32,6 +42,12 @@ class DatasetSpec:
     # Class labels (train_labels.npy beside train.npy): how many, from the params; None: unlabelled.
     classes: Callable[..., int] | None = None
     labels: Callable[..., np.ndarray] | None = None  # synthetic data: params -> each sample's label
+    two_domain: TwoDomain | None = None  # two unpaired domains (CycleGAN) instead of one training set
+
+    @property
+    def first_split(self) -> str:
+        """The array whose presence says the dataset is in storage."""
+        return "train_a" if self.two_domain else "train"
 
     @property
     def schema(self) -> dict[str, Spec]:
@@ -111,6 +127,15 @@ DATASETS.add("grid-25", DatasetSpec("points", (2,), {"side": 5, "spacing": 2.0, 
                                                 "seed": 0}, _grid, _grid_modes,
                                     lambda side, **_: side * side, _grid_labels),
              "PacGAN grid: 25 Gaussians at {-4,-2,0,2,4}^2, sigma 0.05")
+# Two unpaired domains for CycleGAN (data/images.py builds them from the IDX files). A thickened
+# digit is still a digit to the MNIST classifier, which therefore judges both domains' labels.
+DATASETS.add("mnist-thick", DatasetSpec("images", (1, 28, 28), two_domain=TwoDomain(("mnist", "mnist"), True, True)),
+             "two domains: MNIST (A) and the same digits thickened by a 3x3 dilation (B); training halves "
+             "disjoint, test pairs held back as ground truth (upload from the MNIST files)")
+DATASETS.add("mnist-fashion", DatasetSpec("images", (1, 28, 28),
+                                          two_domain=TwoDomain(("mnist", "fashion-mnist"), False, False)),
+             "two domains: MNIST digits (A) and Fashion-MNIST clothes (B), no ground-truth pairing "
+             "(upload from the folder holding mnist/ and fashion-mnist/)")
 
 
 def resolve_params(name: str, params: dict) -> dict:
@@ -122,7 +147,8 @@ def params_hash(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def dataset_path(name: str, params: dict, split: str = "train") -> tuple[str, ...]:
+def dataset_path(name: str, params: dict, split: str | None = None) -> tuple[str, ...]:
+    split = split or DATASETS.get(name).first_split
     if DATASETS.get(name).generate is None:  # uploaded: one copy per name (gansweep data upload)
         return ("datasets", name, f"{split}.npy")
     return ("datasets", name, params_hash(params), f"{split}.npy")

@@ -9,6 +9,7 @@ import os
 import pickle
 import tarfile
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -94,19 +95,66 @@ def parse_cifar_tarball(blob: bytes) -> dict[str, np.ndarray]:
             "test": test[0], "test_labels": test[1]}
 
 
+def thicken(x: np.ndarray) -> np.ndarray:
+    """Grey-level dilation with a 3x3 square: each pixel becomes the brightest of its 3x3 neighbourhood,
+    so every stroke grows by about a pixel on each side. Deterministic: the known map A -> B."""
+    h, w = x.shape[-2:]
+    p = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)])
+    return np.max([p[..., i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=0)
+
+
+@dataclass(frozen=True)
+class RestyledSource:
+    """MNIST (domain A) against a deterministic restyling of MNIST digits (domain B), unpaired for
+    training: the 60,000 training digits are shuffled (seed) and split into two disjoint halves, A
+    keeps the first as it is and B is the second restyled, so no digit appears in both domains. The
+    10,000 test digits are held-back pairs: test_b[i] = restyle(test_a[i]), the ground truth of A -> B."""
+    mnist: IdxSource
+    restyle: Callable[[np.ndarray], np.ndarray]
+    seed: int = 0
+
+    def read(self, folder: str) -> dict[str, np.ndarray]:
+        d = self.mnist.read(folder)
+        perm = np.random.default_rng(self.seed).permutation(len(d["train"]))
+        ia, ib = np.sort(perm[: len(perm) // 2]), np.sort(perm[len(perm) // 2:])
+        return {"train_a": d["train"][ia], "train_a_labels": d["train_labels"][ia],
+                "train_b": self.restyle(d["train"][ib]), "train_b_labels": d["train_labels"][ib],
+                "test_a": d["test"], "test_a_labels": d["test_labels"],
+                "test_b": self.restyle(d["test"]), "test_b_labels": d["test_labels"]}
+
+
+@dataclass(frozen=True)
+class CrossSource:
+    """Two MNIST-format datasets as domains A and B (PATH: the folder holding both sub-folders); their
+    images have nothing to do with each other, so there is no ground-truth pairing."""
+    a: tuple[str, IdxSource]
+    b: tuple[str, IdxSource]
+
+    def read(self, folder: str) -> dict[str, np.ndarray]:
+        out = {}
+        for dom, (sub, src) in (("a", self.a), ("b", self.b)):
+            d = src.read(os.path.join(folder, sub))
+            out.update({f"{split}_{dom}{suffix}": d[f"{split}{suffix}"]
+                        for split in ("train", "test") for suffix in ("", "_labels")})
+        return out
+
+
 _MNIST = IdxSource({"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
                     "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
                     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
                     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"})
+_FASHION = IdxSource({"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                      "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+                      "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+                      "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"})
 
 # md5 sums: the ones torchvision checks (torchvision/datasets/mnist.py, cifar.py).
 SOURCES = {
     "mnist": _MNIST,
-    "fashion-mnist": IdxSource({"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                                "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-                                "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-                                "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"}),
+    "fashion-mnist": _FASHION,
     "stacked-mnist": StackedSource(_MNIST),
+    "mnist-thick": RestyledSource(_MNIST, thicken),
+    "mnist-fashion": CrossSource(("mnist", _MNIST), ("fashion-mnist", _FASHION)),
     "cifar10": CifarSource("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),
 }
 

@@ -27,6 +27,8 @@ METRICS = pa.schema([
     ("wasserstein", pa.float64()),  # critic's W estimate E D(x) - E D(G(z)) for wgan*, NaN otherwise
     ("began_k", pa.float64()),  # BEGAN's equilibrium control k_t, NaN for other losses
     ("convergence", pa.float64()),  # BEGAN's M_global = L(x) + |gamma L(x) - L(G(z))|, NaN otherwise
+    # CycleGAN's cycle-consistency and identity terms (before their weights); null for other programs
+    ("cycle", pa.float64()), ("identity", pa.float64()),
 ])
 
 EVALUATIONS = pa.schema([

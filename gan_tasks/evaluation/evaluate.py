@@ -20,7 +20,7 @@ import pyarrow as pa
 import torch
 
 from gan_tasks.data import schema
-from gan_tasks.evaluation import conditional
+from gan_tasks.evaluation import conditional, cyclegan
 from gan_tasks.evaluation.classifier import CLASSIFIER_DATASETS, fetch, load, predict
 from gan_tasks.config import EvalConfig, TrialConfig
 from gan_tasks.data.datasets import DATASETS, dataset_path, load_array
@@ -115,6 +115,11 @@ for _name in ("mnist", "fashion-mnist", "cifar10"):
                     "IS/FID/KID/precision-recall through torch-fidelity")
 EVALUATIONS.add("stacked-mnist", DatasetEvaluation(_stacked, lambda ev: ev.stacked_samples),
                 "Stacked MNIST modes covered and reverse KL (MNIST classifier per channel)")
+# Two-domain datasets have no samples of G(z) to measure: what is measured is the translation, by the
+# program's own metrics (PROGRAM_METRICS["cyclegan"]) on evaluation.fidelity_samples test images per domain.
+for _name in ("mnist-thick", "mnist-fashion"):
+    EVALUATIONS.add(_name, DatasetEvaluation(lambda *_: Measured({}), lambda ev: ev.fidelity_samples),
+                    "nothing of its own: the translation program's metrics")
 
 
 def rows(cfg: TrialConfig, sweep_id: str, step: int, m: Measured) -> list[dict]:
@@ -127,6 +132,8 @@ def rows(cfg: TrialConfig, sweep_id: str, step: int, m: Measured) -> list[dict]:
 PROGRAM_METRICS: Registry[Callable] = Registry("program evaluation")
 for _name in ("cgan-concat", "cgan-projection", "acgan"):
     PROGRAM_METRICS.add(_name, conditional.measure, "generated-class accuracy, per-class mode accuracy, intra-class FID/KID")
+PROGRAM_METRICS.add("cyclegan", cyclegan.measure, "per direction: error against ground truth, label preservation, "
+                                                   "cycle error, FID/KID against the target domain, and their baselines")
 
 
 def measure(trial: Trial, storage: Storage, ev: EvalConfig, n: int | None = None) -> Measured:

@@ -213,6 +213,9 @@ class ModelSpec:
     sizes: tuple[int, ...] = ()  # image side lengths it accepts; () = any
     autoencoder: bool = False  # D is an autoencoder (BEGAN)
     batchnorm_g: bool = False  # G has batch norm layers (virtual batch norm can replace them)
+    # The one program whose networks it builds (methods/programs.py); None: G(z) and D(x) for the GAN
+    # programs (the plain and the conditional ones).
+    program: str | None = None
 
     @property
     def schema(self) -> dict[str, Spec]:
@@ -234,6 +237,11 @@ MODEL_PARAMS: dict[str, Spec] = {
     # PacGAN's networks: G / D widths, maxout pieces, the N(0, std^2) init
     "hidden_g": Num(int, 1, limit="width"), "hidden_d": Num(int, 1, limit="width"), "pieces": Num(int, 1, 64),
     "init_std": Num(float, 0, 10, lo_open=True),
+    "blocks": Num(int, 0, 64), "d_width": Num(int, 1, limit="width"),  # CycleGAN: residual blocks, D channels
+    # CycleGAN's objective, kept with its networks (the program has no parameters of its own):
+    "cycle": Num(float, 0, 1000),  # lambda: 10 the paper's; 0 leaves two unrelated GANs
+    "identity": Num(float, 0, 100),  # identity weight in units of lambda: 0.5 the authors' code; 0 off
+    "pool": Num(int, 0, 10_000),  # past fakes kept for each D: 50 the paper's; 0 no pool
 }
 
 
@@ -264,3 +272,11 @@ MODELS.add("pacgan-mlp", ModelSpec(_M("_pacgan_mlp"), {"hidden_g": 400, "hidden_
 MODELS.add("pacgan-dcgan", ModelSpec(_M("_pacgan_dcgan"), {"width": 64, "slope": 0.2, "init_std": 0.02}, ("images",),
                                      (28,), batchnorm_g=True),
            "PacGAN/VEEGAN Stacked MNIST DCGAN (fjxmlzn/PacGAN, DCGAN-tensorflow): 5x5 convs 64-512, BN in G and D")
+# width 16, 3 residual blocks, D width 16: Zhu et al.'s 64 channels and 6-9 blocks scaled down for 28x28
+# on 2 CPU cores; cycle 10, identity 0.5 x cycle, pool 50: Zhu et al. 2017 Sec. 4 and their code's
+# defaults. What it reaches in 300 steps: README, CycleGAN.
+MODELS.add("cyclegan-resnet", ModelSpec(Ref("gan_tasks.methods.cyclegan:build_cyclegan"),
+                                        {"width": 16, "blocks": 3, "d_width": 16, "cycle": 10.0, "identity": 0.5,
+                                         "pool": 50}, ("images",), (28, 32), program="cyclegan"),
+           "CycleGAN: two ResNet generators (c7s1-w, d2w, R2w x blocks, uw, c7s1) and two PatchGAN Ds, 28x28 "
+           "or 32x32; cycle / identity weights and pool size of the objective")

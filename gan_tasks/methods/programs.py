@@ -33,6 +33,8 @@ class ProgramSpec:
     tricks: tuple[str, ...] | None = None
     # Images per row of the report's sample grid (Program.report_samples); None: a square grid.
     sample_columns: int | None = None
+    # Trains on an unpaired two-domain dataset (DatasetSpec.two_domain), and only on one.
+    two_domain: bool = False
     # Further config-time checks: (sweep) -> None, raising ValueError naming the field.
     check: Callable[[Any], None] | None = None
 
@@ -40,7 +42,7 @@ class ProgramSpec:
     def summary(self) -> str:
         """What `gansweep list programs` shows beside the description."""
         parts = [f"metrics: {', '.join(self.metrics)} + the dataset's" if self.metrics else "metrics: the dataset's",
-                 "labelled data" if self.labels else "", "pack_seeds" if self.packable else "no pack_seeds",
+                 "labelled data" if self.labels else "", "two-domain data" if self.two_domain else "", "pack_seeds" if self.packable else "no pack_seeds",
                  f"tricks: {', '.join(self.tricks) or 'none'}" if self.tricks is not None else "every trick"]
         return "; ".join(p for p in parts if p)
 
@@ -79,3 +81,32 @@ PROGRAMS.add("cgan-projection", _cond("Projection"),
 PROGRAMS.add("acgan", _cond("ACGAN"),
              "auxiliary-classifier GAN: D also classifies real and generated samples, G is trained to be "
              "classified as its label (Odena et al. 2017)")
+
+
+# --- CycleGAN (gan_tasks/training/programs/cyclegan.py) --------------------------------------------
+# d_steps is the only trick with a meaning here (WGAN's critic steps); the others are built around one
+# G(z) and one D. Its metrics, per direction a2b (G on A's test images) and b2a (F on B's): error
+# against ground truth, label preservation, cycle error, FID/KID (gan_tasks/evaluation/cyclegan.py).
+CYCLE_METRICS = tuple(f"{d}_{m}" for d in ("a2b", "b2a") for m in ("gt_l1", "label_acc", "cycle_l1", "fid", "kid"))
+
+
+def _cyclegan(sweep: Any) -> None:
+    """The cyclegan-resnet networks, evaluated once after training (the two-domain dataset: two_domain)."""
+    name = sweep.program
+    if MODELS.get(sweep.model.name).program != name:
+        ok = [n for n in MODELS.names() if MODELS.get(n).program == name]
+        raise FieldError("model", f"program {name!r} needs its own networks; {sweep.model.name!r} builds G(z) and D(x); "
+                                  f"valid models: {', '.join(ok)}")
+    if sweep.evaluation.eval_every or sweep.early_stop:
+        field = "evaluation.eval_every" if sweep.evaluation.eval_every else "early_stop"
+        raise FieldError(field, f"program {name!r} is evaluated once, after training; remove it")
+    if sweep.evaluation.feature_extractor is not None:
+        raise FieldError("evaluation.feature_extractor", f"program {name!r} measures FID/KID with each domain's own "
+                                                         "classifier (gansweep evaluator train); leave it unset")
+
+
+PROGRAMS.add("cyclegan", ProgramSpec(Ref("gan_tasks.training.programs.cyclegan:CycleGAN"), metrics=CYCLE_METRICS,
+                                     tricks=("d_steps",), sample_columns=8, two_domain=True,
+                                     check=_cyclegan),
+             "CycleGAN (Zhu et al. 2017): G: A->B, F: B->A, D_A, D_B on an unpaired two-domain dataset; model "
+             "cyclegan-resnet (cycle 10, identity 0.5 x cycle, pool 50)")
