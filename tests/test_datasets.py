@@ -117,7 +117,7 @@ def test_cifar_tarball_layout_parses_and_an_unknown_tarball_is_refused(tmp_path)
 
 def test_unknown_upload_name_lists_the_uploadable_ones(tmp_path):
     r = CliRunner().invoke(app, ["data", "upload", "svhn", str(tmp_path), "--storage", str(tmp_path / "st")])
-    assert r.exit_code == 2 and "cifar10, fashion-mnist, mnist, stacked-mnist" in " ".join(r.output.split())
+    assert r.exit_code == 2 and "cifar10, fashion-mnist, mnist, mnist-fashion, mnist-thick, stacked-mnist" in " ".join(r.output.split())
 
 
 def test_fashion_mnist_upload_to_s3_reads_back_through_the_node_cache(s3_storage, tmp_path):
