@@ -141,7 +141,8 @@ class SweepConfig(_Frozen):
         kind = DATASETS.get(self.dataset.name).kind
         _resolve_kind(self, kind, self.grid.pairs())
         if kind not in MODELS.get(self.model.name).data_kinds:
-            valid = [m for m in MODELS.names() if kind in MODELS.get(m).data_kinds]
+            valid = [m for m in MODELS.names() if kind in MODELS.get(m).data_kinds
+                     and MODELS.get(m).program in (None, self.program)]  # cyclegan-resnet: its program only
             raise ValueError(f"model {self.model.name!r} cannot fit {kind} dataset {self.dataset.name!r}; "
                              f"valid models: {', '.join(valid)}")
         _check_model_fits(self)
@@ -184,7 +185,8 @@ def _check_model_fits(sweep: "SweepConfig") -> None:
     """Image side lengths, and autoencoder discriminators only with the losses built for them."""
     model, ds = MODELS.get(sweep.model.name), DATASETS.get(sweep.dataset.name)
     if model.sizes and ds.shape and ds.shape[-1] not in model.sizes:
-        valid = [m for m in MODELS.names() if ds.shape[-1] in MODELS.get(m).sizes]
+        valid = [m for m in MODELS.names() if ds.shape[-1] in MODELS.get(m).sizes
+                 and MODELS.get(m).program in (None, sweep.program)]
         raise ValueError(f"model {sweep.model.name!r} takes {'/'.join(map(str, model.sizes))}-pixel images, dataset "
                          f"{sweep.dataset.name!r} has {ds.shape[-1]}; valid models: {', '.join(valid)}")
     for loss, _ in sweep.grid.pairs():
