@@ -91,7 +91,13 @@ def test_kill_9_leaves_nothing_the_next_run_cannot_clean_up(tmp_path):
     # leftover processes survived the next run unidentified: see issue 16's note; this checks the mechanism.)
     from flows.interrupt import RUN_ENV
 
-    marked = [c for c in _alive(left) if f"{RUN_ENV}=".encode() in Path(f"/proc/{c}/environ").read_bytes()]
+    def carries_name(pid: int) -> bool:
+        try:
+            return f"{RUN_ENV}=".encode() in Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:  # gone meanwhile
+            return False
+
+    marked = [c for c in _alive(left) if carries_name(c)]
     assert not marked, f"still alive after the next run, carrying {RUN_ENV}: {marked}"
     if _alive(left):
         print(f"left alive without {RUN_ENV} (not started by the run itself?): {_alive(left)}")
