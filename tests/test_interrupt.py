@@ -24,6 +24,15 @@ def _running(store: Path) -> int:
     return sum((r.status == "running").sum() for r in rows)
 
 
+def _wait_training(p: subprocess.Popen, store: Path, sweep: str, running: int) -> None:
+    """Until `running` trials of the sweep train and one has checkpointed; the run's output if it exits first."""
+    deadline = time.monotonic() + 120
+    while _running(store) < running or not list(store.glob(f"sweeps/{sweep}/checkpoints/*/step-*.pt")):
+        assert time.monotonic() < deadline, "the trials never started"
+        assert p.poll() is None, p.stdout.read()[-3000:]
+        time.sleep(0.2)
+
+
 def test_ctrl_c_stops_fast_marks_trials_and_leaves_nothing_behind(tmp_path):
     cfg = tiny_config(train={"steps": 200_000, "checkpoint_every": 100})  # far longer than the test waits
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
@@ -33,11 +42,7 @@ def test_ctrl_c_stops_fast_marks_trials_and_leaves_nothing_behind(tmp_path):
     p = subprocess.Popen([GANSWEEP, "run", str(tmp_path / "c.yaml"), "--storage", str(store), "--sweep-id", "cc"],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
-    deadline = time.monotonic() + 120
-    while _running(store) < 2 or not list(store.glob("sweeps/cc/checkpoints/*/step-*.pt")):
-        assert time.monotonic() < deadline, "the trials never started"
-        assert p.poll() is None, p.stdout.read()[-3000:]
-        time.sleep(0.5)
+    _wait_training(p, store, "cc", 2)
     children = descendants(p.pid)
     assert children, "Ray and the temporary Prefect server run as children of the run"
     t0 = time.monotonic()
@@ -72,11 +77,7 @@ def test_kill_9_leaves_nothing_the_next_run_cannot_clean_up(tmp_path):
     env.pop("GANSWEEP_RUN", None)  # an in-process CLI test of this session may have named the test process
     cmd = [GANSWEEP, "run", str(tmp_path / "c.yaml"), "--storage", str(store), "--sweep-id", "k9"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    deadline = time.monotonic() + 120
-    while _running(store) < 1 or not list(store.glob("sweeps/k9/checkpoints/*/step-*.pt")):
-        assert time.monotonic() < deadline, "the trials never started"
-        assert p.poll() is None, p.stdout.read()[-3000:]
-        time.sleep(0.2)
+    _wait_training(p, store, "k9", 1)
     children = descendants(p.pid)
     p.kill()
     p.wait(timeout=30)
