@@ -8,12 +8,16 @@ terminates every process this one started (Ray, the temporary API server) and ex
 
 kill -9 leaves no handler to run: Ray's daemons and the temporary API server outlive the run. Every
 process a run starts inherits GANSWEEP_RUN=<pid>:<start time> of that run, so the next run (or
-`gansweep cleanup`) finds the processes whose run is gone and stops them (clean_orphans). The sweep
-lock of a dead run on this host is taken over (flows/lock.py) and its `running` trials resume.
+`gansweep cleanup`) finds the processes whose run is gone and stops them (clean_orphans). Ray's agents
+and workers rename themselves (`ray::DashboardAgent`), which can overwrite the start of their
+environment and the marker with it; every Ray process keeps its session's log files open, so a
+process with a file open in a dead run's Ray session directory is that run's too. The sweep lock of
+a dead run on this host is taken over (flows/lock.py) and its `running` trials resume.
 """
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -25,6 +29,8 @@ GRACE_SECONDS = 3.0  # SIGTERM, then SIGKILL whatever still runs
 # signal is.
 STOPPING = threading.Event()
 RUN_ENV = "GANSWEEP_RUN"  # "<pid>:<start time>" of the `gansweep run` that started a process
+# A Ray session directory in a daemon's command line (--session-dir=…, --log_dir=…/session_…/logs).
+SESSION_DIR = re.compile(rb"(/[^\0\s=]*/session_\d{4}-\d\d-\d\d_[\d_-]+)")
 
 
 def _start_time(pid: int) -> str | None:
@@ -42,21 +48,54 @@ def mark_run() -> None:
 
 
 def orphans() -> dict[int, str]:
-    """Live processes started by a run that no longer exists: {pid: that run's name}."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
+    """Live processes started by a run that no longer exists: {pid: that run's name}. Marked ones,
+    then unmarked ones with a file open in a dead run's Ray session directory (renamed agents)."""
+    out, sessions, unmarked = {}, {}, []
+    for pid in _pids():
+        run = _marker(pid)
+        if not run:
+            unmarked.append(pid)
             continue
+        rpid, _, start = run.partition(":")
+        if rpid.isdigit() and _start_time(int(rpid)) != start and _alive(pid):
+            out[pid] = run
+            for d in SESSION_DIR.findall(_read(f"/proc/{pid}/cmdline")):
+                sessions[d.decode() + "/"] = run
+    for pid in unmarked if sessions else []:
+        run = next((sessions[d] for f in _open_files(pid) for d in sessions if f.startswith(d)), None)
+        if run and _alive(pid):
+            out[pid] = run
+    return out
+
+
+def _pids() -> list[int]:
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != os.getpid()]
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:  # gone, or another user's
+        return b""
+
+
+def _marker(pid: int) -> str | None:
+    env = _read(f"/proc/{pid}/environ").split(b"\0")
+    return next((v[len(RUN_ENV) + 1:].decode() for v in env if v.startswith(RUN_ENV.encode() + b"=")), None)
+
+
+def _open_files(pid: int) -> list[str]:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []
+    out = []
+    for fd in fds:
         try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:  # gone, or another user's
-            continue
-        run = next((v[len(RUN_ENV) + 1:].decode() for v in env if v.startswith(RUN_ENV.encode() + b"=")), None)
-        if run and ":" in run:
-            pid, start = run.split(":", 1)
-            if pid.isdigit() and _start_time(int(pid)) != start and _alive(int(entry)):
-                out[int(entry)] = run
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            pass
     return out
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from flows.interrupt import descendants
+from flows.interrupt import _alive, _read, _start_time, descendants
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -61,9 +61,9 @@ def test_ctrl_c_stops_fast_marks_trials_and_leaves_nothing_behind(tmp_path):
     assert rows.error.str.contains("resumes it from its checkpoint").all()
 
 
-def _alive(pids: list[int]) -> list[int]:
-    return [c for c in pids if Path(f"/proc/{c}").exists()
-            and Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+def _same_alive(procs: dict[int, str]) -> list[int]:
+    """The processes of {pid: start time} still alive (not zombies), and not a later process with a reused pid."""
+    return [c for c, start in procs.items() if _start_time(c) == start and _alive(c)]
 
 
 def test_kill_9_leaves_nothing_the_next_run_cannot_clean_up(tmp_path):
@@ -78,30 +78,17 @@ def test_kill_9_leaves_nothing_the_next_run_cannot_clean_up(tmp_path):
     cmd = [GANSWEEP, "run", str(tmp_path / "c.yaml"), "--storage", str(store), "--sweep-id", "k9"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     _wait_training(p, store, "k9", 1)
-    children = descendants(p.pid)
+    children = {c: _start_time(c) for c in descendants(p.pid)}  # pid and start time: one process (pids are reused)
     p.kill()
     p.wait(timeout=30)
     time.sleep(1)
-    left = _alive(children)
-    assert left, "premise: after kill -9 the run's Ray and Prefect server outlive it"
+    assert _same_alive(children), "premise: after kill -9 the run's Ray and Prefect server outlive it"
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
     assert "left running by killed gansweep run(s)" in out and "Traceback" not in out, out[-3000:]
-    # Every process that carries the dead run's name is gone. (Once, after the warm start was merged, 2 of 5
-    # leftover processes survived the next run unidentified: see issue 16's note; this checks the mechanism.)
-    from flows.interrupt import RUN_ENV
-
-    def carries_name(pid: int) -> bool:
-        try:
-            return f"{RUN_ENV}=".encode() in Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:  # gone meanwhile
-            return False
-
-    marked = [c for c in _alive(left) if carries_name(c)]
-    assert not marked, f"still alive after the next run, carrying {RUN_ENV}: {marked}"
-    if _alive(left):
-        print(f"left alive without {RUN_ENV} (not started by the run itself?): {_alive(left)}")
+    left = {c: _read(f"/proc/{c}/cmdline")[:80] for c in _same_alive(children)}
+    assert not left, f"the killed run's processes still alive after the next run: {left}"
     rows = pd.concat(pd.read_parquet(f) for f in store.glob("sweeps/k9/trials/*.parquet"))
     assert (rows.status == "completed").all() and len(rows) == 2 and (rows.steps == 3000).all()
     metrics = pd.read_parquet(store / "sweeps" / "k9" / "metrics")  # resumed: each logged step once, none lost

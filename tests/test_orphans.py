@@ -1,0 +1,48 @@
+"""After kill -9 of a run, the next run finds what that run started (flows/interrupt.py: orphans) and
+nothing else: marked processes, and unmarked ones holding files in a dead run's Ray session directory
+(Ray's renamed agents can lose the marker with the start of their environment). Real processes."""
+import os
+import subprocess
+import sys
+import time
+
+from flows.interrupt import RUN_ENV, _alive, _start_time, clean_orphans, orphans
+
+SLEEPER = "import sys, time; f = open(sys.argv[1], 'a'); print('up', flush=True); time.sleep(120)"
+
+
+def _start(path, env_run: str | None, *extra: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != RUN_ENV}
+    if env_run:
+        env[RUN_ENV] = env_run
+    p = subprocess.Popen([sys.executable, "-c", SLEEPER, str(path), *extra], env=env, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "up"  # its file is open
+    return p
+
+
+def test_the_next_run_stops_a_dead_runs_processes_and_nothing_else(tmp_path):
+    dead_run = f"{os.getpid()}:0"  # this pid with another start time: a run that is gone, its pid reused
+    live_run = f"{os.getpid()}:{_start_time(os.getpid())}"
+    dead, other = tmp_path / "session_2026-01-01_00-00-00_000001_4242", tmp_path / "session_2026-01-01_00-00-00_000002_4343"
+    for d in (dead, other):
+        (d / "logs").mkdir(parents=True)
+    procs = {
+        "daemon of the dead run": _start(dead / "logs" / "gcs.out", dead_run, f"--session-dir={dead}"),
+        "its agent, marker lost": _start(dead / "logs" / "agent.out", None),
+        "another Ray on the machine": _start(other / "logs" / "agent.out", None),
+        "a live run's process": _start(other / "logs" / "raylet.out", live_run, f"--session-dir={other}"),
+    }
+    said = []
+    try:
+        found = {name for name, p in procs.items() if p.pid in orphans()}
+        assert found == {"daemon of the dead run", "its agent, marker lost"}
+        assert clean_orphans(said.append) >= 2, said  # (and any other killed run's leftovers on this machine)
+        time.sleep(0.2)
+        alive = {name for name, p in procs.items() if _alive(p.pid) and p.poll() is None}
+        assert alive == {"another Ray on the machine", "a live run's process"}
+        assert f"{os.getpid()}" in said[0] and "left running by killed gansweep run(s)" in said[0]
+        assert not {p.pid for p in procs.values()} & set(orphans())  # nothing of ours left to find
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
