@@ -187,6 +187,24 @@ def bench_overhead(storage: Storage, steps: int, run_id: str, label: str) -> lis
             (f"P1 cluster CPUs ({label})", float(ray.cluster_resources().get("CPU", 0)))]
 
 
+def bench_contention(storage: Storage, steps: int, n_slots: int) -> list[tuple[str, float]]:
+    """The machine's own limit: the bare loop on every slot at once (one process a slot, as the
+    actors run), against the same loops one at a time. Above 1, the slots share something (memory
+    bandwidth, caches, a host's hyperthreads) that no scheduler removes; P1 and P5 divide by the
+    loop timed alone, so this much of their ratio is the machine's, not the sweep's."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    cfgs = expand_grid(parse_config(bench_config(steps, n_slots)))[:n_slots]  # one trial a slot
+    data = load_data(storage, cfgs[0])
+    with ProcessPoolExecutor(n_slots, mp_context=get_context("spawn"), initializer=torch.set_num_threads,
+                             initargs=(1,)) as ex:
+        alone = [ex.submit(bare_loop, c, data).result() for c in cfgs]  # one after another
+        busy = list(ex.map(bare_loop, cfgs, [data] * n_slots))  # all at once
+        alone += [ex.submit(bare_loop, c, data).result() for c in cfgs]  # again: drift biases neither side
+    return [(f"bare loop with all {n_slots} slots busy / alone", (sum(busy) / len(busy)) / (sum(alone) / len(alone)))]
+
+
 def _steps_for(storage: Storage, seconds: float) -> int:
     """Generator steps that make one bench trial take about `seconds` in the bare loop here."""
     cfg = expand_grid(parse_config(bench_config(200, 1)))[0]
@@ -225,6 +243,7 @@ def run_bench(storage: Storage, short: bool, mnist: str | None = None,
         for label, secs in ([("2 s trials", 2.0)] if short else [("5 s trials", 5.0), ("30 s trials", 30.0)]):
             add(bench_overhead(storage, _steps_for(storage, secs), run_id, label))
         mlp = expand_grid(parse_config(bench_config(300 if short else 3000, 1)))[0]
+        add(bench_contention(storage, _steps_for(storage, 2.0 if short else 10.0), slots(0, 1, 1 << 16)))
         add(bench_data(storage, expand_grid(parse_config(bench_config(300, 4)))))
         add(bench_packing(storage, 4 if short else 16, 50 if short else 1000, run_id))
         add(bench_step_rate(storage, mlp, "mlp ring-8", run_id))
