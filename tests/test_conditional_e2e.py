@@ -63,7 +63,7 @@ def _last_checkpoint(storage, sweep_id, tid) -> dict:
                       weights_only=True)
 
 
-@pytest.mark.parametrize("program", ["acgan"])
+@pytest.mark.parametrize("program", ["cgan-concat", "cgan-projection", "acgan"])
 def test_kill_9_resume_is_bit_identical(ray_session, local_storage, program):
     cfg = tiny_config(program=program, grid={"loss": ["wgan-gp"], "optimizer": ["adam"], "seed": [3]},
                       train={"steps": 200, "checkpoint_every": 50, "log_every": 10})
@@ -97,4 +97,5 @@ def test_kill_9_resume_is_bit_identical(ray_session, local_storage, program):
     ev = EvalConfig(n_samples=800)
     ra = evaluate_trial(trial, local_storage, "ref", ev)
     rb = evaluate_trial(trial, local_storage, "cut", ev)
-    assert [(r["metric"], r["value"]) for r in ra] == [(r["metric"], r["value"]) for r in rb]
+    # NaN (an undefined metric, e.g. reverse_kl_hq with no high-quality sample) equals NaN here
+    np.testing.assert_equal([(r["metric"], r["value"]) for r in ra], [(r["metric"], r["value"]) for r in rb])
