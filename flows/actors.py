@@ -62,7 +62,9 @@ class TrialActor:
             hook = on_eval(storage, sweep_id, ev, es)  # es: early_stop rungs, decided in the hook
         row = run_trial(cfg, storage, sweep_id, _device(), self._on_progress, node, hook,
                         ev.eval_every if hook else 0)
-        if evaluate and ev is not None and row["status"] in ("completed", "stopped"):
+        from gan_tasks.data.schema import DONE
+
+        if evaluate and ev is not None and row["status"] in DONE:
             try:
                 self.evaluate(cfg, storage, sweep_id, ev)
             except Exception as e:  # noqa: BLE001 - the task marks the trial failed, the sweep goes on

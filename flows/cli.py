@@ -1,6 +1,7 @@
 """The gansweep command line."""
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
@@ -147,6 +148,10 @@ def run(config: str,
 
     # Ctrl-C: running trials marked interrupted, every child process stopped, exit 130 (flows/interrupt.py)
     interrupt.install(st, sid, say)
+    # Python's last garbage collection at exit walks every object torch, Prefect and pydantic made: 3-5 s
+    # after the summary, for memory the OS takes back anyway. Frozen by an atexit handler, they are skipped
+    # (the other handlers, Prefect's server stop among them, still run); a caller that goes on is untouched.
+    atexit.register(gc.freeze)
     t0 = time.perf_counter()
     try:
         warm.start_ray(sweep, len(expand_grid(sweep)), sid, ray_address)
@@ -155,10 +160,6 @@ def run(config: str,
                            actors=warm.actors, return_state=True)
     finally:
         warm.close()
-        # Python's last garbage collection at exit walks every object torch, Prefect and pydantic made:
-        # 3-5 s after the summary is printed, for memory the OS takes back anyway. Frozen objects are
-        # skipped (the atexit handlers, Prefect's server stop among them, still run).
-        gc.freeze()
     out = state.result(raise_on_failure=False)
     if isinstance(out, SweepLocked):
         _fail(str(out), 3)

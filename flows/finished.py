@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 import yaml
 
 from gan_tasks.config import SweepConfig, expand_grid, parse_config
+from gan_tasks.data.schema import DONE
 from gan_tasks.data.storage import DamagedFile, Storage
 
-DONE = ("completed", "stopped")  # as flows/sweep.py: a finished trial's statuses
 # Reads in flight at once: object storage answers each small GET in tens of ms; a few in parallel
 # hide that latency without a burst a rate limit would notice.
 READERS = 8

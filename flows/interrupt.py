@@ -57,7 +57,7 @@ def orphans() -> dict[int, str]:
             unmarked.append(pid)
             continue
         rpid, _, start = run.partition(":")
-        if rpid.isdigit() and _start_time(int(rpid)) != start and _alive(pid):
+        if rpid.isdigit() and start and _start_time(int(rpid)) != start and _alive(pid):
             out[pid] = run
             for d in SESSION_DIR.findall(_read(f"/proc/{pid}/cmdline")):
                 sessions[d.decode() + "/"] = run

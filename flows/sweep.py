@@ -23,15 +23,13 @@ from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConf
     parse_config, EvalConfig
 from gan_tasks.data.datasets import ensure_dataset
 from gan_tasks.config.early_stop import EarlyStop
+from gan_tasks.data.schema import DONE
 from gan_tasks.data.storage import DamagedFile, Storage
 
 # torch, pandas, matplotlib and scipy are imported where they are used (trial rows written here on a
 # failure, comparison, rankings, report), not with this module: the driver starts seconds sooner.
 
 POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
-# Statuses of a finished trial: a re-run skips it, it is evaluated, it is no failure. `stopped`: cut
-# short by early_stop (gan_tasks/config/early_stop.py), its rows and checkpoint kept.
-DONE = ("completed", "stopped")
 
 
 def _completed(storage: Storage, sweep_id: str, tid: str) -> bool:

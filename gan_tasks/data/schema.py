@@ -2,11 +2,14 @@
 import pyarrow as pa
 
 _TS = pa.timestamp("us", tz="UTC")
+# Statuses of a finished trial: a re-run skips it, it is evaluated, it is no failure. `stopped`: cut
+# short by early_stop (gan_tasks/config/early_stop.py), its rows and checkpoint kept.
+DONE = ("completed", "stopped")
 
 TRIALS = pa.schema([
     ("sweep_id", pa.string()), ("trial_id", pa.string()), ("loss", pa.string()), ("optimizer", pa.string()),
     ("seed", pa.int64()), ("dataset", pa.string()), ("model", pa.string()),
-    ("status", pa.string()),  # running | completed | diverged | failed
+    ("status", pa.string()),  # running | completed | stopped | diverged | failed | interrupted
     ("steps", pa.int64()),  # generator steps done
     ("wall_seconds", pa.float64()), ("started_at", _TS), ("finished_at", _TS),
     ("error", pa.string()),  # "" unless diverged/failed
