@@ -10,8 +10,11 @@ kill -9 leaves no handler to run: Ray's daemons and the temporary API server out
 process a run starts inherits GANSWEEP_RUN=<pid>:<start time> of that run, so the next run (or
 `gansweep cleanup`) finds the processes whose run is gone and stops them (clean_orphans). Ray's agents
 and workers rename themselves (`ray::DashboardAgent`), which can overwrite the start of their
-environment and the marker with it; every Ray process keeps its session's log files open, so a
-process with a file open in a dead run's Ray session directory is that run's too. The sweep lock of
+environment and the marker with it, and Ray's raylet and GCS may die with the run, leaving those
+agents to init. Every Ray process keeps its session's log files open, and Ray names a session after
+the pid of the process that started it (`session_<date>_<time>_<usec>_<pid>`): a process with a file
+open in a session directory named in a dead run's daemons' command lines, or named after a dead
+run's pid and dated after it started, is that run's too, as is any process below a dead run's one. The sweep lock of
 a dead run on this host is taken over (flows/lock.py) and its `running` trials resume.
 """
 from __future__ import annotations
@@ -31,6 +34,8 @@ STOPPING = threading.Event()
 RUN_ENV = "GANSWEEP_RUN"  # "<pid>:<start time>" of the `gansweep run` that started a process
 # A Ray session directory in a daemon's command line (--session-dir=…, --log_dir=…/session_…/logs).
 SESSION_DIR = re.compile(rb"(/[^\0\s=]*/session_\d{4}-\d\d-\d\d_[\d_-]+)")
+# A session directory's name: its start (local time) and the pid of the process that started it.
+SESSION_NAME = re.compile(r"/session_(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)_\d+_(\d+)$")
 
 
 def _start_time(pid: int) -> str | None:
@@ -48,9 +53,9 @@ def mark_run() -> None:
 
 
 def orphans() -> dict[int, str]:
-    """Live processes started by a run that no longer exists: {pid: that run's name}. Marked ones,
-    then unmarked ones with a file open in a dead run's Ray session directory (renamed agents)."""
-    out, sessions, unmarked = {}, {}, []
+    """Live processes started by a run that no longer exists: {pid: that run's name}. Marked ones, then
+    unmarked ones below them or holding a file in a dead run's Ray session directory (renamed agents)."""
+    out, sessions, unmarked, dead = {}, {}, [], {}
     for pid in _pids():
         run = _marker(pid)
         if not run:
@@ -58,14 +63,33 @@ def orphans() -> dict[int, str]:
             continue
         rpid, _, start = run.partition(":")
         if rpid.isdigit() and start and _start_time(int(rpid)) != start and _alive(pid):
-            out[pid] = run
+            out[pid] = dead[rpid] = run
             for d in SESSION_DIR.findall(_read(f"/proc/{pid}/cmdline")):
-                sessions[d.decode() + "/"] = run
-    for pid in unmarked if sessions else []:
-        run = next((sessions[d] for f in _open_files(pid) for d in sessions if f.startswith(d)), None)
-        if run and _alive(pid):
+                sessions[os.path.realpath(d.decode())] = run
+    for pid in list(out):
+        for child in filter(_alive, descendants(pid)):
+            out.setdefault(child, out[pid])
+    for pid in unmarked if dead else []:
+        dirs = {m.decode() for f in _open_files(pid) for m in SESSION_DIR.findall(f.encode())}
+        run = next(filter(None, (sessions.get(d) or _session_of_dead_run(d, dead) for d in dirs)), None)
+        if run and pid not in out and _alive(pid):
             out[pid] = run
     return out
+
+
+def _session_of_dead_run(session_dir: str, dead: dict[str, str]) -> str | None:
+    """The dead run that started this Ray session: named after its pid, dated after it started."""
+    m = SESSION_NAME.search(session_dir)
+    run = dead.get(m.group(2)) if m else None
+    if run is None:
+        return None
+    made = datetime.strptime(m.group(1), "%Y-%m-%d_%H-%M-%S").timestamp()  # local time, as Ray writes it
+    return run if made >= _boot_time() + int(run.partition(":")[2]) / os.sysconf("SC_CLK_TCK") - 2 else None
+
+
+def _boot_time() -> float:
+    with open("/proc/stat") as f:
+        return float(next(line.split()[1] for line in f if line.startswith("btime ")))
 
 
 def _pids() -> list[int]:

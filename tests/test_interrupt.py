@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from flows.interrupt import _alive, _read, _start_time, descendants
+from flows.interrupt import _alive, _marker, _open_files, _read, _start_time, descendants
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -66,6 +66,14 @@ def _same_alive(procs: dict[int, str]) -> list[int]:
     return [c for c, start in procs.items() if _start_time(c) == start and _alive(c)]
 
 
+def _describe(pid: int) -> str:
+    """What a failure needs to say about a survivor: its name, parent, marker and Ray session files."""
+    name = _read(f"/proc/{pid}/cmdline").split(b"\0")[0].decode(errors="replace")
+    ppid = _read(f"/proc/{pid}/stat").rsplit(b")", 1)[-1].split()[1:2]
+    files = [f for f in _open_files(pid) if "session_" in f][:1]
+    return f"{name} ppid={ppid} marker={_marker(pid)} session files={files}"
+
+
 def test_kill_9_leaves_nothing_the_next_run_cannot_clean_up(tmp_path):
     """kill -9 runs no handler: the next run stops what it left (Ray, the Prefect API server), takes
     over its sweep lock and resumes its `running` trials from their checkpoints."""
@@ -87,8 +95,8 @@ def test_kill_9_leaves_nothing_the_next_run_cannot_clean_up(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
     assert "left running by killed gansweep run(s)" in out and "Traceback" not in out, out[-3000:]
-    left = {c: _read(f"/proc/{c}/cmdline")[:80] for c in _same_alive(children)}
-    assert not left, f"the killed run's processes still alive after the next run: {left}"
+    left = {c: _describe(c) for c in _same_alive(children)}
+    assert not left, f"the killed run's processes still alive after the next run: {left}\n{out[-2000:]}"
     rows = pd.concat(pd.read_parquet(f) for f in store.glob("sweeps/k9/trials/*.parquet"))
     assert (rows.status == "completed").all() and len(rows) == 2 and (rows.steps == 3000).all()
     metrics = pd.read_parquet(store / "sweeps" / "k9" / "metrics")  # resumed: each logged step once, none lost

@@ -46,3 +46,47 @@ def test_the_next_run_stops_a_dead_runs_processes_and_nothing_else(tmp_path):
         for p in procs.values():
             p.kill()
             p.wait()
+
+
+def test_agents_of_a_dead_run_whose_raylet_died_too_are_found_by_their_session_name(tmp_path):
+    """Seen in CI: after kill -9 the raylet and GCS died with the run; its renamed agents (marker lost,
+    parent init) and the marked API server outlived it. Ray names the session after the pid that started
+    it: the agents hold files in a session named after the dead run's pid, dated after that run started."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone_run = f"{gone.pid}:{_start_time(gone.pid)}"
+    gone.wait()  # a run that existed, now gone (its pid free)
+    now = time.strftime("%Y-%m-%d_%H-%M-%S")
+    ours = tmp_path / f"session_{now}_000001_{gone.pid}"
+    older = tmp_path / f"session_2000-01-01_00-00-00_000002_{gone.pid}"  # same pid, long before that run
+    for d in (ours, older):
+        (d / "logs").mkdir(parents=True)
+    procs = {
+        "the API server of the dead run": _start(tmp_path / "server.log", gone_run),
+        "its agent, marker lost": _start(ours / "logs" / "raylet.out", None),
+        "an older session's agent with that pid": _start(older / "logs" / "raylet.out", None),
+    }
+    try:
+        found = {name for name, p in procs.items() if p.pid in orphans()}
+        assert found == {"the API server of the dead run", "its agent, marker lost"}
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
+
+
+def test_what_a_dead_runs_process_started_is_that_runs_too(tmp_path):
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                               "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], env={}); "
+                               "print('up', flush=True); time.sleep(120)"],
+                              env={**os.environ, RUN_ENV: f"{os.getpid()}:0"}, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "up"
+        found = orphans()
+        kids = [pid for pid, run in found.items() if run == f"{os.getpid()}:0" and pid != parent.pid]
+        assert parent.pid in found and len(kids) == 1, found  # the child has no marker (empty environment)
+        clean_orphans(lambda _: None)
+        time.sleep(0.2)
+        assert not _alive(kids[0])
+    finally:
+        parent.kill()
+        parent.wait()
