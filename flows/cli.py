@@ -143,7 +143,7 @@ def run(config: str,
     _quiet_embedded_prefect()
     from flows.warm import WarmStart
 
-    warm = WarmStart()  # the temporary Prefect API starts now, beside the imports and Ray
+    warm = WarmStart(say)  # the temporary Prefect API starts now, beside the imports and Ray
     from flows.sweep import sweep_flow
 
     # Ctrl-C: running trials marked interrupted, every child process stopped, exit 130 (flows/interrupt.py)

@@ -176,7 +176,7 @@ def _alive(pid: int) -> bool:
 def mark_interrupted(storage, sweep_id: str, since: datetime | None = None) -> list[str]:
     """Rewrite this sweep's `running` trial rows as `interrupted`, and rows `failed` at or after
     `since` (the signal: their actor was stopped by us); returns their labels."""
-    from gan_tasks.training.trial import write_trial_row
+    from gan_tasks.training.rows import write_trial_row
 
     folder = ("sweeps", sweep_id, "trials")
     done = []

@@ -126,7 +126,7 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
     elif _completed(storage, sweep_id, cfg.trial_id):
         logger.info("%s already completed in %s: skipped", cfg.label, sweep_id)
         return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
-    from gan_tasks.training.trial import trial_row, write_trial_row
+    from gan_tasks.training.rows import trial_row, write_trial_row
 
     art = create_progress_artifact(0.0, description=f"{cfg.label} ({cfg.trial_id}): waiting for an actor")
     actor = pool.borrow()
@@ -173,7 +173,7 @@ def _progress_text(cfg: TrialConfig, step: int, steps: int, rate: float | None, 
 def train_pack(cfgs: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
                force: bool = False) -> list[dict]:
     """pack_seeds > 1: the seeds of one cell trained together in one actor (gan_tasks/training/packing.py)."""
-    from gan_tasks.training.trial import trial_row, write_trial_row
+    from gan_tasks.training.rows import trial_row, write_trial_row
 
     for c in cfgs if force else []:
         forget_trial(storage, sweep_id, c.trial_id)
@@ -222,9 +222,9 @@ def _tags(t: TrialConfig) -> list[str]:
     starts without PREFECT_API_URL, which has no UI and ends with the run. Each tag costs its task
     run a concurrency-slot acquire, lease and release (API round trips against SQLite on the same
     cores): with 256 one-second trials on 2 busy cores, that API answered 503 and the flow crashed."""
-    from prefect.settings import PREFECT_API_URL
+    from flows.warm import on_temporary_api
 
-    if not PREFECT_API_URL.value():
+    if on_temporary_api():
         return []
     return [f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}", f"seed:{t.seed}"]
 
@@ -360,7 +360,7 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
 def mark_failed(storage: Storage, sweep_id: str, cfg: TrialConfig, error: str) -> dict:
     """A trial that trained but could not be evaluated has no result: it is `failed` in its row, the
     summary and the exit code, and a re-run evaluates it again (its last checkpoint is kept)."""
-    from gan_tasks.training.trial import write_trial_row
+    from gan_tasks.training.rows import write_trial_row
 
     path = ("sweeps", sweep_id, "trials", f"{cfg.trial_id}.parquet")
     row = storage.read_parquet(*path).to_pylist()[-1]

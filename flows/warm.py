@@ -1,28 +1,47 @@
 """`gansweep run`'s start-up, overlapped: the temporary Prefect API, Ray and the trial actors start
 side by side instead of one after the other.
 
-Without PREFECT_API_URL a flow run starts Prefect's temporary API server (a subprocess: seconds) on
-its first API call, then the flow starts Ray (seconds), then the actors (a process each importing
-torch: seconds). Here the server starts in a thread while the main thread imports the flow, starts
-Ray and the sweep's actors; the flow then finds the server up (Prefect keeps one per process) and
-takes the actors over by the name it is given (`actors`, flows/actors.py: pool_name). Nothing else changes: same server,
-same Ray, same actors, the flow run and its task runs as before.
+Without PREFECT_API_URL a flow run starts Prefect's temporary API server (a uvicorn subprocess) on
+its first API call, then the flow starts Ray, then the actors (a process each importing torch).
+Here the server is spawned first thing, with the command line and environment Prefect gives it
+(`SubprocessASGIServer`, prefect/server/api/server.py), and the run points PREFECT_API_URL at it;
+while it starts, the main thread starts Ray and the sweep's actors; the flow takes the actors over by
+the name it is given (`actors`, flows/actors.py: pool_name). Starting it ourselves rather than through
+Prefect's class spares the driver importing Prefect's server code (~3 s of CPU, on the cores the
+server and Ray start on) before the spawn. Same server, same flow run and task runs as before; it
+stops at exit, after Prefect's own exit handlers have sent their last logs and events.
 """
 from __future__ import annotations
 
-import threading
+import atexit
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+TEMPORARY_API = "GANSWEEP_TEMPORARY_API"  # the API URL of the temporary server this run started
+
+
+def on_temporary_api() -> bool:
+    """Whether Prefect talks to a temporary API (ours, or Prefect's own when no API URL is set)."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    return not url or url == os.environ.get(TEMPORARY_API)
 
 
 class WarmStart:
-    def __init__(self):
-        """Starts the temporary Prefect API in a thread, if this run will use one."""
+    def __init__(self, say=print):
+        """Spawns the temporary Prefect API, if this run will use one."""
         from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
-        self.started_ray, self._pool, self.actors = False, None, None
-        self._api = None
+        self.started_ray, self._pool, self.actors, self._server = False, None, None, None
         if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-            self._api = threading.Thread(target=_start_api, name="gansweep-prefect-api", daemon=True)
-            self._api.start()
+            self._server = _TemporaryAPI()
+            say(f"temporary Prefect API on {self._server.address} (no PREFECT_API_URL set; it ends with this run)")
 
     def start_ray(self, sweep, n_trials: int, sweep_id: str, ray_address: str | None) -> None:
         """Ray, and the sweep's actors on a local Ray (a cluster's start when the flow asks for them)."""
@@ -37,9 +56,9 @@ class WarmStart:
             self._pool = sweep_pool(sweep, n_trials, self.actors)  # held here until the flow takes them over
 
     def wait(self) -> None:
-        """Until the API server answers (or failed: the flow's own first call then says why)."""
-        if self._api is not None:
-            self._api.join()
+        """Until the API server answers."""
+        if self._server is not None:
+            self._server.wait()
 
     def close(self) -> None:
         import ray
@@ -48,10 +67,76 @@ class WarmStart:
             ray.shutdown()
 
 
-def _start_api() -> None:
-    from prefect.server.api.server import SubprocessASGIServer
+class _TemporaryAPI:
+    """Prefect's temporary API server, as Prefect starts it, on a free local port; this process's
+    Prefect settings point at it from now on."""
 
-    try:
-        SubprocessASGIServer().start()  # the instance a flow's get_client() uses (one per port: None)
-    except Exception:  # noqa: BLE001 - the flow's get_client() starts it again and reports the error
-        pass
+    def __init__(self):
+        from prefect.context import refresh_global_settings_context
+        from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+        self.timeout = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+        self._spawn()
+        atexit.register(self.stop)  # registered before Prefect's log and event workers: runs after them
+        os.environ["PREFECT_API_URL"] = os.environ[TEMPORARY_API] = self.api_url
+        os.environ.setdefault("PREFECT_UI_URL", "")  # it serves no UI: no "View at" link to a dead page
+        refresh_global_settings_context()  # Prefect read its settings at import
+
+    def _spawn(self) -> None:
+        import prefect
+        from prefect.settings import get_current_settings
+
+        self.port = _free_port()
+        self.address, self.api_url = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{self.port}/api"
+        env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True),
+               "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        env.pop("PREFECT_API_URL", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "error", "--lifespan", "on"], env=env)
+
+    def wait(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() == 3:  # uvicorn: the port was taken meanwhile. Another one, as Prefect does
+                from prefect.context import refresh_global_settings_context
+
+                self._spawn()
+                os.environ["PREFECT_API_URL"] = os.environ[TEMPORARY_API] = self.api_url
+                refresh_global_settings_context()
+                continue
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Prefect's temporary API server exited with code {self.process.returncode} "
+                                   f"before answering on {self.address} (its errors are above)")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"Prefect's temporary API server did not answer on {self.address} within "
+                           f"{self.timeout} s (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _free_port() -> int:
+    """A free port in 8000-8999, as Prefect picks one: outside the kernel's range for port 0, from which
+    Ray's processes take theirs while this server is still importing (before it binds)."""
+    for port in random.sample(range(8000, 9000), 50):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port in 8000-8999 for Prefect's temporary API server")

@@ -190,10 +190,9 @@ def _published_html(storage: Storage, sweep_id: str) -> str:
 
 def _provenance(storage: Storage, ev: pd.DataFrame) -> str:
     """Which extractor (and weights hash) produced the image metrics, and the library versions."""
-    import torch
-    import torch_fidelity
+    from importlib.metadata import version  # not `import torch` for a version string: ~3 s in the driver
 
-    lines = [f"torch {torch.__version__}, torch-fidelity {torch_fidelity.__version__}"]
+    lines = [f"torch {version('torch')}, torch-fidelity {version('torch-fidelity')}"]
     if not ev.empty and "extractor" in ev:
         for (name, h), _ in ev[ev.extractor.fillna("") != ""].groupby(["extractor", "extractor_hash"]):
             line = f"feature extractor {name}, weights sha256[:16] {h}"

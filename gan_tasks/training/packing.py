@@ -203,7 +203,7 @@ def run_packed(cfgs: list["TrialConfig"], storage: "Storage", sweep_id: str, dev
     """Train the seeds of one cell packed, from scratch; one trial row per seed. Returns those rows."""
     import json
 
-    from gan_tasks.training.trial import _now, trial_row, write_trial_row
+    from gan_tasks.training.rows import now as _now, trial_row, write_trial_row
 
     started = _now()
     for c in cfgs:

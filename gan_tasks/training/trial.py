@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import time
-from datetime import datetime, timezone
 from typing import Callable
 
 import numpy as np
@@ -23,6 +22,7 @@ from gan_tasks.data import schema
 from gan_tasks.data.storage import BackgroundWriter, Storage
 from gan_tasks.methods.programs import PROGRAMS
 from gan_tasks.training.program import Program
+from gan_tasks.training.rows import now, trial_row, write_trial_row  # noqa: F401 - re-exported
 
 log = logging.getLogger("gansweep.train")
 
@@ -35,10 +35,6 @@ class Diverged(RuntimeError):
     def __init__(self, step: int, what: str):
         super().__init__(f"non-finite {what} at step {step}")
         self.step = step
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Trial:
@@ -196,25 +192,11 @@ class Trial:
 _WHAT = {"G": "generator", "D": "discriminator"}
 
 
-def trial_row(cfg: TrialConfig, sweep_id: str, status: str, steps: int, started: datetime,
-              finished: datetime | None, error: str = "", device: str = "", node: str = "") -> dict:
-    return {"sweep_id": sweep_id, "trial_id": cfg.trial_id, "loss": cfg.loss.name, "optimizer": cfg.optimizer.name,
-            "seed": cfg.seed, "dataset": cfg.dataset.name, "model": cfg.model.name, "status": status,
-            "steps": steps, "wall_seconds": ((finished or _now()) - started).total_seconds(),
-            "started_at": started, "finished_at": finished, "error": error, "device": device, "node": node,
-            "config_json": json.dumps(cfg.model_dump(mode="json"), sort_keys=True), "cell": cfg.cell}
-
-
-def write_trial_row(storage: Storage, row: dict) -> None:
-    table = pa.Table.from_pylist([row], schema=schema.TRIALS)
-    storage.write_parquet(table, "sweeps", row["sweep_id"], "trials", f"{row['trial_id']}.parquet")
-
-
 def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "cpu",
               on_progress: Callable[[int, int, float], None] | None = None, node: str = "",
               on_eval: Callable[[Trial], None] | None = None, eval_every: int = 0) -> dict:
     """Train (or resume) one trial to completion; record its status row. Returns that row."""
-    started = _now()
+    started = now()
     base = ("sweeps", sweep_id, "checkpoints", cfg.trial_id)
     storage.write_bytes(json.dumps(cfg.model_dump(mode="json"), indent=1).encode(), *base, "config.json")
     trial = None
@@ -240,6 +222,6 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
         except Exception as e:  # noqa: BLE001 - the trial has failed already; say why storage did too
             err += f"; and a background write failed: {type(e).__name__}: {e}"
         trial.flush_metrics()  # keep the curve up to the failure: it is what explains it
-    row = trial_row(cfg, sweep_id, status, trial.step if trial else 0, started, _now(), err, device, node)
+    row = trial_row(cfg, sweep_id, status, trial.step if trial else 0, started, now(), err, device, node)
     write_trial_row(storage, row)
     return row

@@ -70,7 +70,7 @@ def main() -> None:
     bare = a.seconds * len(rows)
     again, _, _ = timed_run(cmd, a.checkout)
     phases = [
-        ("command start -> temporary Prefect API starting", first(lines, "Starting temporary server")),
+        ("command start -> temporary Prefect API starting", first(lines, "temporary Prefect API on")),
         ("command start -> flow run created", first(lines, "Beginning flow run")),
         ("command start -> first trial training (trial row started_at)", t_first),
         ("first trial -> last trial done", t_last - t_first),

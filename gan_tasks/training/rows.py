@@ -1,0 +1,32 @@
+"""A trial's row in `trials/<trial_id>.parquet` (schema: gan_tasks/data/schema.py TRIALS), built and
+written without torch: the sweep's driver writes rows too (a failed actor, Ctrl-C, a pack's failure),
+and importing torch there cost every sweep's first trial ~2.5 s (16 task-run threads waited on the
+import lock of the first one's `import torch`)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from gan_tasks.config import TrialConfig
+from gan_tasks.data import schema
+from gan_tasks.data.storage import Storage
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def trial_row(cfg: TrialConfig, sweep_id: str, status: str, steps: int, started: datetime,
+              finished: datetime | None, error: str = "", device: str = "", node: str = "") -> dict:
+    return {"sweep_id": sweep_id, "trial_id": cfg.trial_id, "loss": cfg.loss.name, "optimizer": cfg.optimizer.name,
+            "seed": cfg.seed, "dataset": cfg.dataset.name, "model": cfg.model.name, "status": status,
+            "steps": steps, "wall_seconds": ((finished or now()) - started).total_seconds(),
+            "started_at": started, "finished_at": finished, "error": error, "device": device, "node": node,
+            "config_json": json.dumps(cfg.model_dump(mode="json"), sort_keys=True), "cell": cfg.cell}
+
+
+def write_trial_row(storage: Storage, row: dict) -> None:
+    table = pa.Table.from_pylist([row], schema=schema.TRIALS)
+    storage.write_parquet(table, "sweeps", row["sweep_id"], "trials", f"{row['trial_id']}.parquet")
