@@ -137,6 +137,30 @@ def _loopback_addresses():
         ray_constants.ENABLE_RAY_CLUSTER = cluster_mode  # a later ray.init(address=...) resolves as usual
 
 
+@contextlib.contextmanager
+def _any_free_agent_port():
+    """While active, a new local Ray's dashboard agent serves HTTP on a port the OS picks.
+
+    Ray's default is the fixed port 52365 and ray.init cannot change it: with another local Ray on the
+    machine (a second sweep, a notebook, a benchmark's own Ray) the agent retries for 4.4 s, then runs
+    without its HTTP server, and ray.init waits for it (measured: 6.4 s instead of 2.4 s). Port 0 is
+    Ray's own "dynamic port" case (ray/dashboard/agent.py).
+    """
+    from ray._private.parameter import RayParams
+
+    init = RayParams.__init__
+
+    def free_port_init(self, *args, **kwargs):
+        kwargs.setdefault("dashboard_agent_listen_port", 0)
+        init(self, *args, **kwargs)
+
+    RayParams.__init__ = free_port_init
+    try:
+        yield
+    finally:
+        RayParams.__init__ = init
+
+
 def start_local_ray(**kwargs) -> None:
     """A local Ray whose every server (GCS, raylet, workers, agents) listens on 127.0.0.1 only."""
     kwargs.setdefault("include_dashboard", False)  # no web UI unless someone asks for one
@@ -150,7 +174,7 @@ def start_local_ray(**kwargs) -> None:
     level = auth_log.level
     auth_log.setLevel(logging.ERROR)
     try:
-        with _loopback_addresses():
+        with _loopback_addresses(), _any_free_agent_port():
             ray.init(**kwargs)
     finally:
         auth_log.setLevel(level)
