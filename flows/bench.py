@@ -239,6 +239,15 @@ def run_bench(storage: Storage, short: bool, mnist: str | None = None,
         # P5 first, Ray Tune's run of the same trials last: the longest, and the one not ours.
         p5, p5_config, p5_ideal = bench_many(storage, short, run_id, slots(0, 1, 1 << 16))
         add(p5)
+        # P1 runs its flows in this process. Like Ray's, the temporary Prefect API's start is paid once per
+        # process (`gansweep run`: P5's start-up above), not per sweep: started here, reported on its own.
+        from flows.warm import start_temporary_api
+
+        t0 = time.perf_counter()
+        api = start_temporary_api(lambda _: None)
+        if api is not None:
+            api.wait()
+            add([("Prefect temporary API start seconds (once per process; not in P1)", time.perf_counter() - t0)])
         # Short: ~2 s trials (CI smoke run); full: trials of ~5 s and of ~30 s (the target's).
         for label, secs in ([("2 s trials", 2.0)] if short else [("5 s trials", 5.0), ("30 s trials", 30.0)]):
             add(bench_overhead(storage, _steps_for(storage, secs), run_id, label))

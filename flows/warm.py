@@ -36,12 +36,8 @@ def on_temporary_api() -> bool:
 class WarmStart:
     def __init__(self, say=print):
         """Spawns the temporary Prefect API, if this run will use one."""
-        from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-        self.started_ray, self._pool, self.actors, self._server = False, None, None, None
-        if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-            self._server = _TemporaryAPI()
-            say(f"temporary Prefect API on {self._server.address} (no PREFECT_API_URL set; it ends with this run)")
+        self.started_ray, self._pool, self.actors = False, None, None
+        self._server = start_temporary_api(say)
 
     def start_ray(self, sweep, n_trials: int, sweep_id: str, ray_address: str | None) -> None:
         """Ray, and the sweep's actors on a local Ray (a cluster's start when the flow asks for them)."""
@@ -65,6 +61,17 @@ class WarmStart:
 
         if self.started_ray and ray.is_initialized():
             ray.shutdown()
+
+
+def start_temporary_api(say=print) -> "_TemporaryAPI | None":
+    """Prefect's temporary API, spawned now, when no PREFECT_API_URL is set (None otherwise)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return None
+    server = _TemporaryAPI()
+    say(f"temporary Prefect API on {server.address} (no PREFECT_API_URL set; it ends with this run)")
+    return server
 
 
 class _TemporaryAPI:
