@@ -78,10 +78,11 @@ def orphans() -> dict[int, str]:
 
 
 def _session_of_dead_run(session_dir: str, dead: dict[str, str]) -> str | None:
-    """The dead run that started this Ray session: named after its pid, dated after it started."""
+    """The dead run that started this Ray session: named after its pid, dated after it started, and no
+    process has that pid now (a live one may have started the session: a notebook's Ray, the test run's)."""
     m = SESSION_NAME.search(session_dir)
     run = dead.get(m.group(2)) if m else None
-    if run is None:
+    if run is None or os.path.exists(f"/proc/{m.group(2)}"):  # that pid lives again: the session may be its
         return None
     made = datetime.strptime(m.group(1), "%Y-%m-%d_%H-%M-%S").timestamp()  # local time, as Ray writes it
     return run if made >= _boot_time() + int(run.partition(":")[2]) / os.sysconf("SC_CLK_TCK") - 2 else None

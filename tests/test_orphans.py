@@ -65,9 +65,15 @@ def test_agents_of_a_dead_run_whose_raylet_died_too_are_found_by_their_session_n
         "its agent, marker lost": _start(ours / "logs" / "raylet.out", None),
         "an older session's agent with that pid": _start(older / "logs" / "raylet.out", None),
     }
+    # A dead run's pid that lives again (here: this test process, `<pid>:0` being a dead run's marker) may have
+    # started its own Ray since: its session's processes are never taken for the dead run's.
+    mine = tmp_path / f"session_{now}_000003_{os.getpid()}"
+    (mine / "logs").mkdir(parents=True)
+    procs["a dead run's marked process"] = _start(tmp_path / "x.log", f"{os.getpid()}:0")
+    procs["a live process's Ray, its pid once a dead run's"] = _start(mine / "logs" / "raylet.out", None)
     try:
         found = {name for name, p in procs.items() if p.pid in orphans()}
-        assert found == {"the API server of the dead run", "its agent, marker lost"}
+        assert found == {"the API server of the dead run", "its agent, marker lost", "a dead run's marked process"}
     finally:
         for p in procs.values():
             p.kill()
