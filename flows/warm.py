@@ -79,18 +79,17 @@ class _TemporaryAPI:
     Prefect settings point at it from now on."""
 
     def __init__(self):
-        from prefect.context import refresh_global_settings_context
         from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
         self.timeout = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+        os.environ.setdefault("PREFECT_UI_URL", "")  # it serves no UI: no "View at" link to a dead page
         self._spawn()
         atexit.register(self.stop)  # registered before Prefect's log and event workers: runs after them
-        os.environ["PREFECT_API_URL"] = os.environ[TEMPORARY_API] = self.api_url
-        os.environ.setdefault("PREFECT_UI_URL", "")  # it serves no UI: no "View at" link to a dead page
-        refresh_global_settings_context()  # Prefect read its settings at import
 
     def _spawn(self) -> None:
+        """The server on a free port, and this process's Prefect settings pointing at it."""
         import prefect
+        from prefect.context import refresh_global_settings_context
         from prefect.settings import get_current_settings
 
         self.port = _free_port()
@@ -102,16 +101,14 @@ class _TemporaryAPI:
             [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
              "--log-level", "error", "--lifespan", "on"], env=env)
+        os.environ["PREFECT_API_URL"] = os.environ[TEMPORARY_API] = self.api_url
+        refresh_global_settings_context()  # Prefect read its settings at import
 
     def wait(self) -> None:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.process.poll() == 3:  # uvicorn: the port was taken meanwhile. Another one, as Prefect does
-                from prefect.context import refresh_global_settings_context
-
                 self._spawn()
-                os.environ["PREFECT_API_URL"] = os.environ[TEMPORARY_API] = self.api_url
-                refresh_global_settings_context()
                 continue
             if self.process.poll() is not None:
                 raise RuntimeError(f"Prefect's temporary API server exited with code {self.process.returncode} "

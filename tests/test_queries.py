@@ -9,7 +9,7 @@ import pytest
 from gan_tasks.data import schema
 from gan_tasks.evaluation import queries
 from gan_tasks.config import cell_label, expand_grid, parse_config
-from gan_tasks.training.trial import trial_row, write_trial_row
+from gan_tasks.training.rows import trial_row, write_trial_row
 from tests.conftest import tiny_config
 
 QUERIES = (queries.with_pandas, queries.with_duckdb, queries.with_polars)

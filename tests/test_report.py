@@ -11,7 +11,7 @@ import pyarrow as pa
 from gan_tasks.data import schema
 from gan_tasks.config import expand_grid, parse_config
 from gan_tasks.evaluation.report import render_html
-from gan_tasks.training.trial import trial_row, write_trial_row
+from gan_tasks.training.rows import trial_row, write_trial_row
 from tests.conftest import tiny_config
 
 

@@ -1,10 +1,12 @@
 """`gansweep run` without PREFECT_API_URL (the embedded default) spawns Prefect's temporary API itself
 (flows/warm.py), first thing, and points Prefect at it: the flow run and every trial's task run are on
 it while the sweep runs (no tags there: each costs concurrency-slot round trips), no "View at" link to
-a UI it does not serve, and the server is gone when the command ends."""
+a UI it does not serve, and the server is gone when the command ends. Its local Ray starts without waiting
+on the dashboard agent's fixed port when another Ray holds it."""
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +34,11 @@ def test_the_run_starts_its_own_temporary_api_uses_it_and_stops_it(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "RAY_ADDRESS": ""}
     env.pop("PREFECT_API_URL", None)
+    held = socket.socket()  # another local Ray's dashboard agent port: the run's own agent must take another
+    try:
+        held.bind(("127.0.0.1", 52365))
+    except OSError:
+        pass  # held already (the test session's Ray, on older code): the same conflict
     p = subprocess.Popen([GANSWEEP, "run", str(tmp_path / "c.yaml"), "--storage", str(tmp_path / "store"),
                           "--sweep-id", "api"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = []
@@ -58,3 +65,9 @@ def test_the_run_starts_its_own_temporary_api_uses_it_and_stops_it(tmp_path):
     assert not _alive(server[0]), "the API server outlived the run"
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
+    held.close()
+    # Ray names the run's session after its pid; its agent served on a port of its own, without retries
+    session = [d for d in Path("/tmp/ray").glob(f"session_*_{p.pid}") if d.is_dir()]
+    assert len(session) == 1, session
+    agent_log = (session[0] / "logs" / "dashboard_agent.log").read_text()
+    assert "Failed to bind" not in agent_log and "Dashboard agent http address: 127.0.0.1:" in agent_log

@@ -22,7 +22,7 @@ from gan_tasks.data import schema
 from gan_tasks.data.storage import BackgroundWriter, Storage
 from gan_tasks.methods.programs import PROGRAMS
 from gan_tasks.training.program import Program
-from gan_tasks.training.rows import now, trial_row, write_trial_row  # noqa: F401 - re-exported
+from gan_tasks.training.rows import now, trial_row, write_trial_row
 
 log = logging.getLogger("gansweep.train")
 
