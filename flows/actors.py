@@ -95,8 +95,10 @@ class ActorPool:
         import queue
 
         # name: actors named <name>-<i>, taken over if they exist already (`gansweep run` starts them
-        # while the Prefect API starts, before the flow that uses them: flows/warm.py)
+        # while the Prefect API starts, before the flow that uses them; WarmActors keeps them between
+        # sweeps: flows/warm.py). Named actors belong to whoever named them: leaving `with`, they run on.
         self.actors = [make_actor(gpus, cpus, restarts, name and f"{name}-{i}") for i in range(size)]
+        self.owned = name is None
         self._free: "queue.Queue" = queue.Queue()
         for a in self.actors:
             self._free.put(a)
@@ -115,7 +117,8 @@ class ActorPool:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.shutdown()
+        if self.owned:
+            self.shutdown()
 
 
 @contextlib.contextmanager

@@ -332,7 +332,8 @@ def _key(sweep_id: str, what: str) -> str:
 def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_address: str | None = None,
                s3_endpoint_url: str | None = None, force: bool = False, fail_on_regression: bool = False,
                actors: str | None = None):
-    """actors: the name of trial actors started already (`gansweep run`, flows/warm.py), taken over."""
+    """actors: the name of trial actors started already (`gansweep run`, WarmActors: flows/warm.py),
+    borrowed, and left running at the end: whoever named them stops them."""
     sweep = parse_config(config)
     trials = expand_grid(sweep)
     storage = Storage.parse(storage_url, s3_endpoint_url)
