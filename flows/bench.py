@@ -168,15 +168,18 @@ def bench_overhead(storage: Storage, steps: int, run_id: str, label: str, warm=N
     raw = bench_config(steps, 4)
     trials = expand_grid(parse_config(raw))
     data = load_data(storage, trials[0])
-    bare = [bare_loop(t, data) for t in trials]
+    # Half the bare trials before the flow, half after (every other one: both losses on each side): a
+    # machine whose speed drifts (this one's host varies by 20 % within minutes) biases neither side.
+    bare = [bare_loop(t, data) for t in trials[::2]]
     n_slots = slots(0, 1, len(trials))
-    ideal = sum(bare) / n_slots
     sid = f"bench-p1-{re.sub('[^A-Za-z0-9]', '', label)}-{run_id}"
     flow_start = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     actors = warm.for_sweep(raw) if warm is not None else None
     sweep_flow(raw, storage.url, sid, None, storage.endpoint_url, actors=actors)
     sweep_s = time.perf_counter() - t0
+    bare += [bare_loop(t, data) for t in trials[1::2]]
+    ideal = sum(bare) / n_slots
     rows = storage.read_table("sweeps", sid, "trials").to_pandas()
     first, last = rows.started_at.min(), rows.finished_at.max()
     startup = (first - flow_start).total_seconds()
