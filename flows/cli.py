@@ -6,6 +6,7 @@ import gc
 import os
 import sys
 import time
+import warnings
 from typing import Optional
 
 import typer
@@ -306,9 +307,12 @@ def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule
           ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS"),
           s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL", help=ENDPOINT_HELP),
           name: str = typer.Option("nightly", help="deployment name"),
-          fail_on_regression: bool = typer.Option(True, help="a night that regresses beyond the seed CI fails")) -> None:
-    """Serve the nightly deployment of CONFIG on a cron schedule, without a work pool."""
-    from flows.nightly import nightly
+          prefect_port: int = typer.Option(4200, help="port of the Prefect server serve starts when no "
+                                           "PREFECT_API_URL is set (UI and API)"),
+          fail_on_regression: bool = typer.Option(True, help="a night with a significant regression fails")) -> None:
+    """Serve the nightly deployment of CONFIG on a cron schedule, without a work pool.
+
+    Without PREFECT_API_URL it starts a Prefect server with its scheduler (flows/local_server.py)."""
     from gan_tasks.data.storage import Storage
 
     _load(config)  # refuse a bad config now, not at 2 am
@@ -318,13 +322,28 @@ def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule
         _fail(str(e))
     # A local path is made absolute: the run happens later, from whatever directory the runner is in.
     url = storage if st.is_s3 or "://" in storage else os.path.abspath(storage)
-    from flows import interrupt
+    from flows import interrupt, local_server
 
-    interrupt.clean_orphans(lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False))
+    say = lambda msg: console.print(msg, soft_wrap=True, highlight=False, markup=False)  # noqa: E731
+    interrupt.clean_orphans(say)
     interrupt.mark_run()  # the nights' Ray and Prefect processes carry this server's name
-    nightly.serve(name=name, cron=cron, parameters={"config_path": os.path.abspath(config), "storage_url": url,
-                                                    "s3_endpoint_url": s3_endpoint_url, "ray_address": ray_address,
-                                                    "fail_on_regression": fail_on_regression})
+    try:
+        if os.environ.get("PREFECT_API_URL"):
+            local_server.check_external(os.environ["PREFECT_API_URL"])
+        else:
+            local_server.LocalServer(prefect_port, say).start()
+    except local_server.ServerError as e:
+        _fail(str(e))
+    # Prefect's runner stops on SIGTERM through a coroutine it never awaits: its warning is noise.
+    warnings.filterwarnings("ignore", message="coroutine 'Runner.astop' was never awaited")
+    from flows.nightly import nightly  # imports Prefect: after PREFECT_API_URL is set
+
+    try:
+        nightly.serve(name=name, cron=cron, parameters={"config_path": os.path.abspath(config), "storage_url": url,
+                                                        "s3_endpoint_url": s3_endpoint_url, "ray_address": ray_address,
+                                                        "fail_on_regression": fail_on_regression})
+    except KeyboardInterrupt:
+        say("serve stopped")
 
 
 @app.command()
