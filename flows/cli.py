@@ -198,8 +198,8 @@ def _as_url(where: str) -> str:
 
 
 def _best_cells(st, sid: str, top: int = 5) -> None:
-    """The closing table: per ranked metric, the best cells with their mean, 95 % CI over seeds and
-    Welch's test against the best cell. Plain aligned lines: nothing is cut at 80 columns."""
+    """The closing table: per ranked metric, the best cells with their mean, 95 % CI over seeds (cut to the
+    metric's bounds) and the test against the best cell (p_adj: Holm). Plain aligned lines: nothing is cut."""
     t = st.read_table("sweeps", sid, "rankings")
     if t is None or t.num_rows == 0:
         return
@@ -207,12 +207,14 @@ def _best_cells(st, sid: str, top: int = 5) -> None:
     rows = []
     for metric, g in ranks.groupby("metric", sort=False):
         for r in g.sort_values("rank").head(top).itertuples():
-            ci = f"[{r.ci95_low:.3g}, {r.ci95_high:.3g}]" if r.ci95_low == r.ci95_low else ""
-            vs = (f"p={r.p_value:.2g}" + (" *" if r.significant else "")) if r.p_value == r.p_value else (
+            ci = f"[{r.ci95_low:.3g}, {r.ci95_high:.3g}]" if r.ci95_low == r.ci95_low else (
+                "no spread" if "no spread" in r.note else "")
+            vs = (f"p_adj={r.p_adj:.2g}" + (" *" if r.significant else "")) if r.p_adj == r.p_adj else (
                 "best" if r.rank == 1 else "")
             seeds = f"{r.seeds}" + (f" ({r.seeds_failed} failed)" if r.seeds_failed else "")
             rows.append((metric, str(r.rank), f"{r.loss}/{r.optimizer}", f"{r.mean:.3g}", ci, seeds, vs))
-    console.print("\n[bold]best cells[/bold] (mean over seeds; * = worse than the best at p < 0.05, Welch's t-test)",
+    console.print("\n[bold]best cells[/bold] (mean over seeds; * = worse than the best at p_adj <= 0.05: exact "
+                  "permutation test or Welch's, Holm over all pairs of cells)",
                   soft_wrap=True)
     _aligned(("metric", "rank", "cell", "mean", "95 % CI", "seeds", "vs best"), rows)
 
@@ -393,7 +395,8 @@ def published_(sweep_id: str, storage: str = typer.Option("gansweep-results", he
                out: Optional[str] = typer.Option(None, help="also write the markdown to this file"),
                s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
                                                              help=ENDPOINT_HELP)) -> None:
-    """The sweep config's published table beside the measured values, with a verdict per figure (markdown)."""
+    """The sweep config's published table beside the measured values, with an absolute and an ordering verdict
+    per figure (markdown)."""
     from gan_tasks.evaluation.report import sweep_comparison
 
     st = _sweeps_in(storage, s3_endpoint_url, sweep_id)

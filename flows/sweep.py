@@ -309,7 +309,7 @@ def report(storage: Storage, sweep_id: str) -> dict:
     counts = table["status"].value_counts().to_dict() if not table.empty else {}
     create_markdown_artifact(f"# Sweep {sweep_id}\n\nReport: `{url}`\n\nStatus: {counts}\n\n"
                              + table.drop(columns=["error"], errors="ignore").to_markdown(index=False)
-                             + "\n\n## Rankings (mean over seeds, 95 % CI, Welch's test vs the best cell)\n\n"
+                             + "\n\n## Rankings (mean over seeds, 95 % CI, test vs the best cell with Holm's p_adj)\n\n"
                              + _ranking_md(ranks),
                              key=_key(sweep_id, "report"), description="Sweep report")
     return {"report": url, "counts": counts}
@@ -319,7 +319,7 @@ def _ranking_md(ranks) -> str:
     if ranks.empty:
         return "(no metrics)"
     cols = ["metric", "rank", "loss", "optimizer", "mean", "ci95_low", "ci95_high", "best_value", "seeds",
-            "seeds_failed", "p_value", "significant", "note"]
+            "seeds_failed", "p_value", "p_adj", "significant", "note"]
     return ranks[cols].to_markdown(index=False, floatfmt=".4g")
 
 
