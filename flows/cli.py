@@ -308,7 +308,8 @@ def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule
           ray_address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS"),
           s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL", help=ENDPOINT_HELP),
           name: str = typer.Option("nightly", help="deployment name"),
-          fail_on_regression: bool = typer.Option(True, help="a night that regresses beyond the seed CI fails")) -> None:
+          fail_on_regression: bool = typer.Option(True, help="a night with a regression (corrected one-sided "
+                                                  "tests, a missing cell, more failed seeds) fails")) -> None:
     """Serve the nightly deployment of CONFIG on a cron schedule, without a work pool."""
     from flows.nightly import nightly
     from gan_tasks.data.storage import Storage
@@ -415,15 +416,30 @@ def published_(sweep_id: str, storage: str = typer.Option("gansweep-results", he
 def compare_(sweep_a: str, sweep_b: str, storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
              s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
                                                            help=ENDPOINT_HELP)) -> None:
-    """Per (loss, optimizer, metric): the change from SWEEP_A to SWEEP_B, flagged beyond the seed 95 % CI."""
-    from gan_tasks.evaluation.compare import compare, regressions
+    """Per (loss, optimizer, metric): the change from SWEEP_A to SWEEP_B, one-sided test in the metric's worse
+    direction with Benjamini-Hochberg over all rows; missing cells and more failed seeds are regressions."""
+    from gan_tasks.evaluation.compare import compare, detectable, regressions
 
     st = _sweeps_in(storage, s3_endpoint_url, sweep_a, sweep_b)
     cmp = compare(st, sweep_a, sweep_b)
-    _aligned(("loss", "optimizer", "metric", "A", "B", "delta", "ci95", ""),
-             [(r.loss, r.optimizer, r.metric, f"{r.mean_a:.4g}", f"{r.mean_b:.4g}", f"{r.delta:+.4g}",
-               f"{r.ci95:.3g}", "beyond CI" if r.flagged else "") for r in cmp.itertuples()])
-    console.print(f"{len(regressions(cmp))} regression(s) beyond the seed confidence interval")
+
+    def num(v: float, fmt: str) -> str:
+        return "-" if v != v else format(v, fmt)
+
+    _aligned(("loss", "optimizer", "metric", "A", "B", "delta", "p", "p_adj", ""),
+             [(r.loss, r.optimizer, r.metric, num(r.mean_a, ".4g"), num(r.mean_b, ".4g"), num(r.delta, "+.4g"),
+               num(r.p_value, ".2g"), num(r.p_adj, ".2g"), ("REGRESSION " if r.flagged else "") + r.note)
+              for r in cmp.itertuples()])
+    det = detectable(cmp)
+    if len(det):
+        console.print(f"smallest worsening the seeds detect (80 % power, one-sided at level {det.level.iloc[0]:.2g} = "
+                      "0.05 / tests):", soft_wrap=True, highlight=False, markup=False)
+        _aligned(("metric", "seeds A", "seeds B", "s.d.", "metric units"),
+                 [(r.metric, str(r.seeds_a), str(r.seeds_b), "not detectable" if r.shift_sd == float("inf") else
+                   f"{r.shift_sd:.2g}", "-" if r.shift == float("inf") or r.shift != r.shift else f"{r.shift:.3g}")
+                  for r in det.itertuples()])
+    console.print(f"{len(regressions(cmp))} regression(s) (Benjamini-Hochberg over the night's tests; a cell "
+                  "missing tonight or with more failed seeds counts)", soft_wrap=True, highlight=False, markup=False)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Datasets in object storage.")

@@ -267,7 +267,7 @@ def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalCo
 @task(cache_policy=NO_CACHE)
 def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
     """Night over night: compare with the newest earlier sweep of the same config name."""
-    from gan_tasks.evaluation.compare import compare, previous_sweep, regressions
+    from gan_tasks.evaluation.compare import compare, detectable, previous_sweep, regressions
 
     prev = previous_sweep(storage, name, sweep_id)
     if prev is None:
@@ -276,8 +276,12 @@ def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
     storage.write_parquet(pa.Table.from_pandas(cmp, preserve_index=False), "sweeps", sweep_id, "comparison",
                           f"{prev}.parquet")
     bad = regressions(cmp)
-    create_markdown_artifact(f"# {sweep_id} vs {prev}\n\n{len(bad)} regression(s) beyond the seed 95 % CI\n\n"
-                             + cmp.to_markdown(index=False, floatfmt=".4g"),
+    create_markdown_artifact(f"# {sweep_id} vs {prev}\n\n{len(bad)} regression(s): one-sided tests in each metric's "
+                             "worse direction, Benjamini-Hochberg over the night's tests (flagged: p_adj <= 0.05); "
+                             "a cell missing tonight or with more failed seeds counts.\n\n"
+                             + cmp.to_markdown(index=False, floatfmt=".4g")
+                             + "\n\n## Smallest worsening the seeds detect (80 % power, in s.d. and metric units)\n\n"
+                             + detectable(cmp).to_markdown(index=False, floatfmt=".3g"),
                              key=_key(sweep_id, "comparison"), description=f"Comparison with {prev}")
     return {"previous": prev, "regressions": len(bad)}
 
