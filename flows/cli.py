@@ -199,8 +199,8 @@ def _as_url(where: str) -> str:
 
 
 def _best_cells(st, sid: str, top: int = 5) -> None:
-    """The closing table: per ranked metric, the best cells with their mean, 95 % CI over seeds and
-    Welch's test against the best cell. Plain aligned lines: nothing is cut at 80 columns."""
+    """The closing table: per ranked metric, the best cells with their mean, 95 % CI over seeds (cut to the
+    metric's bounds) and the test against the best cell (p_adj: Holm). Plain aligned lines: nothing is cut."""
     t = st.read_table("sweeps", sid, "rankings")
     if t is None or t.num_rows == 0:
         return
@@ -208,12 +208,14 @@ def _best_cells(st, sid: str, top: int = 5) -> None:
     rows = []
     for metric, g in ranks.groupby("metric", sort=False):
         for r in g.sort_values("rank").head(top).itertuples():
-            ci = f"[{r.ci95_low:.3g}, {r.ci95_high:.3g}]" if r.ci95_low == r.ci95_low else ""
-            vs = (f"p={r.p_value:.2g}" + (" *" if r.significant else "")) if r.p_value == r.p_value else (
+            ci = f"[{r.ci95_low:.3g}, {r.ci95_high:.3g}]" if r.ci95_low == r.ci95_low else (
+                "no spread" if "no spread" in r.note else "")
+            vs = (f"p_adj={r.p_adj:.2g}" + (" *" if r.significant else "")) if r.p_adj == r.p_adj else (
                 "best" if r.rank == 1 else "")
             seeds = f"{r.seeds}" + (f" ({r.seeds_failed} failed)" if r.seeds_failed else "")
             rows.append((metric, str(r.rank), f"{r.loss}/{r.optimizer}", f"{r.mean:.3g}", ci, seeds, vs))
-    console.print("\n[bold]best cells[/bold] (mean over seeds; * = worse than the best at p < 0.05, Welch's t-test)",
+    console.print("\n[bold]best cells[/bold] (mean over seeds; * = worse than the best at p_adj <= 0.05: exact "
+                  "permutation test or Welch's, Holm over all pairs of cells)",
                   soft_wrap=True)
     _aligned(("metric", "rank", "cell", "mean", "95 % CI", "seeds", "vs best"), rows)
 
@@ -309,7 +311,8 @@ def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule
           name: str = typer.Option("nightly", help="deployment name"),
           prefect_port: int = typer.Option(4200, help="port of the Prefect server serve starts when no "
                                            "PREFECT_API_URL is set (UI and API)"),
-          fail_on_regression: bool = typer.Option(True, help="a night with a significant regression fails")) -> None:
+          fail_on_regression: bool = typer.Option(True, help="a night with a regression (corrected one-sided "
+                                                  "tests, a missing cell, more failed seeds) fails")) -> None:
     """Serve the nightly deployment of CONFIG on a cron schedule, without a work pool.
 
     Without PREFECT_API_URL it starts a Prefect server with its scheduler (flows/local_server.py)."""
@@ -412,7 +415,8 @@ def published_(sweep_id: str, storage: str = typer.Option("gansweep-results", he
                out: Optional[str] = typer.Option(None, help="also write the markdown to this file"),
                s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
                                                              help=ENDPOINT_HELP)) -> None:
-    """The sweep config's published table beside the measured values, with a verdict per figure (markdown)."""
+    """The sweep config's published table beside the measured values, with an absolute and an ordering verdict
+    per figure (markdown)."""
     from gan_tasks.evaluation.report import sweep_comparison
 
     st = _sweeps_in(storage, s3_endpoint_url, sweep_id)
@@ -431,15 +435,30 @@ def published_(sweep_id: str, storage: str = typer.Option("gansweep-results", he
 def compare_(sweep_a: str, sweep_b: str, storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
              s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
                                                            help=ENDPOINT_HELP)) -> None:
-    """Per (loss, optimizer, metric): the change from SWEEP_A to SWEEP_B, flagged beyond the seed 95 % CI."""
-    from gan_tasks.evaluation.compare import compare, regressions
+    """Per (loss, optimizer, metric): the change from SWEEP_A to SWEEP_B, one-sided test in the metric's worse
+    direction with Benjamini-Hochberg over all rows; missing cells and more failed seeds are regressions."""
+    from gan_tasks.evaluation.compare import compare, detectable, regressions
 
     st = _sweeps_in(storage, s3_endpoint_url, sweep_a, sweep_b)
     cmp = compare(st, sweep_a, sweep_b)
-    _aligned(("loss", "optimizer", "metric", "A", "B", "delta", "ci95", ""),
-             [(r.loss, r.optimizer, r.metric, f"{r.mean_a:.4g}", f"{r.mean_b:.4g}", f"{r.delta:+.4g}",
-               f"{r.ci95:.3g}", "beyond CI" if r.flagged else "") for r in cmp.itertuples()])
-    console.print(f"{len(regressions(cmp))} regression(s) beyond the seed confidence interval")
+
+    def num(v: float, fmt: str) -> str:
+        return "-" if v != v else format(v, fmt)
+
+    _aligned(("loss", "optimizer", "metric", "A", "B", "delta", "p", "p_adj", ""),
+             [(r.loss, r.optimizer, r.metric, num(r.mean_a, ".4g"), num(r.mean_b, ".4g"), num(r.delta, "+.4g"),
+               num(r.p_value, ".2g"), num(r.p_adj, ".2g"), ("REGRESSION " if r.flagged else "") + r.note)
+              for r in cmp.itertuples()])
+    det = detectable(cmp)
+    if len(det):
+        console.print(f"smallest worsening the seeds detect (80 % power, one-sided at level {det.level.iloc[0]:.2g} = "
+                      "0.05 / tests):", soft_wrap=True, highlight=False, markup=False)
+        _aligned(("metric", "seeds A", "seeds B", "s.d.", "metric units"),
+                 [(r.metric, str(r.seeds_a), str(r.seeds_b), "not detectable" if r.shift_sd == float("inf") else
+                   f"{r.shift_sd:.2g}", "-" if r.shift == float("inf") or r.shift != r.shift else f"{r.shift:.3g}")
+                  for r in det.itertuples()])
+    console.print(f"{len(regressions(cmp))} regression(s) (Benjamini-Hochberg over the night's tests; a cell "
+                  "missing tonight or with more failed seeds counts)", soft_wrap=True, highlight=False, markup=False)
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Datasets in object storage.")

@@ -267,7 +267,7 @@ def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalCo
 @task(cache_policy=NO_CACHE)
 def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
     """Night over night: compare with the newest earlier sweep of the same config name."""
-    from gan_tasks.evaluation.compare import compare, previous_sweep, regressions
+    from gan_tasks.evaluation.compare import compare, detectable, previous_sweep, regressions
 
     prev = previous_sweep(storage, name, sweep_id)
     if prev is None:
@@ -276,8 +276,12 @@ def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
     storage.write_parquet(pa.Table.from_pandas(cmp, preserve_index=False), "sweeps", sweep_id, "comparison",
                           f"{prev}.parquet")
     bad = regressions(cmp)
-    create_markdown_artifact(f"# {sweep_id} vs {prev}\n\n{len(bad)} regression(s) beyond the seed 95 % CI\n\n"
-                             + cmp.to_markdown(index=False, floatfmt=".4g"),
+    create_markdown_artifact(f"# {sweep_id} vs {prev}\n\n{len(bad)} regression(s): one-sided tests in each metric's "
+                             "worse direction, Benjamini-Hochberg over the night's tests (flagged: p_adj <= 0.05); "
+                             "a cell missing tonight or with more failed seeds counts.\n\n"
+                             + cmp.to_markdown(index=False, floatfmt=".4g")
+                             + "\n\n## Smallest worsening the seeds detect (80 % power, in s.d. and metric units)\n\n"
+                             + detectable(cmp).to_markdown(index=False, floatfmt=".3g"),
                              key=_key(sweep_id, "comparison"), description=f"Comparison with {prev}")
     return {"previous": prev, "regressions": len(bad)}
 
@@ -309,7 +313,7 @@ def report(storage: Storage, sweep_id: str) -> dict:
     counts = table["status"].value_counts().to_dict() if not table.empty else {}
     create_markdown_artifact(f"# Sweep {sweep_id}\n\nReport: `{url}`\n\nStatus: {counts}\n\n"
                              + table.drop(columns=["error"], errors="ignore").to_markdown(index=False)
-                             + "\n\n## Rankings (mean over seeds, 95 % CI, Welch's test vs the best cell)\n\n"
+                             + "\n\n## Rankings (mean over seeds, 95 % CI, test vs the best cell with Holm's p_adj)\n\n"
                              + _ranking_md(ranks),
                              key=_key(sweep_id, "report"), description="Sweep report")
     return {"report": url, "counts": counts}
@@ -319,7 +323,7 @@ def _ranking_md(ranks) -> str:
     if ranks.empty:
         return "(no metrics)"
     cols = ["metric", "rank", "loss", "optimizer", "mean", "ci95_low", "ci95_high", "best_value", "seeds",
-            "seeds_failed", "p_value", "significant", "note"]
+            "seeds_failed", "p_value", "p_adj", "significant", "note"]
     return ranks[cols].to_markdown(index=False, floatfmt=".4g")
 
 

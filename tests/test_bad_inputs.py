@@ -35,6 +35,14 @@ def ring(**params):
 
 
 NAN, INF = float("nan"), float("inf")
+
+
+def published(figure=None, **kw):
+    fig = {"mean": 7.0, "se": 0.1, **(figure or {})}
+    return {"published": {"source": "x", "table": "t", "runs": 10, "steps": 100, **kw,
+                          "rows": [{"name": "a", "match": {"tricks.pac": 1}, "values": {"modes_covered": fig}}]}}
+
+
 # (id, config overrides over tests.conftest.tiny_config, what the error must name)
 OVER = [
     # wrong types, and a bool where a number belongs
@@ -142,6 +150,17 @@ OVER = [
                                               "feature_extractor_weights_path": "/etc/passwd"}},
      "evaluation.feature_extractor"),
     ("image metrics on 2-D data", {"evaluation": {"image_metrics": ["fid"]}}, "evaluation.image_metrics"),
+    # the published: block's statistics (docs/statistics.md)
+    ("published margin negative", published({"margin": -1.0}), "published.rows.0.values.modes_covered.margin"),
+    ("published margin nan", published({"margin": NAN}), "published.rows.0.values.modes_covered.margin"),
+    ("published margins negative", published(margins={"modes_covered": -0.5}), "published.margins.modes_covered"),
+    ("published margins unknown metric", published(margins={"modes": 1.0}), "published.margins"),
+    ("published relative_margin 0", published(relative_margin=0), "published.relative_margin"),
+    ("published min_seeds 1", published(min_seeds=1), "published.min_seeds"),
+    ("published min_budget_ratio 0", published(min_budget_ratio=0), "published.min_budget_ratio"),
+    ("published min_budget_ratio 2", published(min_budget_ratio=2), "published.min_budget_ratio"),
+    ("published mean below 0", published({"mean": -1.0}), "published.rows.0.values.modes_covered.mean"),
+    ("published se negative", published({"se": -0.1}), "published.rows.0.values.modes_covered.se"),
     ("stacked samples on mnist", {**MNIST, "evaluation": {"stacked_samples": 1000}}, "evaluation.stacked_samples"),
     ("std_threshold on mnist", {**MNIST, "evaluation": {"std_threshold": 2.0}}, "evaluation.std_threshold"),
 ]

@@ -2,7 +2,8 @@
 
 configs/quickstart.yaml at its full budget (9 trials of 5,000 steps, ~3 minutes on 2 cores): the best
 cell covers at least 6 of 8 ring modes with at least 50 % high-quality samples in every seed, and
-the rankings flag at least one cell as significantly worse than the best over the 3 seeds.
+some cell's seeds are fully separated from the best's (the exact test's smallest p with 3 seeds, 0.1;
+no cell can be significant at 3 seeds after the correction: docs/statistics.md).
 """
 from pathlib import Path
 
@@ -32,8 +33,10 @@ def test_quickstart_forms_the_ring_and_separates_its_cells(tmp_path, ray_session
     mine = vals[(vals.loss == best.loss) & (vals.optimizer == best.optimizer)]
     per_seed = mine.pivot_table(index="seed", columns="metric", values="value")
     print(ranks[["metric", "rank", "loss", "optimizer", "mean", "ci95_low", "ci95_high", "p_value",
-                 "significant"]].to_string())
+                 "p_adj", "significant"]].to_string())
     assert len(per_seed) == 3
     assert (per_seed.modes_covered >= 6).all() and (per_seed.high_quality >= 0.5).all(), per_seed
-    assert ranks.significant.any(), "no cell differs significantly from the best one"
+    modes = ranks[ranks.metric == "modes_covered"]
+    assert (abs(modes.p_value - 0.1) < 1e-9).any(), "no cell's seeds are separated from the best cell's"
+    assert not ranks.significant.any()  # 3 seeds cannot show it after Holm: the exact p is at least 0.1
     assert (best.loss, best.optimizer) == ("non-saturating", "adam")

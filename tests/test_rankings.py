@@ -2,6 +2,7 @@
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from scipy import stats
 
 from gan_tasks.data import schema
@@ -39,10 +40,11 @@ def test_known_means_variances_intervals_and_ranks():
     assert fid.loc["a", "median"] == 12 and fid.loc["a", "best_seed"] == 0 and fid.loc["a", "best_value"] == 10
     # Lower FID is better: a (12) ranks first, c (12.5 over two seeds) second, b last.
     assert list(fid["rank"][["a", "c", "b"]]) == [1, 2, 3] and not fid.loc["a", "higher_is_better"]
-    # Welch's test of b against the best cell a: t = 9 / sqrt(4/3 + 1/3).
-    expected = stats.ttest_ind([20, 21, 22], [10, 12, 14], equal_var=False).pvalue
-    assert np.isclose(fid.loc["b", "p_value"], expected) and expected < 0.05 and fid.loc["b", "significant"]
-    assert np.isnan(fid.loc["a", "p_value"]) and not fid.loc["a", "significant"]
+    # b against the best cell a, 3 seeds each: the exact permutation test. No split of the 6 seeds is more
+    # extreme than the observed one, so p = 2 / C(6, 3) = 0.1 (Welch's t-test said 0.011, "significant").
+    assert np.isclose(fid.loc["b", "p_value"], 0.1) and not fid.loc["b", "significant"]
+    # Holm over the 3 pairs of cells (a-b 0.1, a-c, b-c): p_adj >= p
+    assert fid.loc["b", "p_adj"] >= 0.1 and np.isnan(fid.loc["a", "p_adj"]) and not fid.loc["a", "significant"]
     # The diverged seed is reported, not hidden.
     assert fid.loc["c", "seeds"] == 2 and fid.loc["c", "seeds_failed"] == 1
     assert fid.loc["c", "note"] == "diverged 1 of 3 seeds" and fid.loc["a", "note"] == ""
@@ -55,6 +57,7 @@ def test_single_seed_has_no_interval_and_rankings_round_trip(local_storage):
     one = trials[trials.seed == 0]
     r = rank_cells(one, ev[ev.trial_id.isin(one.trial_id)], "s1")
     assert r.seeds.eq(1).all() and r["std"].isna().all() and r.ci95_low.isna().all() and r.p_value.isna().all()
+    assert r.p_adj.isna().all() and not r.significant.any()
     write_rankings(local_storage, "s1", rank_cells(trials, ev, "s1"))
     back = local_storage.read_table("sweeps", "s1", "rankings")
     assert back.schema.equals(schema.RANKINGS) and back.num_rows == 6
@@ -85,3 +88,43 @@ def test_one_optimizer_name_at_two_settings_stays_two_cells():
     trials["config_json"] = [json.dumps({"loss": {"name": l}, "optimizer": {"name": "adam", "lr_g": 2e-4}})
                              for l in trials.loss]
     assert set(rank_cells(trials, ev, "s1").optimizer) == {"adam"}  # one setting: the plain name
+
+
+def _cells(values: dict[str, list[float]], metric: str = "modes_covered", total: float | None = 8.0):
+    trials, ev = [], []
+    for cell, vals in values.items():
+        for seed, v in enumerate(vals):
+            tid = f"{cell}-{seed}"
+            trials.append({"trial_id": tid, "loss": cell, "optimizer": "adam", "seed": seed, "status": "completed"})
+            ev.append({"trial_id": tid, "step": 100, "metric": metric, "value": v})
+            if total is not None:
+                ev.append({"trial_id": tid, "step": 100, "metric": "modes_total", "value": total})
+    return pd.DataFrame(trials), pd.DataFrame(ev)
+
+
+def test_constant_seeds_are_not_significant_and_show_no_spread():
+    """[8, 8, 8] against [7, 7, 7]: the old Welch code said p = 0, "significant"; the exact p is 0.1."""
+    r = rank_cells(*_cells({"a": [8.0, 8.0, 8.0], "b": [7.0, 7.0, 7.0]}), "s").set_index("loss")
+    assert r.loc["b", "p_value"] == pytest.approx(0.1) and r.loc["b", "p_adj"] == pytest.approx(0.1)
+    assert not r.significant.any()
+    assert np.isnan(r.loc["a", "ci95_low"]) and r.loc["a", "note"] == "no spread: all 3 seeds 8"
+
+
+def test_intervals_stay_inside_the_metric_bounds():
+    # modes of 8: the t interval of [7, 8, 8] is [6.23, 9.10]; high quality [0.02, 0.05, 0.90]: [-0.85, 1.50]
+    r = rank_cells(*_cells({"a": [7.0, 8.0, 8.0], "b": [3.0, 5.0, 6.0]}), "s").set_index("loss")
+    assert r.loc["a", "ci95_high"] == 8.0 and 6.2 < r.loc["a", "ci95_low"] < 6.3
+    r = rank_cells(*_cells({"a": [0.02, 0.05, 0.90]}, "high_quality", None), "s").iloc[0]
+    assert (r.ci95_low, r.ci95_high) == (0.0, 1.0)
+    r = rank_cells(*_cells({"a": [1.5, 2.0, 30.0]}, "inception_score", None), "s").iloc[0]
+    assert r.ci95_low == 1.0  # IS >= 1 (a committed report showed [-9.08, 16.3])
+
+
+def test_many_cells_need_holm_and_enough_seeds():
+    """Eight seeds each: one clearly worse cell is found after Holm; cells that differ by noise are not."""
+    rng = np.random.default_rng(3)
+    vals = {f"c{i}": list(5.0 + 0.1 * rng.standard_normal(8)) for i in range(5)}
+    vals["bad"] = list(3.0 + 0.1 * rng.standard_normal(8))
+    r = rank_cells(*_cells(vals, total=None), "s").set_index("loss")
+    assert r.loc["bad", "significant"] and r.loc["bad", "p_adj"] >= r.loc["bad", "p_value"]
+    assert r.significant.sum() == 1

@@ -16,18 +16,9 @@ import math
 
 from pydantic import Field, field_validator
 
+from gan_tasks.config.scores import DIRECTIONS  # which way is better, per ranked metric (one table)
 from gan_tasks.methods.params import Strict
 
-# Which way is better for every ranked metric: rankings and compare rank by it, a rung compares by it.
-# modes_total and *_std are descriptions, not scores, and are not here.
-DIRECTIONS = {"modes_covered": True, "high_quality": True, "reverse_kl": False, "reverse_kl_hq": False,
-              "inception_score": True, "fid": False, "kid": False, "precision": True, "recall": True,
-              "f_score": True, "class_accuracy": True, "class_mode_accuracy": True, "class_mode_accuracy_min": True,
-              "intra_fid": False, "intra_kid": False}
-# CycleGAN, per direction (gan_tasks/evaluation/cyclegan.py); the baselines stored beside them (*_untrained,
-# *_identity, *_real) describe the data and are not ranked.
-DIRECTIONS.update({f"{d}_{m}": up for d in ("a2b", "b2a") for m, up in
-                   (("gt_l1", False), ("label_acc", True), ("cycle_l1", False), ("fid", False), ("kid", False))})
 MIXTURE_METRICS = {"modes_covered", "high_quality", "reverse_kl", "reverse_kl_hq"}
 
 

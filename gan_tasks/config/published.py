@@ -1,26 +1,29 @@
 """A config's `published:` block (a paper's table), torch- and pandas-free; the comparison with what a
-sweep measured is gan_tasks/evaluation/published.py, whose rules follow.
+sweep measured is gan_tasks/evaluation/published.py, whose rules follow (docs/statistics.md has them all).
 
 A published row names the trials that reproduce it by `match` (dotted paths into the resolved trial
 config, e.g. {"tricks.pac": 2} or {"loss.name": "wgan"}) and gives per metric the paper's mean and
-standard error over its runs. Each figure gets a verdict:
+standard error over its runs. Each figure gets two verdicts, never one hiding the other:
 
-- agrees: |measured - published| <= 1.96 sqrt(se_pub^2 + se_meas^2), se_meas = std / sqrt(seeds)
-  (the two means' difference within its 95 % band; an s.e. the paper does not give counts as 0);
-- ordering reproduced: not within that band, but every published difference between this row and
-  another row of the same metric keeps its sign in the measured means (ties in the paper are skipped);
-- differs: neither; not run: no trial matched the row (or none reached a final value).
+- absolute: "agrees" when a TOST equivalence test (Welch-Satterthwaite df; the paper's mean +- s.e. over
+  `runs` is one sample, our seeds the other) puts the difference inside +- margin at level 0.05;
+  "differs" when the 95 % CI of the difference (same t distribution) excludes 0; "inconclusive (reason)"
+  otherwise, and always with fewer than `min_seeds` seeds, a budget ratio below `min_budget_ratio`,
+  no s.e. in the paper, or no spread on either side; "not comparable" with `absolute: false`;
+  "not run" when no trial matched the row (or none reached a final value).
+- ordering: per pair of rows of one metric, it counts when the paper's difference is significant from
+  its s.e. and runs (p <= 0.05) and ours is significant (Holm over the metric's counted pairs): "reproduced"
+  when every counted pair of the row keeps the paper's sign, "reversed (vs <row>)" when one flips;
+  "not assessable (reason)" when no pair counts (paper ties, too few seeds, an inadequate budget).
 
-`absolute: false` (a metric computed differently, e.g. an in-domain classifier's Inception score)
-allows only the ordering verdict. budget_ratio = our generator steps / the paper's.
+margin: a figure's own `margin`, else `margins[metric]`, else relative_margin x |published mean|
+(default 10 %). budget_ratio = our generator steps / the paper's.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-Z95 = 1.959964  # two-sided 95 % of a normal: the band of the difference of two means
 
 
 class _Frozen(BaseModel):
@@ -29,7 +32,8 @@ class _Frozen(BaseModel):
 
 class Figure(_Frozen):
     mean: float
-    se: float | None = Field(None, ge=0)  # standard error over the paper's runs; None: not given
+    se: float | None = Field(None, ge=0)  # standard error over the paper's runs; None: not given (inconclusive)
+    margin: float | None = Field(None, gt=0, allow_inf_nan=False)  # equivalence margin of this figure, in the metric's units
 
 
 class PublishedRow(_Frozen):
@@ -46,22 +50,42 @@ class Published(_Frozen):
     absolute: bool = True  # False: our metric is not the paper's; compare the ordering only
     note: str = ""  # how the paper's protocol differs from this config's, in a sentence or two
     rows: tuple[PublishedRow, ...] = Field(min_length=1)
+    margins: dict[str, float] = {}  # metric -> equivalence margin (metric units) for figures without their own
+    relative_margin: float = Field(0.1, gt=0, le=1)  # else margin = this x |published mean|
+    min_seeds: int = Field(5, ge=2, le=1000)  # fewer seeds: inconclusive / not assessable
+    min_budget_ratio: float = Field(0.5, gt=0, le=1)  # a smaller budget ratio: inconclusive / not assessable
 
     @model_validator(mode="after")
     def _known(self) -> "Published":
-        from gan_tasks.config.early_stop import DIRECTIONS as HIGHER_IS_BETTER
+        from gan_tasks.config.scores import SCORES, outside
 
         fields = ("sweep_name", "dataset", "model", "loss", "optimizer", "seed", "train", "tricks", "program")
         for i, row in enumerate(self.rows):
-            bad = sorted(set(row.values) - set(HIGHER_IS_BETTER))
+            bad = sorted(set(row.values) - set(SCORES))
             if bad:
                 raise ValueError(f"published.rows.{i}.values: unknown metric {', '.join(bad)}; "
-                                 f"valid: {', '.join(sorted(HIGHER_IS_BETTER))}")
+                                 f"valid: {', '.join(sorted(SCORES))}")
+            for metric, fig in row.values.items():
+                if outside(metric, fig.mean):
+                    lo, hi = SCORES[metric].low, SCORES[metric].high
+                    raise ValueError(f"published.rows.{i}.values.{metric}.mean: {fig.mean} is outside the metric's "
+                                     f"range [{lo}, {hi if hi is not None else 'inf'}]")
             bad = sorted(k for k in row.match if k.split(".")[0] not in fields)
             if bad:
                 raise ValueError(f"published.rows.{i}.match: {', '.join(bad)} is not a trial config path; "
                                  f"paths start with one of {', '.join(fields)}")
+        for metric, m in self.margins.items():
+            if metric not in SCORES:
+                raise ValueError(f"published.margins: unknown metric {metric}; valid: {', '.join(sorted(SCORES))}")
+            if not m > 0 or m == float("inf"):
+                raise ValueError(f"published.margins.{metric}: {m} must be a positive number")
         names = [r.name for r in self.rows]
         if len(set(names)) != len(names):
             raise ValueError(f"published.rows: row names must be unique, got {names}")
         return self
+
+    def margin(self, metric: str, fig: Figure) -> float:
+        """The equivalence margin of one figure (module docstring)."""
+        if fig.margin is not None:
+            return fig.margin
+        return self.margins.get(metric, self.relative_margin * abs(fig.mean))

@@ -47,17 +47,22 @@ RANKINGS = pa.schema([  # sweeps/<id>/rankings/rankings.parquet: one row per (lo
     ("seeds", pa.int64()),  # seeds with a final value of this metric
     ("seeds_failed", pa.int64()),  # seeds of the cell that diverged or failed (no final metrics)
     ("mean", pa.float64()), ("std", pa.float64()),  # over seeds, std with ddof 1 (NaN for one seed)
-    ("ci95_low", pa.float64()), ("ci95_high", pa.float64()),  # 95 % CI of the mean, Student t
+    # 95 % CI of the mean (Student t) cut to the metric's bounds; NaN with one seed or no spread (note says so)
+    ("ci95_low", pa.float64()), ("ci95_high", pa.float64()),
     ("median", pa.float64()), ("best_seed", pa.int64()), ("best_value", pa.float64()),
     ("higher_is_better", pa.bool_()),
     ("rank", pa.int64()),  # 1 = the best cell by mean for this metric
-    ("p_value", pa.float64()),  # Welch's t-test against the best cell (NaN: the best itself, or < 2 seeds)
-    ("significant", pa.bool_()),  # p_value < 0.05: differs from the best cell
-    ("note", pa.string()),  # e.g. "diverged 1 of 3 seeds"; "" when all seeds completed
+    # Against the best cell: exact permutation test (<= 5 seeds on a side or no spread) or Welch's t-test
+    # (NaN: the best itself, or < 2 seeds), and that p adjusted by Holm over all pairs of the metric's cells
+    ("p_value", pa.float64()), ("p_adj", pa.float64()),
+    ("significant", pa.bool_()),  # p_adj <= 0.05: worse than the best cell
+    ("note", pa.string()),  # e.g. "diverged 1 of 3 seeds", "no spread: all 3 seeds 8"; "" otherwise
     # The sweep config's `published:` table (gan_tasks/evaluation/published.py), null where no row matches the cell:
     ("published_row", pa.string()),  # the paper's row label, e.g. "PacGAN2"
     ("published_mean", pa.float64()), ("published_se", pa.float64()),  # its figure (s.e. over its runs)
     ("published_runs", pa.int64()),
+    ("published_margin", pa.float64()),  # the equivalence margin the absolute verdict tests against
     ("budget_ratio", pa.float64()),  # our generator steps / the paper's
-    ("verdict", pa.string()),  # agrees | ordering reproduced | differs
+    ("verdict_absolute", pa.string()),  # agrees | differs | inconclusive (reason) | not comparable | not run
+    ("verdict_ordering", pa.string()),  # reproduced | reversed (vs row) | not assessable (reason)
 ])

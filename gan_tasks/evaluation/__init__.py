@@ -4,6 +4,7 @@ Per trial: evaluate.py (what is measured per dataset and program), conditional.p
 (those programs' own metrics), metrics.py (mode coverage), fidelity.py
 (torch-fidelity's IS/FID/KID/PR), classifier.py (the in-domain classifier). Per sweep: rankings.py
 (cells over seeds), published.py (a paper's table beside ours), compare.py (against the previous
-sweep), report.py (the HTML report), queries.py (cross-sweep queries). The top room: nothing in
+sweep), report.py (the HTML report), queries.py (cross-sweep queries); stats.py (every test, interval
+and correction they use: docs/statistics.md). The top room: nothing in
 methods/, data/, config/ or training/ imports it.
 """

@@ -1,51 +1,96 @@
-"""Compare two sweeps of the same config: per (loss, optimizer, metric) the change of the seed mean,
-flagged when it leaves the 95 % confidence interval of the seeds."""
+"""Compare two sweeps of the same config (last night A, tonight B): per (loss, optimizer, metric), is B
+worse than A beyond what its seeds' noise explains?
+
+Score metrics only (gan_tasks/config/scores.py; not modes_total, kid_std, ...). Per row a one-sided
+test in the metric's worse direction: an exact permutation test (<= 5 seeds on a side or no spread) or
+Welch's t-test (gan_tasks/evaluation/stats.py); Benjamini-Hochberg over every tested row of the night;
+`flagged` when p_adj <= 0.05. A side with one seed is "not assessable", never flagged. A cell (or a
+metric) with values last night and none tonight is a regression, as is a cell with more failed seeds
+than last night. detectable() says per metric how large a worsening its seeds could find.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from gan_tasks.evaluation.report import load_frames
+from gan_tasks.config.scores import DIRECTIONS
 from gan_tasks.data.storage import Storage
-from gan_tasks.config.early_stop import DIRECTIONS
+from gan_tasks.evaluation import stats
+from gan_tasks.evaluation.report import load_frames
+
+FAILED = ("diverged", "failed", "interrupted")
+COLUMNS = ["loss", "optimizer", "metric", "seeds_a", "seeds_b", "mean_a", "mean_b", "delta", "std_a", "std_b",
+           "p_value", "p_adj", "flagged", "note"]
 
 
 def cell_stats(storage: Storage, sweep_id: str) -> pd.DataFrame:
-    """Mean, std and 95 % CI half-width (Student t over seeds) per (loss, optimizer, metric)."""
+    """Per (loss, optimizer, score metric): the seeds' final values, mean, std, seeds, and the cell's
+    failed seeds."""
     f = load_frames(storage, sweep_id)
+    cols = ["loss", "optimizer", "metric", "values", "mean", "std", "seeds", "seeds_failed"]
     if f["evaluations"].empty:
-        return pd.DataFrame(columns=["loss", "optimizer", "metric", "mean", "std", "ci95", "seeds"])
+        return pd.DataFrame(columns=cols)
     ev = f["evaluations"].sort_values("step").groupby(["trial_id", "metric"]).tail(1)
     df = ev.merge(f["trials"][["trial_id", "loss", "optimizer"]], on="trial_id")
-    g = df.groupby(["loss", "optimizer", "metric"])["value"]
-    out = g.agg(mean="mean", std="std", seeds="size").reset_index()
-    t = stats.t.ppf(0.975, np.maximum(out.seeds - 1, 1))
-    out["ci95"] = np.where(out.seeds > 1, t * out["std"] / np.sqrt(out.seeds), np.nan)
-    return out
+    df = df[df.metric.isin(DIRECTIONS) & np.isfinite(df.value.astype(float))]
+    out = df.groupby(["loss", "optimizer", "metric"]).value.agg(
+        values=lambda v: v.to_numpy(dtype=float), mean="mean", std="std", seeds="size").reset_index()
+    t = f["trials"]
+    failed = t.status.isin(FAILED).groupby([t.loss, t.optimizer]).sum().rename("seeds_failed").reset_index()
+    return out.merge(failed, on=["loss", "optimizer"], how="left")[cols]
+
+
+def compare_cells(sa: pd.DataFrame, sb: pd.DataFrame) -> pd.DataFrame:
+    """The comparison (COLUMNS) of two nights' cell_stats: A last night, B tonight."""
+    m = sa.merge(sb, on=["loss", "optimizer", "metric"], suffixes=("_a", "_b"), how="outer")
+    m["delta"] = m.mean_b - m.mean_a
+    worse = ["less" if DIRECTIONS[x] else "greater" for x in m.metric]  # tonight below / above last night
+    p = np.full(len(m), np.nan)
+    for alternative in ("less", "greater"):
+        idx = [i for i, w in enumerate(worse) if w == alternative and isinstance(m["values_a"].iloc[i], np.ndarray)
+               and isinstance(m["values_b"].iloc[i], np.ndarray)]
+        p[idx] = stats.pvalues([(m["values_b"].iloc[i], m["values_a"].iloc[i]) for i in idx], alternative)
+    m["p_value"], m["p_adj"] = p, stats.bh(p)
+    missing = m.seeds_b.isna() & m.seeds_a.notna()
+    m["flagged"] = (m.p_adj <= stats.ALPHA) | missing
+    m["note"] = np.select([missing, m.seeds_a.isna(), m.p_value.isna()],
+                          ["missing tonight", "new tonight", "not assessable (1 seed)"], "")
+    cells = m.groupby(["loss", "optimizer"])[["seeds_failed_a", "seeds_failed_b"]].max().reset_index()
+    more = cells[cells.seeds_failed_b.fillna(0) > cells.seeds_failed_a.fillna(0)]
+    extra = pd.DataFrame({"loss": more.loss, "optimizer": more.optimizer, "metric": "seeds_failed",
+                          "mean_a": more.seeds_failed_a, "mean_b": more.seeds_failed_b, "flagged": True,
+                          "note": "more failed seeds than last night"})
+    m = pd.concat([m, extra], ignore_index=True) if len(extra) else m
+    m["delta"] = m.mean_b - m.mean_a
+    m["flagged"] = m.flagged.fillna(False).astype(bool)
+    return m[COLUMNS].sort_values(["loss", "optimizer", "metric"]).reset_index(drop=True)
 
 
 def compare(storage: Storage, a: str, b: str) -> pd.DataFrame:
-    """Rows of (loss, optimizer, metric, mean_a, mean_b, delta, ci95, flagged)."""
-    sa, sb = cell_stats(storage, a), cell_stats(storage, b)
-    m = sa.merge(sb, on=["loss", "optimizer", "metric"], suffixes=("_a", "_b"), how="outer")
-    # a metric undefined on both nights (reverse_kl_hq of a trial with no high-quality sample) did not move
-    m = m[~(m.mean_a.isna() & m.mean_b.isna())].reset_index(drop=True)
-    m["delta"] = m.mean_b - m.mean_a
-    m["ci95"] = m[["ci95_a", "ci95_b"]].max(axis=1)
-    # Without a CI (one seed) any change is flagged: there is no evidence it is noise.
-    m["flagged"] = m.delta.abs() > m.ci95.fillna(0)
-    return m[["loss", "optimizer", "metric", "mean_a", "mean_b", "delta", "ci95", "flagged"]]
-
-
-# Which way is better, per metric (early_stop.DIRECTIONS, the one table): a change the wrong way
-# beyond the CI is a regression.
-HIGHER_IS_BETTER = DIRECTIONS
+    """compare_cells of two stored sweeps (A last night, B tonight)."""
+    return compare_cells(cell_stats(storage, a), cell_stats(storage, b))
 
 
 def regressions(cmp: pd.DataFrame) -> pd.DataFrame:
-    sign = cmp.metric.map(lambda m: 1 if HIGHER_IS_BETTER.get(m, True) else -1)
-    return cmp[cmp.flagged & (cmp.delta * sign < 0)]
+    """The rows that fail a night: flagged after the correction, a cell missing tonight, more failed seeds."""
+    return cmp[cmp.flagged]
+
+
+def detectable(cmp: pd.DataFrame, power: float = 0.8) -> pd.DataFrame:
+    """Per metric: the smallest worsening the night's seeds detect with `power`, one-sided at level
+    0.05 / m (what Benjamini-Hochberg asks of a lone regression among the night's m tests), in units
+    of the seeds' s.d. and, by the median s.d. of its cells, of the metric; inf where no change can be
+    detected (one seed, or an exact test that cannot reach that level)."""
+    tested = cmp[cmp.metric.isin(DIRECTIONS) & cmp.seeds_a.notna() & cmp.seeds_b.notna()]
+    level = stats.ALPHA / max(int(tested.p_value.notna().sum()), 1)
+    rows = []
+    for metric, g in tested.groupby("metric"):
+        na, nb = int(g.seeds_a.min()), int(g.seeds_b.min())
+        sd = float(np.nanmedian(np.r_[g.std_a, g.std_b])) if g[["std_a", "std_b"]].notna().any().any() else np.nan
+        k = stats.detectable_shift(na, nb, level, power)
+        rows.append({"metric": metric, "seeds_a": na, "seeds_b": nb, "level": level, "shift_sd": k,
+                     "shift": k * sd if np.isfinite(k) else np.inf})
+    return pd.DataFrame(rows, columns=["metric", "seeds_a", "seeds_b", "level", "shift_sd", "shift"])
 
 
 def previous_sweep(storage: Storage, name: str, current: str) -> str | None:

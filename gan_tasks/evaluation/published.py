@@ -1,11 +1,12 @@
 """Published vs measured: a config's `published:` block (gan_tasks/config/published.py) beside what the
-sweep measured, with a verdict per figure (the rules are in that module's docstring)."""
+sweep measured, with two verdicts per figure, absolute and ordering (the rules are in that module's
+docstring and docs/statistics.md; the tests in gan_tasks/evaluation/stats.py)."""
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
 
-from gan_tasks.config.published import Z95, Published, PublishedRow
+from gan_tasks.config.published import Figure, Published, PublishedRow
 
 if TYPE_CHECKING:  # numpy, pandas and scipy load where a comparison is computed
     import numpy as np
@@ -26,28 +27,106 @@ def matches(row: PublishedRow, config_json: str) -> bool:
     return all(_lookup(cfg, k) == v for k, v in row.match.items())
 
 
-def verdict(pub_mean: float, pub_se: float | None, values: np.ndarray, ordering_ok: bool | None,
-            absolute: bool) -> str:
-    """One figure's verdict (module docstring); ordering_ok None: no other row to order against."""
-    import numpy as np
+def _gates(pub: Published, seeds: int, ratio: float) -> list[str]:
+    """Why no verdict can be given at all: too few seeds, too small a budget."""
+    out = [f"{seeds} seeds < {pub.min_seeds}"] if seeds < pub.min_seeds else []
+    return out + ([f"budget ratio {ratio:.3g} < {pub.min_budget_ratio:g}"] if ratio < pub.min_budget_ratio else [])
+
+
+def absolute(pub: Published, metric: str, fig: Figure, values: np.ndarray, ratio: float) -> dict:
+    """The absolute verdict of one figure and the difference interval it stands on (module docstring)."""
+    import math
+
+    from gan_tasks.evaluation import stats
+
+    margin = pub.margin(metric, fig)
+    out = {"published_margin": margin, "difference": math.nan, "diff_ci95_low": math.nan, "diff_ci95_high": math.nan}
     if len(values) == 0:
-        return "not run"
-    se_m = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-    band = Z95 * np.sqrt((pub_se or 0.0) ** 2 + se_m ** 2)
-    if absolute and abs(values.mean() - pub_mean) <= band:
-        return "agrees"
-    return "ordering reproduced" if ordering_ok else "differs"
+        return {**out, "verdict_absolute": "not run"}
+    if not pub.absolute:
+        return {**out, "verdict_absolute": "not comparable"}
+    why = _gates(pub, len(values), ratio)
+    if fig.se is None:
+        why.append("no published s.e.")
+    elif pub.runs < 2:
+        why.append("one published run")
+    diff = se = df = None
+    if len(values) > 1 and fig.se is not None and pub.runs > 1:
+        diff, se, df = stats.versus_summary(values, fig.mean, fig.se, pub.runs)
+        if se > 0:
+            lo, hi = stats.diff_ci(diff, se, df)
+            out.update(difference=diff, diff_ci95_low=lo, diff_ci95_high=hi)
+        else:
+            why.append("no spread on either side")
+    if not margin > 0:
+        why.append("margin 0: declare one")
+    if why:
+        return {**out, "verdict_absolute": f"inconclusive ({'; '.join(why)})"}
+    if stats.tost_p(diff, se, df, margin) <= stats.ALPHA:
+        return {**out, "verdict_absolute": "agrees"}
+    if out["diff_ci95_low"] > 0 or out["diff_ci95_high"] < 0:
+        return {**out, "verdict_absolute": "differs"}
+    return {**out, "verdict_absolute": f"inconclusive (not within ±{margin:.3g}, not different from 0)"}
+
+
+def _pair(pub: Published, x, y, ratio: float) -> tuple[str | None, float]:
+    """(why the pair of rows x, y does not count, None if it does; the p of our difference)."""
+    from gan_tasks.evaluation import stats
+
+    if any(v is None or v != v for v in (x.published_se, y.published_se)) or pub.runs < 2:
+        return "no published s.e.", float("nan")
+    if stats.summary_p(x.published_mean, x.published_se, y.published_mean, y.published_se, pub.runs) > stats.ALPHA:
+        return "paper's difference not significant", float("nan")
+    why = _gates(pub, min(x.seeds, y.seeds), ratio)
+    return ("; ".join(why) if why else None), stats.two_sample_p(x.values_, y.values_)
+
+
+def ordering(pub: Published, df: pd.DataFrame, ratio: float) -> list[str]:
+    """The ordering verdict of each row of compare()'s table (module docstring): pairs of rows of one
+    metric whose paper difference is significant, ours tested with Holm over the counted pairs."""
+    import itertools
+
+    import numpy as np
+
+    from gan_tasks.evaluation import stats
+
+    found: dict[int, list[tuple[str, str]]] = {i: [] for i in df.index}  # row -> (outcome, other row)
+    for _, g in df[df.seeds > 0].groupby("metric"):
+        pairs = [(i, j, *_pair(pub, g.loc[i], g.loc[j], ratio)) for i, j in itertools.combinations(g.index, 2)]
+        counted = [k for k, p in enumerate(pairs) if p[2] is None]
+        adj = stats.holm([pairs[k][3] for k in counted]) if counted else []
+        for k, (i, j, why, _) in enumerate(pairs):
+            if why is None:
+                p = adj[counted.index(k)]
+                same = np.sign(g.loc[i].measured_mean - g.loc[j].measured_mean) == np.sign(
+                    g.loc[i].published_mean - g.loc[j].published_mean)
+                why = ("reproduced" if same else "reversed") if p <= stats.ALPHA else "our difference not significant"
+            found[i].append((why, g.loc[j].published_row))
+            found[j].append((why, g.loc[i].published_row))
+    out = []
+    for i in df.index:
+        got = found[i]
+        for outcome in ("reversed", "reproduced"):
+            rows = [r for w, r in got if w == outcome]
+            if rows:
+                out.append(f"{outcome} (vs {', '.join(rows)})")
+                break
+        else:
+            reasons = sorted({w for w, _ in got}) or (["not run"] if df.loc[i].seeds == 0 else ["no other row"])
+            out.append(f"not assessable ({'; '.join(reasons)})")
+    return out
 
 
 def compare(pub: Published, trials: pd.DataFrame, finals: pd.DataFrame, steps: int) -> pd.DataFrame:
-    """Per (published row, metric): the paper's figure, ours over seeds, budget ratio, verdict.
+    """Per (published row, metric): the paper's figure and margin, ours over seeds, the difference with its
+    95 % interval, budget ratio, and the two verdicts (verdict_absolute, verdict_ordering).
 
     trials: trial_id, config_json, loss, optimizer (the rankings' cell labels); finals: trial_id,
     metric, value (each trial's final value)."""
     import numpy as np
     import pandas as pd
-    from scipy import stats
     rows = []
+    ratio = steps / pub.steps
     for r in pub.rows:
         ids = trials[trials.config_json.map(lambda s: matches(r, s))]
         cells = ids[["loss", "optimizer"]].drop_duplicates()
@@ -55,22 +134,12 @@ def compare(pub: Published, trials: pd.DataFrame, finals: pd.DataFrame, steps: i
         for metric, fig in r.values.items():
             v = finals[(finals.metric == metric) & finals.trial_id.isin(ids.trial_id)].value.to_numpy(float)
             v = v[np.isfinite(v)]
-            n = len(v)
-            half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
             rows.append({"published_row": r.name, "metric": metric, "loss": loss, "optimizer": opt,
                          "published_mean": fig.mean, "published_se": fig.se, "published_runs": pub.runs,
-                         "measured_mean": v.mean() if n else np.nan, "ci95_low": v.mean() - half if n else np.nan,
-                         "ci95_high": v.mean() + half if n else np.nan, "seeds": n, "values_": v,
-                         "budget_ratio": steps / pub.steps})
+                         "measured_mean": v.mean() if len(v) else np.nan, "seeds": len(v), "values_": v,
+                         "budget_ratio": ratio, **absolute(pub, metric, fig, v, ratio)})
     df = pd.DataFrame(rows)
-    verdicts = []
-    for x in df.itertuples():
-        others = df[(df.metric == x.metric) & (df.published_row != x.published_row) & (df.seeds > 0)
-                    & (df.published_mean != x.published_mean)]
-        ok = None if others.empty or not x.seeds else bool(
-            (np.sign(x.measured_mean - others.measured_mean) == np.sign(x.published_mean - others.published_mean)).all())
-        verdicts.append(verdict(x.published_mean, x.published_se, x.values_, ok, pub.absolute))
-    return df.assign(verdict=verdicts).drop(columns="values_")
+    return df.assign(verdict_ordering=ordering(pub, df, ratio)).drop(columns="values_")
 
 
 def _fmt(v: float) -> str:
@@ -88,16 +157,21 @@ def markdown(pub: Published, cmp: pd.DataFrame, steps: int, seeds: int, sweep_id
         lines += [f"Protocol differences: {pub.note}", ""]
     if not pub.absolute:
         lines += ["Our metric is not the paper's: only the ordering is compared.", ""]
-    lines += ["| row | metric | published mean ± s.e. | measured mean [95 % CI] | seeds | budget ratio | verdict |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["| row | metric | published mean ± s.e. | margin | measured mean | difference [95 % CI] | seeds "
+              "| budget ratio | absolute | ordering |", "|---|---|---|---|---|---|---|---|---|---|"]
     for x in cmp.itertuples():
         pub_s = _fmt(x.published_mean) + (f" ± {_fmt(x.published_se)}" if pd.notna(x.published_se) else "")
-        meas = "-" if not x.seeds else _fmt(x.measured_mean) + (
-            f" [{_fmt(x.ci95_low)}, {_fmt(x.ci95_high)}]" if pd.notna(x.ci95_low) else "")
-        lines.append(f"| {x.published_row} | {x.metric} | {pub_s} | {meas} | {x.seeds} | {x.budget_ratio:.3g} "
-                     f"| {x.verdict} |")
-    lines += ["", "agrees: difference within 1.96 sqrt(se_pub² + se_ours²); ordering reproduced: every published "
-              "difference to another row keeps its sign; differs: neither."]
+        meas = _fmt(x.measured_mean) if x.seeds else "-"
+        diff = f"{x.difference:+.3g} [{x.diff_ci95_low:+.3g}, {x.diff_ci95_high:+.3g}]" if pd.notna(x.difference) else "-"
+        lines.append(f"| {x.published_row} | {x.metric} | {pub_s} | ±{_fmt(x.published_margin)} | {meas} | {diff} "
+                     f"| {x.seeds} | {x.budget_ratio:.3g} | {x.verdict_absolute} | {x.verdict_ordering} |")
+    lines += ["", f"absolute: *agrees* when the difference is within ± margin by a TOST equivalence test (α 0.05, "
+              f"Welch-Satterthwaite df; the interval shown is the 95 % one of that t distribution), *differs* when "
+              f"that interval excludes 0, *inconclusive* otherwise and always with fewer than {pub.min_seeds} seeds, "
+              f"a budget ratio below {pub.min_budget_ratio:g} or no published s.e. ordering: a pair of rows counts "
+              "when the paper's difference is significant (p ≤ 0.05 from its s.e. and runs) and ours is too (Holm "
+              "over the counted pairs): *reproduced* / *reversed*; *not assessable* when no pair counts. "
+              "docs/statistics.md states every rule."]
     return "\n".join(lines) + "\n"
 
 

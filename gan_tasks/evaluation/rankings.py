@@ -1,8 +1,10 @@
 """Rankings over seeds: per (loss, optimizer[, tricks]) cell and metric, how good it is and how sure we are.
 
-Mean, standard deviation (ddof 1), 95 % confidence interval of the mean (Student t over seeds),
-median, best seed; the rank of the cell; and whether it differs significantly from the best
-cell by Welch's unequal-variance t-test at p < 0.05 (seed 000: "how can we trust the results?").
+Mean, standard deviation (ddof 1), 95 % confidence interval of the mean (Student t, cut to the metric's
+bounds: gan_tasks/config/scores.py), median, best seed; the rank of the cell; and whether it is worse than
+the best cell: p_value from an exact permutation test (<= 5 seeds on a side, or no spread) or Welch's
+t-test, p_adj by Holm over all pairs of the metric's cells, significant when p_adj <= 0.05
+(gan_tasks/evaluation/stats.py, docs/statistics.md). Seeds that all agree have no interval: "no spread".
 A cell whose seeds diverged or failed says so in `seeds_failed` and `note`; those seeds have no
 final metrics, so its statistics are over the seeds that completed.
 """
@@ -13,10 +15,10 @@ import json
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy import stats
 
 from gan_tasks.data import schema
-from gan_tasks.config.early_stop import DIRECTIONS
+from gan_tasks.config.scores import DIRECTIONS, bounds
+from gan_tasks.evaluation import stats
 from gan_tasks.data.storage import Storage
 from gan_tasks.config.labels import cell_parts
 from gan_tasks.methods.trick_settings import tricks_label
@@ -24,7 +26,7 @@ from gan_tasks.methods.trick_settings import tricks_label
 # Which way is better (the directions gan_tasks/evaluation/compare.py uses for regressions); only these
 # metrics are ranked. modes_total, *_std are descriptions, not scores.
 HIGHER_IS_BETTER = DIRECTIONS  # one table of directions, torch- and pandas-free (validation reads it too)
-ALPHA = 0.05  # significance level of the Welch test against the best cell
+ALPHA = stats.ALPHA  # level of the test against the best cell, after Holm's correction
 
 
 def final_values(trials: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame:
@@ -34,36 +36,23 @@ def final_values(trials: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFram
     return last.merge(trials[["trial_id", "loss", "optimizer", "seed"]], on="trial_id")
 
 
-def _cell(values: pd.DataFrame, higher: bool) -> dict:
+def _cell(values: pd.DataFrame, higher: bool, low: float | None, high: float | None) -> dict:
     v = values.value.to_numpy(dtype=float)
     n = len(v)
-    mean = float(v.mean()) if n else np.nan
-    std = float(v.std(ddof=1)) if n > 1 else np.nan
-    half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else np.nan
+    lo, hi = stats.mean_ci(v, low, high)
     best = values.iloc[int(np.argmax(v) if higher else np.argmin(v))] if n else None
-    return {"seeds": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half,
-            "median": float(np.median(v)) if n else np.nan,
+    return {"seeds": n, "mean": float(v.mean()) if n else np.nan, "std": float(v.std(ddof=1)) if n > 1 else np.nan,
+            "ci95_low": lo, "ci95_high": hi, "median": float(np.median(v)) if n else np.nan,
             "best_seed": int(best.seed) if best is not None else -1,
             "best_value": float(best.value) if best is not None else np.nan}
 
 
-def welch_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Welch t-test p-value, written out so degenerate inputs get an answer, not a warning.
-
-    NaN with fewer than 2 seeds on a side. Seeds that agree exactly (common for a mode count: 8, 8, 8)
-    have no spread; if both sides are constant the test is decided by the means alone: p = 1 when
-    they are equal, p = 0 when they differ (no seed of one side comes near the other)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(a) < 2 or len(b) < 2:
-        return float("nan")
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    scale = max(abs(a.mean()), abs(b.mean()), 1.0)
-    se2 = va + vb
-    if se2 <= (1e-12 * scale) ** 2:  # both sides constant up to rounding
-        return 1.0 if abs(a.mean() - b.mean()) <= 1e-12 * scale else 0.0
-    t = (a.mean() - b.mean()) / np.sqrt(se2)
-    df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))  # Welch-Satterthwaite
-    return float(2 * stats.t.sf(abs(t), df))
+def _upper(evaluations: pd.DataFrame) -> dict[str, float]:
+    """Per trial, the metrics that bound another one (modes_total for modes_covered)."""
+    if evaluations.empty:
+        return {}
+    ev = evaluations[evaluations.metric == "modes_total"]
+    return ev.groupby("trial_id").value.max().to_dict()
 
 
 def cell_frame(trials: pd.DataFrame) -> pd.DataFrame:
@@ -109,6 +98,7 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
     failed = trials[trials.status.isin(["diverged", "failed", "interrupted", "stopped"])]
     vals = vals[~vals.trial_id.isin(trials.trial_id[trials.status == "stopped"])]
     cells = trials[["loss", "optimizer"]].drop_duplicates()
+    totals = _upper(evaluations)
     rows = []
     for metric in sorted(set(vals.metric)):
         higher = HIGHER_IS_BETTER[metric]
@@ -117,11 +107,15 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
             c = m[(m.loss == loss) & (m.optimizer == opt)]
             bad = failed[(failed.loss == loss) & (failed.optimizer == opt)]
             n_cell = int(((trials.loss == loss) & (trials.optimizer == opt)).sum())
-            note = ", ".join(f"{status} {count} of {n_cell} seeds" + (" (early_stop)" if status == "stopped" else "")
-                             for status, count in bad.status.value_counts().items())
+            notes = [f"{status} {count} of {n_cell} seeds" + (" (early_stop)" if status == "stopped" else "")
+                     for status, count in bad.status.value_counts().items()]
+            if len(c) > 1 and stats.no_spread(c.value.to_numpy(dtype=float)):
+                notes.append(f"no spread: all {len(c)} seeds {c.value.iloc[0]:.4g}")
+            cap = max((totals[t] for t in c.trial_id if t in totals), default=None)
             rows.append({"sweep_id": sweep_id, "loss": loss, "optimizer": opt, "metric": metric,
                          "seeds_failed": int((bad.status != "stopped").sum()), "higher_is_better": higher,
-                         "note": note, **_cell(c, higher), "values_": c.value.to_numpy(dtype=float)})
+                         "note": ", ".join(notes), **_cell(c, higher, *bounds(metric, {"modes_total": cap})),
+                         "values_": c.value.to_numpy(dtype=float)})
     if not rows:
         return schema.RANKINGS.empty_table().to_pandas()
     df = pd.DataFrame(rows)
@@ -130,17 +124,16 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
         g = g.copy()
         sign = -1 if g.higher_is_better.iloc[0] else 1
         g["rank"] = (sign * g["mean"]).rank(method="min", na_option="bottom").astype(int)
-        best = g.sort_values("rank").iloc[0]
-        g["p_value"] = [np.nan if (r.loss, r.optimizer) == (best.loss, best.optimizer)
-                        else welch_p(r.values_, best.values_) for r in g.itertuples()]
-        g["significant"] = g.p_value < ALPHA
+        g["p_value"], g["p_adj"] = stats.versus_best(list(g.values_), int(np.argmin(g["rank"].to_numpy())))
+        g["significant"] = g.p_adj <= ALPHA
         out.append(g)
     df = pd.concat(out).drop(columns="values_").sort_values(["metric", "rank", "loss", "optimizer"])
     df = _with_published(df, trials, vals, published, steps)
     return df[schema.RANKINGS.names].reset_index(drop=True)
 
 
-_PUBLISHED = ["published_row", "published_mean", "published_se", "published_runs", "budget_ratio", "verdict"]
+_PUBLISHED = ["published_row", "published_mean", "published_se", "published_runs", "published_margin", "budget_ratio",
+              "verdict_absolute", "verdict_ordering"]
 
 
 def _with_published(df: pd.DataFrame, trials: pd.DataFrame, vals: pd.DataFrame, published, steps) -> pd.DataFrame:

@@ -157,15 +157,22 @@ _SORT_JS = ("<script>document.querySelectorAll('table.sortable th').forEach((th,
             "r.sort((x,y)=>(v(x)>v(y)?1:v(x)<v(y)?-1:0)*d).forEach(x=>b.appendChild(x))});</script>")
 
 
+def _ci(lo: float, hi: float, seeds: int, note: str) -> str:
+    """The interval as shown: a range, "no spread" where all seeds agree, blank with one seed."""
+    if pd.notna(lo):
+        return f"[{lo:.4g}, {hi:.4g}]"
+    return "no spread" if seeds > 1 and "no spread" in (note or "") else ""
+
+
 def _rankings_html(r: pd.DataFrame) -> str:
     if r.empty:
         return "<p>No metrics to rank.</p>"
-    t = r.assign(ci95=[f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in zip(r.ci95_low, r.ci95_high)],
+    t = r.assign(ci95=[_ci(lo, hi, n, note) for lo, hi, n, note in zip(r.ci95_low, r.ci95_high, r.seeds, r.note)],
                  better=r.higher_is_better.map({True: "higher", False: "lower"}),
-                 vs_best=[("differs" if s else "n.s.") if pd.notna(p) else ("best" if k == 1 else "n/a")
-                          for s, p, k in zip(r.significant, r.p_value, r["rank"])])
+                 vs_best=[("worse" if s else "n.s.") if pd.notna(p) else ("best" if k == 1 else "n/a")
+                          for s, p, k in zip(r.significant, r.p_adj, r["rank"])])
     cols = ["metric", "rank", "loss", "optimizer", "mean", "std", "ci95", "median", "best_seed", "best_value",
-            "seeds", "seeds_failed", "p_value", "vs_best", "better", "note"]
+            "seeds", "seeds_failed", "p_value", "p_adj", "vs_best", "better", "note"]
     return t[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", classes="sortable",
                            border=0)
 
@@ -179,12 +186,17 @@ def _published_html(storage: Storage, sweep_id: str) -> str:
     pub, cmp, _ = sweep_comparison(storage, sweep_id)
     t = cmp.assign(published=[f"{m:.4g}" + (f" ± {se:.3g}" if pd.notna(se) else "")
                               for m, se in zip(cmp.published_mean, cmp.published_se)],
-                   measured_ci95=[f"[{lo:.4g}, {hi:.4g}]" if pd.notna(lo) else "" for lo, hi in
-                                  zip(cmp.ci95_low, cmp.ci95_high)])
-    cols = ["published_row", "metric", "published", "published_runs", "measured_mean", "measured_ci95", "seeds",
-            "budget_ratio", "verdict"]
+                   margin=[f"±{m:.3g}" for m in cmp.published_margin],
+                   difference_ci95=[f"{d:+.4g} [{lo:+.4g}, {hi:+.4g}]" if pd.notna(d) else "" for d, lo, hi in
+                                    zip(cmp.difference, cmp.diff_ci95_low, cmp.diff_ci95_high)])
+    cols = ["published_row", "metric", "published", "published_runs", "margin", "measured_mean", "difference_ci95",
+            "seeds", "budget_ratio", "verdict_absolute", "verdict_ordering"]
     return (f"<h2>Published vs measured: {html.escape(pub.table)}</h2><p>{html.escape(pub.source)}. "
             f"Published: {pub.runs} runs of {pub.steps:,} generator steps. {html.escape(pub.note)}</p>"
+            "<p>absolute: agrees = within ± margin by a TOST equivalence test, differs = the 95 % interval of the "
+            f"difference excludes 0, inconclusive otherwise or with fewer than {pub.min_seeds} seeds or a budget "
+            f"ratio below {pub.min_budget_ratio:g}; ordering: pairs of rows whose paper difference is significant, "
+            "ours tested with Holm's correction (docs/statistics.md).</p>"
             + t[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0))
 
 
@@ -256,9 +268,11 @@ def render_html(storage: Storage, sweep_id: str) -> str:
              ".bad{background:#fdd}figure{margin:0}figcaption{font-size:11px;text-align:center}</style></head><body>",
              f"<h1>Sweep {html.escape(sweep_id)}</h1>", _budget_html(frames["trials"])]
     parts.append("<h2>Rankings over seeds</h2><p>Per (loss, optimizer) cell and metric: mean, standard "
-                 "deviation and 95 % confidence interval (Student t) over seeds, median and best seed. "
-                 f"<i>vs_best</i>: Welch's t-test against the best cell, p &lt; {ALPHA} = differs; "
-                 "failed or diverged seeds are counted in seeds_failed. Click a header to sort.</p>")
+                 "deviation and 95 % confidence interval (Student t, cut to the metric's bounds; <i>no spread</i> "
+                 "where all seeds agree) over seeds, median and best seed. <i>vs_best</i>: against the best cell, "
+                 "an exact permutation test (&le; 5 seeds or no spread) or Welch's t-test, p_adj by Holm over all "
+                 f"pairs of cells, p_adj &le; {ALPHA} = worse; failed or diverged seeds are counted in seeds_failed. "
+                 "Click a header to sort.</p>")
     parts.append(_rankings_html(ranks))
     parts.append(_published_html(storage, sweep_id))
     parts.append("<h2>Generated samples</h2><div class='grid'>" + _samples_html(storage, sweep_id, frames, table)
