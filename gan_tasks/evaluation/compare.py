@@ -7,19 +7,23 @@ import pandas as pd
 from scipy import stats
 
 from gan_tasks.evaluation.report import load_frames
+from gan_tasks.evaluation.seeds import seed_counts, seed_results
 from gan_tasks.data.storage import Storage
 from gan_tasks.config.early_stop import DIRECTIONS
 
 
 def cell_stats(storage: Storage, sweep_id: str) -> pd.DataFrame:
-    """Mean, std and 95 % CI half-width (Student t over seeds) per (loss, optimizer, metric)."""
+    """Mean, std and 95 % CI half-width (Student t over seeds) per (loss, optimizer, metric), over the seeds'
+    results (gan_tasks/evaluation/seeds.py: completed trials' final evaluations), with the cell's
+    seeds_failed; a cell without a result of a metric the sweep measured has a row too (seeds 0)."""
     f = load_frames(storage, sweep_id)
-    if f["evaluations"].empty:
-        return pd.DataFrame(columns=["loss", "optimizer", "metric", "mean", "std", "ci95", "seeds"])
-    ev = f["evaluations"].sort_values("step").groupby(["trial_id", "metric"]).tail(1)
-    df = ev.merge(f["trials"][["trial_id", "loss", "optimizer"]], on="trial_id")
-    g = df.groupby(["loss", "optimizer", "metric"])["value"]
-    out = g.agg(mean="mean", std="std", seeds="size").reset_index()
+    df = seed_results(f["trials"], f["evaluations"])
+    if df.empty:
+        return pd.DataFrame(columns=["loss", "optimizer", "metric", "mean", "std", "ci95", "seeds", "seeds_failed"])
+    out = df.groupby(["loss", "optimizer", "metric"])["value"].agg(mean="mean", std="std", seeds="size").reset_index()
+    cells = f["trials"][["loss", "optimizer"]].drop_duplicates().merge(out[["metric"]].drop_duplicates(), how="cross")
+    out = cells.merge(out, how="left").fillna({"seeds": 0}).astype({"seeds": int})
+    out = out.merge(seed_counts(f["trials"])[["loss", "optimizer", "seeds_failed"]], on=["loss", "optimizer"])
     t = stats.t.ppf(0.975, np.maximum(out.seeds - 1, 1))
     out["ci95"] = np.where(out.seeds > 1, t * out["std"] / np.sqrt(out.seeds), np.nan)
     return out

@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from gan_tasks.config.published import Z95, Published, PublishedRow
+from gan_tasks.evaluation.seeds import COMPLETED, FAILED
 
 if TYPE_CHECKING:  # numpy, pandas and scipy load where a comparison is computed
     import numpy as np
@@ -42,8 +43,9 @@ def verdict(pub_mean: float, pub_se: float | None, values: np.ndarray, ordering_
 def compare(pub: Published, trials: pd.DataFrame, finals: pd.DataFrame, steps: int) -> pd.DataFrame:
     """Per (published row, metric): the paper's figure, ours over seeds, budget ratio, verdict.
 
-    trials: trial_id, config_json, loss, optimizer (the rankings' cell labels); finals: trial_id,
-    metric, value (each trial's final value)."""
+    trials: trial_id, config_json, loss, optimizer (the rankings' cell labels), status; finals: trial_id,
+    metric, value: the seeds' results (gan_tasks/evaluation/seeds.py: completed trials' final evaluations).
+    seeds_failed: the row's diverged, failed or interrupted trials."""
     import numpy as np
     import pandas as pd
     from scipy import stats
@@ -61,6 +63,7 @@ def compare(pub: Published, trials: pd.DataFrame, finals: pd.DataFrame, steps: i
                          "published_mean": fig.mean, "published_se": fig.se, "published_runs": pub.runs,
                          "measured_mean": v.mean() if n else np.nan, "ci95_low": v.mean() - half if n else np.nan,
                          "ci95_high": v.mean() + half if n else np.nan, "seeds": n, "values_": v,
+                         "seeds_failed": int(ids.status.isin(FAILED).sum()),
                          "budget_ratio": steps / pub.steps})
     df = pd.DataFrame(rows)
     verdicts = []
@@ -94,7 +97,8 @@ def markdown(pub: Published, cmp: pd.DataFrame, steps: int, seeds: int, sweep_id
         pub_s = _fmt(x.published_mean) + (f" ± {_fmt(x.published_se)}" if pd.notna(x.published_se) else "")
         meas = "-" if not x.seeds else _fmt(x.measured_mean) + (
             f" [{_fmt(x.ci95_low)}, {_fmt(x.ci95_high)}]" if pd.notna(x.ci95_low) else "")
-        lines.append(f"| {x.published_row} | {x.metric} | {pub_s} | {meas} | {x.seeds} | {x.budget_ratio:.3g} "
+        seeds = f"{x.seeds}" + (f" (+{x.seeds_failed} failed)" if x.seeds_failed else "")
+        lines.append(f"| {x.published_row} | {x.metric} | {pub_s} | {meas} | {seeds} | {x.budget_ratio:.3g} "
                      f"| {x.verdict} |")
     lines += ["", "agrees: difference within 1.96 sqrt(se_pub² + se_ours²); ordering reproduced: every published "
               "difference to another row keeps its sign; differs: neither."]
@@ -119,7 +123,10 @@ def of_sweep(storage, sweep_id: str) -> tuple[Published | None, int | None]:
 
 def over_training(pub: Published, trials: pd.DataFrame, evaluations: pd.DataFrame) -> str:
     """Markdown: per published row and metric, the seed mean at every evaluated step (evaluation.eval_every),
-    so a reader sees whether a figure still moves at the budget's end; '' with one step only."""
+    so a reader sees whether a figure still moves at the budget's end; '' with one step only. Over the
+    seeds the verdict stands on: completed trials (gan_tasks/evaluation/seeds.py)."""
+    trials = trials[trials.status == COMPLETED]
+    evaluations = evaluations[evaluations.trial_id.isin(trials.trial_id)]
     if evaluations.empty or evaluations.step.nunique() < 2:
         return ""
     steps = sorted(evaluations.step.unique())
