@@ -34,6 +34,8 @@ METRICS = pa.schema([
     ("cycle", pa.float64()), ("identity", pa.float64()),
 ])
 
+# evaluations/<trial>.parquet: a trial's final evaluation; eval_every/<trial>-<step>.parquet: those during
+# training. A seed's result is a completed trial's final one (gan_tasks/evaluation/seeds.py).
 EVALUATIONS = pa.schema([
     ("sweep_id", pa.string()), ("trial_id", pa.string()),
     ("step", pa.int64()),  # generator step the metric was measured at
@@ -44,8 +46,8 @@ EVALUATIONS = pa.schema([
 
 RANKINGS = pa.schema([  # sweeps/<id>/rankings/rankings.parquet: one row per (loss, optimizer, metric)
     ("sweep_id", pa.string()), ("loss", pa.string()), ("optimizer", pa.string()), ("metric", pa.string()),
-    ("seeds", pa.int64()),  # seeds with a final value of this metric
-    ("seeds_failed", pa.int64()),  # seeds of the cell that diverged or failed (no final metrics)
+    ("seeds", pa.int64()),  # completed seeds with a final value of this metric (gan_tasks/evaluation/seeds.py)
+    ("seeds_failed", pa.int64()),  # seeds of the cell that diverged, failed or were interrupted (never a value)
     ("mean", pa.float64()), ("std", pa.float64()),  # over seeds, std with ddof 1 (NaN for one seed)
     ("ci95_low", pa.float64()), ("ci95_high", pa.float64()),  # 95 % CI of the mean, Student t
     ("median", pa.float64()), ("best_seed", pa.int64()), ("best_value", pa.float64()),
@@ -53,7 +55,7 @@ RANKINGS = pa.schema([  # sweeps/<id>/rankings/rankings.parquet: one row per (lo
     ("rank", pa.int64()),  # 1 = the best cell by mean for this metric
     ("p_value", pa.float64()),  # Welch's t-test against the best cell (NaN: the best itself, or < 2 seeds)
     ("significant", pa.bool_()),  # p_value < 0.05: differs from the best cell
-    ("note", pa.string()),  # e.g. "diverged 1 of 3 seeds"; "" when all seeds completed
+    ("note", pa.string()),  # every seed not completed, e.g. "diverged 1 of 3 seeds, stopped 1 of 3 seeds (early_stop)"
     # The sweep config's `published:` table (gan_tasks/evaluation/published.py), null where no row matches the cell:
     ("published_row", pa.string()),  # the paper's row label, e.g. "PacGAN2"
     ("published_mean", pa.float64()), ("published_se", pa.float64()),  # its figure (s.e. over its runs)

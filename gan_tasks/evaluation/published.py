@@ -55,7 +55,8 @@ def compare(pub: Published, trials: pd.DataFrame, finals: pd.DataFrame, steps: i
         cells = ids[["loss", "optimizer"]].drop_duplicates()
         loss, opt = (cells.iloc[0].tolist() if len(cells) == 1 else (None, None))
         for metric, fig in r.values.items():
-            v = finals[(finals.metric == metric) & finals.trial_id.isin(ids.trial_id)].value.to_numpy(float)
+            done = ids.trial_id[ids.status == COMPLETED]  # finals of other trials are no seed's result
+            v = finals[(finals.metric == metric) & finals.trial_id.isin(done)].value.to_numpy(float)
             v = v[np.isfinite(v)]
             n = len(v)
             half = stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
