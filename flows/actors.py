@@ -56,7 +56,7 @@ class TrialActor:
         self.progress_ = (0, 0, 0.0)  # a pooled actor must not report its previous trial's progress
         node = ray.get_runtime_context().get_node_id()
         hook = None
-        if ev is not None and ev.eval_every:  # quality-over-steps rows in evaluations/
+        if ev is not None and ev.eval_every:  # quality-over-steps rows in eval_every/
             from gan_tasks.evaluation.evaluate import on_eval
 
             hook = on_eval(storage, sweep_id, ev, es)  # es: early_stop rungs, decided in the hook

@@ -109,7 +109,7 @@ def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
 def forget_trial(storage: Storage, sweep_id: str, tid: str) -> None:
     """--force: remove a trial's outputs so it trains from scratch."""
     storage.rm("sweeps", sweep_id, "checkpoints", tid, recursive=True)
-    for folder in ("trials", "evaluations", "metrics"):
+    for folder in ("trials", "evaluations", "eval_every", "metrics"):
         for name in storage.ls("sweeps", sweep_id, folder):
             if name.startswith(tid):
                 storage.rm("sweeps", sweep_id, folder, name)
@@ -293,12 +293,12 @@ def report(storage: Storage, sweep_id: str) -> dict:
     from gan_tasks.evaluation.rankings import rank_cells, write_rankings
     from gan_tasks.evaluation.report import load_frames, summary_table, write_report
 
-    folder = ("sweeps", sweep_id, "evaluations")
-    for name in storage.ls(*folder):  # final evaluations were just rewritten; a damaged older one goes aside
-        try:
-            storage.read_parquet(*folder, name)
-        except DamagedFile as e:
-            get_run_logger().warning("%s; moved to %s", e, storage.quarantine(*folder, name))
+    for folder in (("sweeps", sweep_id, "evaluations"), ("sweeps", sweep_id, "eval_every")):
+        for name in storage.ls(*folder):  # final evaluations were just rewritten; a damaged older one goes aside
+            try:
+                storage.read_parquet(*folder, name)
+            except DamagedFile as e:
+                get_run_logger().warning("%s; moved to %s", e, storage.quarantine(*folder, name))
     frames = load_frames(storage, sweep_id)
     ranks = rank_cells(frames["trials"], frames["evaluations"], sweep_id, *of_sweep(storage, sweep_id))
     write_rankings(storage, sweep_id, ranks)

@@ -35,9 +35,13 @@ def test_mnist_grid_produces_metrics_rankings_and_report(ray_session, prefect_ha
 
     opts = {"storage_options": s3_storage.storage_options}
     base = s3_storage.uri("sweeps", "ev-1")
-    ev = pd.read_parquet(f"{base}/evaluations/", **opts)
-    assert list(ev.columns) == schema.EVALUATIONS.names
-    assert ev.trial_id.nunique() == 4 and set(ev.step) == {6, 12}  # eval_every 6 during training, final at 12
+    final = pd.read_parquet(f"{base}/evaluations/", **opts)
+    during = pd.read_parquet(f"{base}/eval_every/", **opts)
+    assert list(final.columns) == list(during.columns) == schema.EVALUATIONS.names
+    # eval_every 6 during training, in a folder of its own: evaluations/ holds one result per trial, at 12
+    assert set(final.step) == {12} and set(during.step) == {6}
+    ev = pd.concat([final, during])
+    assert ev.trial_id.nunique() == 4
     for tid, g in ev[ev.step == 12].groupby("trial_id"):
         assert {"inception_score", "fid", "kid", "precision", "recall"} <= set(g.metric), tid
     assert (ev.extractor == "classifier").all() and (ev.extractor_hash == meta["hash"]).all()

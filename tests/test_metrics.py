@@ -56,6 +56,7 @@ def test_training_time_metrics_land_in_evaluations_without_changing_training(loc
     plain.run()
     for a, b in zip(hooked.G.state_dict().values(), plain.G.state_dict().values()):
         assert torch.equal(a, b)
-    ev = local_storage.read_table("sweeps", "hooked", "evaluations").to_pandas()
+    ev = local_storage.read_table("sweeps", "hooked", "eval_every").to_pandas()
     assert sorted(set(ev.step)) == [10, 20]  # step 30 is the final evaluation's
+    assert local_storage.ls("sweeps", "hooked", "evaluations") == []  # that folder holds final evaluations only
     assert {"modes_covered", "high_quality", "reverse_kl"} <= set(ev.metric) and (ev.extractor == "").all()

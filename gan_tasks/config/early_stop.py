@@ -71,11 +71,12 @@ def go_on(values: dict[str, float], trial_id: str, es: EarlyStop) -> bool:
 
 
 def rung_values(storage, sweep_id: str, step: int, metric: str) -> dict[str, float]:
-    """The metric of every trial of the sweep at `step`, from its evaluations/<trial>-<step>.parquet."""
-    folder = ("sweeps", sweep_id, "evaluations")
+    """The metric of every trial of the sweep at `step`, from its eval_every/<trial>-<step>.parquet (or
+    evaluations/<trial>-<step>.parquet, where a sweep begun before eval_every/ existed wrote it)."""
     out = {}
-    for name in storage.ls(*folder):
-        if name.endswith(f"-{step:09d}.parquet"):
-            rows = storage.read_parquet(*folder, name).to_pylist()
-            out.update({r["trial_id"]: float(r["value"]) for r in rows if r["metric"] == metric})
+    for folder in (("sweeps", sweep_id, "evaluations"), ("sweeps", sweep_id, "eval_every")):
+        for name in storage.ls(*folder):
+            if name.endswith(f"-{step:09d}.parquet"):
+                rows = storage.read_parquet(*folder, name).to_pylist()
+                out.update({r["trial_id"]: float(r["value"]) for r in rows if r["metric"] == metric})
     return out

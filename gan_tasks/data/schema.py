@@ -34,6 +34,8 @@ METRICS = pa.schema([
     ("cycle", pa.float64()), ("identity", pa.float64()),
 ])
 
+# evaluations/<trial>.parquet: a trial's final evaluation; eval_every/<trial>-<step>.parquet: those during
+# training. A seed's result is a completed trial's final one (gan_tasks/evaluation/seeds.py).
 EVALUATIONS = pa.schema([
     ("sweep_id", pa.string()), ("trial_id", pa.string()),
     ("step", pa.int64()),  # generator step the metric was measured at
@@ -44,8 +46,8 @@ EVALUATIONS = pa.schema([
 
 RANKINGS = pa.schema([  # sweeps/<id>/rankings/rankings.parquet: one row per (loss, optimizer, metric)
     ("sweep_id", pa.string()), ("loss", pa.string()), ("optimizer", pa.string()), ("metric", pa.string()),
-    ("seeds", pa.int64()),  # seeds with a final value of this metric
-    ("seeds_failed", pa.int64()),  # seeds of the cell that diverged or failed (no final metrics)
+    ("seeds", pa.int64()),  # completed seeds with a final value of this metric (gan_tasks/evaluation/seeds.py)
+    ("seeds_failed", pa.int64()),  # seeds of the cell that diverged, failed or were interrupted (never a value)
     ("mean", pa.float64()), ("std", pa.float64()),  # over seeds, std with ddof 1 (NaN for one seed)
     # 95 % CI of the mean (Student t) cut to the metric's bounds; NaN with one seed or no spread (note says so)
     ("ci95_low", pa.float64()), ("ci95_high", pa.float64()),
@@ -56,7 +58,8 @@ RANKINGS = pa.schema([  # sweeps/<id>/rankings/rankings.parquet: one row per (lo
     # (NaN: the best itself, or < 2 seeds), and that p adjusted by Holm over all pairs of the metric's cells
     ("p_value", pa.float64()), ("p_adj", pa.float64()),
     ("significant", pa.bool_()),  # p_adj <= 0.05: worse than the best cell
-    ("note", pa.string()),  # e.g. "diverged 1 of 3 seeds", "no spread: all 3 seeds 8"; "" otherwise
+    # every seed not completed ("diverged 1 of 3 seeds, stopped 1 of 3 seeds (early_stop)"), "no spread: ..."
+    ("note", pa.string()),
     # The sweep config's `published:` table (gan_tasks/evaluation/published.py), null where no row matches the cell:
     ("published_row", pa.string()),  # the paper's row label, e.g. "PacGAN2"
     ("published_mean", pa.float64()), ("published_se", pa.float64()),  # its figure (s.e. over its runs)

@@ -8,7 +8,8 @@ The storage layout under the root (documented in README "Storage layout"):
   sweeps/<sweep_id>/trials/<trial_id>.parquet
   sweeps/<sweep_id>/metrics/<trial_id>-<first_step:09d>.parquet
   sweeps/<sweep_id>/evaluations/<trial_id>.parquet           final metrics (gan_tasks/evaluation/evaluate.py)
-  sweeps/<sweep_id>/evaluations/<trial_id>-<step:09d>.parquet  cheap metrics during training (eval_every)
+  sweeps/<sweep_id>/eval_every/<trial_id>-<step:09d>.parquet  cheap metrics during training (evaluation.eval_every);
+      sweeps written before eval_every/ existed keep them in evaluations/ under that name: read as such
   sweeps/<sweep_id>/samples/<trial_id>.npy     samples the report plots (2D points, or 64 images)
   sweeps/<sweep_id>/rankings/rankings.parquet  per cell and metric over seeds (gan_tasks/evaluation/rankings.py)
   sweeps/<sweep_id>/checkpoints/<trial_id>/step-<step:09d>.pt  (+ config.json)
@@ -213,9 +214,9 @@ class Storage:
         pq.write_table(table, buf)
         self.write_bytes(buf.getvalue(), *parts)
 
-    def read_table(self, *parts: str) -> pa.Table | None:
-        """All Parquet files of one folder as one table; None if the folder is empty."""
-        names = [n for n in self.ls(*parts) if n.endswith(".parquet")]
+    def read_table(self, *parts: str, keep: Callable[[str], bool] | None = None) -> pa.Table | None:
+        """All Parquet files of one folder (those whose name `keep` accepts) as one table; None if none."""
+        names = [n for n in self.ls(*parts) if n.endswith(".parquet") and (keep is None or keep(n))]
         if not names:
             return None
         # A few reads in flight: a 256-trial sweep's metrics are ~500 small objects, each a round trip on S3.
@@ -240,6 +241,33 @@ class Storage:
         self.write_bytes(self.read_bytes(*parts), *dest)
         self.rm(*parts)
         return self.uri(*dest)
+
+
+# A trial's evaluations: the final one (its result) and those during training, apart (evaluation_file).
+EVALUATIONS, EVAL_EVERY = "evaluations", "eval_every"
+
+
+def evaluation_file(trial_id: str, step: int | None = None) -> tuple[str, str]:
+    """(folder, name) of a trial's final evaluation (step None) or of one during training at `step`."""
+    return (EVALUATIONS, f"{trial_id}.parquet") if step is None else (EVAL_EVERY, f"{trial_id}-{step:09d}.parquet")
+
+
+def is_final_evaluation(name: str) -> bool:
+    """Whether a file of evaluations/ is a final evaluation, not <trial>-<step>.parquet (an older layout's
+    eval_every file): trial ids are hex, so a final file's name has no dash."""
+    return "-" not in name.rsplit(".", 1)[0]
+
+
+def read_evaluations(storage: "Storage", sweep_id: str) -> pa.Table | None:
+    """A sweep's evaluations, final and during training, with a `final` column telling them apart (the
+    files' schema is EVALUATIONS, without it); None if there are none."""
+    base = ("sweeps", sweep_id)
+    parts = [(storage.read_table(*base, EVALUATIONS, keep=is_final_evaluation), True),
+             (storage.read_table(*base, EVALUATIONS, keep=lambda n: not is_final_evaluation(n)), False),  # older
+             (storage.read_table(*base, EVAL_EVERY), False)]
+    tables = [t.append_column("final", pa.array([final] * t.num_rows, pa.bool_())) for t, final in parts
+              if t is not None]
+    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 class DamagedFile(ValueError):

@@ -17,26 +17,23 @@ from gan_tasks.config.scores import DIRECTIONS
 from gan_tasks.data.storage import Storage
 from gan_tasks.evaluation import stats
 from gan_tasks.evaluation.report import load_frames
+from gan_tasks.evaluation.seeds import seed_counts, seed_results
 
-FAILED = ("diverged", "failed", "interrupted")
 COLUMNS = ["loss", "optimizer", "metric", "seeds_a", "seeds_b", "mean_a", "mean_b", "delta", "std_a", "std_b",
            "p_value", "p_adj", "flagged", "note"]
 
 
 def cell_stats(storage: Storage, sweep_id: str) -> pd.DataFrame:
-    """Per (loss, optimizer, score metric): the seeds' final values, mean, std, seeds, and the cell's
-    failed seeds."""
+    """Per (loss, optimizer, score metric): the seeds' results (gan_tasks/evaluation/seeds.py: completed
+    trials' final evaluations), their mean, std and count, and the cell's failed seeds."""
     f = load_frames(storage, sweep_id)
     cols = ["loss", "optimizer", "metric", "values", "mean", "std", "seeds", "seeds_failed"]
-    if f["evaluations"].empty:
+    df = seed_results(f["trials"], f["evaluations"], DIRECTIONS)
+    if df.empty:
         return pd.DataFrame(columns=cols)
-    ev = f["evaluations"].sort_values("step").groupby(["trial_id", "metric"]).tail(1)
-    df = ev.merge(f["trials"][["trial_id", "loss", "optimizer"]], on="trial_id")
-    df = df[df.metric.isin(DIRECTIONS) & np.isfinite(df.value.astype(float))]
     out = df.groupby(["loss", "optimizer", "metric"]).value.agg(
         values=lambda v: v.to_numpy(dtype=float), mean="mean", std="std", seeds="size").reset_index()
-    t = f["trials"]
-    failed = t.status.isin(FAILED).groupby([t.loss, t.optimizer]).sum().rename("seeds_failed").reset_index()
+    failed = seed_counts(f["trials"])[["loss", "optimizer", "seeds_failed"]]
     return out.merge(failed, on=["loss", "optimizer"], how="left")[cols]
 
 

@@ -27,7 +27,7 @@ from gan_tasks.data.datasets import DATASETS, dataset_path, load_array
 from gan_tasks.evaluation.fidelity import calculate, stats_cache_name, storage_cache
 from gan_tasks.evaluation.metrics import mode_coverage, stacked_mnist_coverage
 from gan_tasks.methods.registry import Registry
-from gan_tasks.data.storage import Storage
+from gan_tasks.data.storage import Storage, evaluation_file
 from gan_tasks.config.early_stop import go_on, rung_values
 from gan_tasks.training.trial import EarlyStopped, Trial
 
@@ -165,10 +165,10 @@ def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalCo
 
 def write_evaluations(storage: Storage, sweep_id: str, trial_id: str, rows_: list[dict],
                       step: int | None = None) -> None:
-    """evaluations/<trial_id>.parquet (final) or <trial_id>-<step:09d>.parquet (during training)."""
-    name = f"{trial_id}.parquet" if step is None else f"{trial_id}-{step:09d}.parquet"
+    """evaluations/<trial_id>.parquet (final: step None) or eval_every/<trial_id>-<step:09d>.parquet (during
+    training), apart so that evaluations/ holds one result per trial (gan_tasks/evaluation/seeds.py)."""
     storage.write_parquet(pa.Table.from_pylist(rows_, schema=schema.EVALUATIONS), "sweeps", sweep_id,
-                          "evaluations", name)
+                          *evaluation_file(trial_id, step))
 
 
 def on_eval(storage: Storage, sweep_id: str, ev: EvalConfig, es=None) -> Callable[[Trial], None]:

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from gan_tasks.config.published import Figure, Published, PublishedRow
+from gan_tasks.evaluation.seeds import COMPLETED, FAILED
 
 if TYPE_CHECKING:  # numpy, pandas and scipy load where a comparison is computed
     import numpy as np
@@ -121,8 +122,9 @@ def compare(pub: Published, trials: pd.DataFrame, finals: pd.DataFrame, steps: i
     """Per (published row, metric): the paper's figure and margin, ours over seeds, the difference with its
     95 % interval, budget ratio, and the two verdicts (verdict_absolute, verdict_ordering).
 
-    trials: trial_id, config_json, loss, optimizer (the rankings' cell labels); finals: trial_id,
-    metric, value (each trial's final value)."""
+    trials: trial_id, config_json, loss, optimizer (the rankings' cell labels), status; finals: trial_id,
+    metric, value: the seeds' results (gan_tasks/evaluation/seeds.py: completed trials' final evaluations).
+    seeds_failed: the row's diverged, failed or interrupted trials."""
     import numpy as np
     import pandas as pd
     rows = []
@@ -132,11 +134,13 @@ def compare(pub: Published, trials: pd.DataFrame, finals: pd.DataFrame, steps: i
         cells = ids[["loss", "optimizer"]].drop_duplicates()
         loss, opt = (cells.iloc[0].tolist() if len(cells) == 1 else (None, None))
         for metric, fig in r.values.items():
-            v = finals[(finals.metric == metric) & finals.trial_id.isin(ids.trial_id)].value.to_numpy(float)
+            done = ids.trial_id[ids.status == COMPLETED]  # finals of other trials are no seed's result
+            v = finals[(finals.metric == metric) & finals.trial_id.isin(done)].value.to_numpy(float)
             v = v[np.isfinite(v)]
             rows.append({"published_row": r.name, "metric": metric, "loss": loss, "optimizer": opt,
                          "published_mean": fig.mean, "published_se": fig.se, "published_runs": pub.runs,
                          "measured_mean": v.mean() if len(v) else np.nan, "seeds": len(v), "values_": v,
+                         "seeds_failed": int(ids.status.isin(FAILED).sum()),
                          "budget_ratio": ratio, **absolute(pub, metric, fig, v, ratio)})
     df = pd.DataFrame(rows)
     return df.assign(verdict_ordering=ordering(pub, df, ratio)).drop(columns="values_")
@@ -163,14 +167,16 @@ def markdown(pub: Published, cmp: pd.DataFrame, steps: int, seeds: int, sweep_id
         pub_s = _fmt(x.published_mean) + (f" ± {_fmt(x.published_se)}" if pd.notna(x.published_se) else "")
         meas = _fmt(x.measured_mean) if x.seeds else "-"
         diff = f"{x.difference:+.3g} [{x.diff_ci95_low:+.3g}, {x.diff_ci95_high:+.3g}]" if pd.notna(x.difference) else "-"
+        seeds = f"{x.seeds}" + (f" (+{x.seeds_failed} failed)" if x.seeds_failed else "")
         lines.append(f"| {x.published_row} | {x.metric} | {pub_s} | ±{_fmt(x.published_margin)} | {meas} | {diff} "
-                     f"| {x.seeds} | {x.budget_ratio:.3g} | {x.verdict_absolute} | {x.verdict_ordering} |")
+                     f"| {seeds} | {x.budget_ratio:.3g} | {x.verdict_absolute} | {x.verdict_ordering} |")
     lines += ["", f"absolute: *agrees* when the difference is within ± margin by a TOST equivalence test (α 0.05, "
               f"Welch-Satterthwaite df; the interval shown is the 95 % one of that t distribution), *differs* when "
               f"that interval excludes 0, *inconclusive* otherwise and always with fewer than {pub.min_seeds} seeds, "
               f"a budget ratio below {pub.min_budget_ratio:g} or no published s.e. ordering: a pair of rows counts "
               "when the paper's difference is significant (p ≤ 0.05 from its s.e. and runs) and ours is too (Holm "
               "over the counted pairs): *reproduced* / *reversed*; *not assessable* when no pair counts. "
+              "Seeds: completed trials' final evaluations (+ failed: diverged, failed or interrupted, never a value). "
               "docs/statistics.md states every rule."]
     return "\n".join(lines) + "\n"
 
@@ -193,7 +199,10 @@ def of_sweep(storage, sweep_id: str) -> tuple[Published | None, int | None]:
 
 def over_training(pub: Published, trials: pd.DataFrame, evaluations: pd.DataFrame) -> str:
     """Markdown: per published row and metric, the seed mean at every evaluated step (evaluation.eval_every),
-    so a reader sees whether a figure still moves at the budget's end; '' with one step only."""
+    so a reader sees whether a figure still moves at the budget's end; '' with one step only. Over the
+    seeds the verdict stands on: completed trials (gan_tasks/evaluation/seeds.py)."""
+    trials = trials[trials.status == COMPLETED]
+    evaluations = evaluations[evaluations.trial_id.isin(trials.trial_id)]
     if evaluations.empty or evaluations.step.nunique() < 2:
         return ""
     steps = sorted(evaluations.step.unique())

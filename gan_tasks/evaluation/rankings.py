@@ -5,8 +5,9 @@ bounds: gan_tasks/config/scores.py), median, best seed; the rank of the cell; an
 the best cell: p_value from an exact permutation test (<= 5 seeds on a side, or no spread) or Welch's
 t-test, p_adj by Holm over all pairs of the metric's cells, significant when p_adj <= 0.05
 (gan_tasks/evaluation/stats.py, docs/statistics.md). Seeds that all agree have no interval: "no spread".
-A cell whose seeds diverged or failed says so in `seeds_failed` and `note`; those seeds have no
-final metrics, so its statistics are over the seeds that completed.
+The values are the seeds' results as gan_tasks/evaluation/seeds.py defines them: completed trials'
+final evaluations. A cell's diverged, failed or interrupted seeds are counted in `seeds_failed`,
+and they and its early-stopped seeds are named in `note`; its statistics are over completed seeds.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from gan_tasks.config.scores import DIRECTIONS, bounds
 from gan_tasks.evaluation import stats
 from gan_tasks.data.storage import Storage
 from gan_tasks.config.labels import cell_parts
+from gan_tasks.evaluation.seeds import seed_counts, seed_results
 from gan_tasks.methods.trick_settings import tricks_label
 
 # Which way is better (the directions gan_tasks/evaluation/compare.py uses for regressions); only these
@@ -30,10 +32,8 @@ ALPHA = stats.ALPHA  # level of the test against the best cell, after Holm's cor
 
 
 def final_values(trials: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame:
-    """One row per (trial, metric): the value at the trial's last evaluated step, with its cell."""
-    ev = evaluations[evaluations.metric.isin(HIGHER_IS_BETTER)]
-    last = ev.sort_values("step").groupby(["trial_id", "metric"]).tail(1)
-    return last.merge(trials[["trial_id", "loss", "optimizer", "seed"]], on="trial_id")
+    """One row per (completed trial, ranked metric): the seed's result (seeds.seed_results), with its cell."""
+    return seed_results(trials, evaluations, HIGHER_IS_BETTER)
 
 
 def _cell(values: pd.DataFrame, higher: bool, low: float | None, high: float | None) -> dict:
@@ -90,13 +90,8 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
     if trials.empty:
         return schema.RANKINGS.empty_table().to_pandas()
     trials = cell_frame(trials)
-    vals = final_values(trials, evaluations) if not evaluations.empty else pd.DataFrame(
-        columns=["trial_id", "metric", "value", "loss", "optimizer", "seed"])
-    vals = vals[np.isfinite(vals.value.astype(float))]
-    # Seeds that did not reach the budget: failed ones count in seeds_failed; ones early_stop cut short
-    # are left out of the statistics too (their values are from an earlier step) and named in the note.
-    failed = trials[trials.status.isin(["diverged", "failed", "interrupted", "stopped"])]
-    vals = vals[~vals.trial_id.isin(trials.trial_id[trials.status == "stopped"])]
+    vals = final_values(trials, evaluations)  # completed seeds only; the others are counted in `counts`
+    counts = seed_counts(trials).set_index(["loss", "optimizer"])
     cells = trials[["loss", "optimizer"]].drop_duplicates()
     totals = _upper(evaluations)
     rows = []
@@ -105,15 +100,13 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
         m = vals[vals.metric == metric]
         for loss, opt in cells.itertuples(index=False):
             c = m[(m.loss == loss) & (m.optimizer == opt)]
-            bad = failed[(failed.loss == loss) & (failed.optimizer == opt)]
-            n_cell = int(((trials.loss == loss) & (trials.optimizer == opt)).sum())
-            notes = [f"{status} {count} of {n_cell} seeds" + (" (early_stop)" if status == "stopped" else "")
-                     for status, count in bad.status.value_counts().items()]
+            n = counts.loc[(loss, opt)]
+            notes = [n.note] if n.note else []
             if len(c) > 1 and stats.no_spread(c.value.to_numpy(dtype=float)):
                 notes.append(f"no spread: all {len(c)} seeds {c.value.iloc[0]:.4g}")
             cap = max((totals[t] for t in c.trial_id if t in totals), default=None)
             rows.append({"sweep_id": sweep_id, "loss": loss, "optimizer": opt, "metric": metric,
-                         "seeds_failed": int((bad.status != "stopped").sum()), "higher_is_better": higher,
+                         "seeds_failed": int(n.seeds_failed), "higher_is_better": higher,
                          "note": ", ".join(notes), **_cell(c, higher, *bounds(metric, {"modes_total": cap})),
                          "values_": c.value.to_numpy(dtype=float)})
     if not rows:

@@ -17,14 +17,18 @@ from gan_tasks.data.datasets import DATASETS  # noqa: E402
 from gan_tasks.methods.programs import DEFAULT_PROGRAM, PROGRAMS  # noqa: E402
 from gan_tasks.config.published import Published  # noqa: E402
 from gan_tasks.evaluation.rankings import ALPHA, HIGHER_IS_BETTER, cell_frame, final_values, rank_cells  # noqa: E402
-from gan_tasks.data.storage import Storage  # noqa: E402
+from gan_tasks.evaluation.seeds import seed_results  # noqa: E402
+from gan_tasks.data.storage import Storage, read_evaluations  # noqa: E402
 
 
 def load_frames(storage: Storage, sweep_id: str) -> dict[str, pd.DataFrame]:
+    """trials, metrics and evaluations (final ones and those during training: the `final` column)."""
     out = {}
-    for name in ("trials", "metrics", "evaluations"):
+    for name in ("trials", "metrics"):
         t = storage.read_table("sweeps", sweep_id, name)
         out[name] = t.to_pandas() if t is not None else pd.DataFrame()
+    t = read_evaluations(storage, sweep_id)
+    out["evaluations"] = t.to_pandas() if t is not None else pd.DataFrame()
     out["trials"] = cell_frame(out["trials"])  # cells differing by settings or tricks keep apart everywhere
     return out
 
@@ -41,15 +45,15 @@ def load_rankings(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFram
 
 
 def summary_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per trial: identity, status, and its final evaluation metrics as columns."""
+    """One row per trial: identity, status, and its result as columns: a completed trial's final evaluation
+    (gan_tasks/evaluation/seeds.py); blank for the others, never a value from during training."""
     trials = frames["trials"]
     if trials.empty:
         return trials
     cols = ["trial_id", "loss", "optimizer", "seed", "status", "steps", "wall_seconds", "error"]
     table = trials[cols].copy()
-    ev = frames["evaluations"]
-    if not ev.empty:
-        last = ev.sort_values("step").groupby(["trial_id", "metric"]).tail(1)
+    last = seed_results(trials, frames["evaluations"])
+    if not last.empty:
         table = table.merge(last.pivot(index="trial_id", columns="metric", values="value").reset_index(),
                             on="trial_id", how="left")
     return table.sort_values(["loss", "optimizer", "seed"]).reset_index(drop=True)
@@ -190,7 +194,7 @@ def _published_html(storage: Storage, sweep_id: str) -> str:
                    difference_ci95=[f"{d:+.4g} [{lo:+.4g}, {hi:+.4g}]" if pd.notna(d) else "" for d, lo, hi in
                                     zip(cmp.difference, cmp.diff_ci95_low, cmp.diff_ci95_high)])
     cols = ["published_row", "metric", "published", "published_runs", "margin", "measured_mean", "difference_ci95",
-            "seeds", "budget_ratio", "verdict_absolute", "verdict_ordering"]
+            "seeds", "seeds_failed", "budget_ratio", "verdict_absolute", "verdict_ordering"]
     return (f"<h2>Published vs measured: {html.escape(pub.table)}</h2><p>{html.escape(pub.source)}. "
             f"Published: {pub.runs} runs of {pub.steps:,} generator steps. {html.escape(pub.note)}</p>"
             "<p>absolute: agrees = within ± margin by a TOST equivalence test, differs = the 95 % interval of the "
@@ -271,8 +275,9 @@ def render_html(storage: Storage, sweep_id: str) -> str:
                  "deviation and 95 % confidence interval (Student t, cut to the metric's bounds; <i>no spread</i> "
                  "where all seeds agree) over seeds, median and best seed. <i>vs_best</i>: against the best cell, "
                  "an exact permutation test (&le; 5 seeds or no spread) or Welch's t-test, p_adj by Holm over all "
-                 f"pairs of cells, p_adj &le; {ALPHA} = worse; failed or diverged seeds are counted in seeds_failed. "
-                 "Click a header to sort.</p>")
+                 f"pairs of cells, p_adj &le; {ALPHA} = worse. Seeds are completed trials' final evaluations; "
+                 "diverged, failed or interrupted seeds are counted in seeds_failed, early-stopped ones named in the "
+                 "note. Click a header to sort.</p>")
     parts.append(_rankings_html(ranks))
     parts.append(_published_html(storage, sweep_id))
     parts.append("<h2>Generated samples</h2><div class='grid'>" + _samples_html(storage, sweep_id, frames, table)
