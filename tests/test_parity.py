@@ -62,6 +62,11 @@ def test_simultaneous_trains_with_tricks_batchnorm_and_pack_seeds(local_storage)
                tricks={"pac": 2, "label_smoothing": 0.1, "instance_noise": 0.1, "historical_averaging": 0.01})
     t.run()
     assert t.step == 4
+    for program in ("acgan", "cgan-projection"):  # the conditional programs share the step
+        c = _trial(local_storage, program=program, train={"update": "simultaneous"}, tricks={"label_smoothing": 0.1})
+        before = copy.deepcopy(c.G.state_dict())
+        c.run()
+        assert any(not torch.equal(before[k], v) for k, v in c.G.state_dict().items())
     # pack_seeds: the same simultaneous step, seed by seed, as the unpacked trial's
     cfgs = expand_grid(parse_config(_cfg(train={"update": "simultaneous"}, seeds=(0, 1), pack_seeds=2)))
     packed = PackedTrials(cfgs, local_storage, "p")
@@ -183,3 +188,19 @@ def test_ema_without_batchnorm_is_left_alone(local_storage):
     assert not batchnorms(t.program.G_ema)
     after = t.G_eval.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_ema_statistics_survive_checkpoint_and_resume(local_storage):
+    """An evaluation mid-run (which recomputes the EMA's statistics) changes neither training nor the
+    checkpoints: a trial resumed from step 3 ends with the same G_eval, statistics included."""
+    kw = dict(model=SMALL_BN, train={"g_ema": 0.5, "steps": 6, "checkpoint_every": 3})
+    full = _trial(local_storage, **kw)
+    full.run(on_eval=lambda t: t.sample(10), eval_every=3)
+    t = expand_grid(parse_config(_cfg(**kw)))[0]
+    local_storage.rm("sweeps", "parity", "checkpoints", t.trial_id, "step-000000006.pt")
+    resumed = Trial(t, local_storage, "parity")
+    assert resumed.try_resume() and resumed.step == 3
+    resumed.run()
+    a, b = full.G_eval.state_dict(), resumed.G_eval.state_dict()
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(torch.from_numpy(full.sample(50)), torch.from_numpy(resumed.sample(50)))
