@@ -67,8 +67,9 @@ def test_simultaneous_trains_with_tricks_batchnorm_and_pack_seeds(local_storage)
         before = copy.deepcopy(c.G.state_dict())
         c.run()
         assert any(not torch.equal(before[k], v) for k, v in c.G.state_dict().items())
-    # pack_seeds: the same simultaneous step, seed by seed, as the unpacked trial's
-    cfgs = expand_grid(parse_config(_cfg(train={"update": "simultaneous"}, seeds=(0, 1), pack_seeds=2)))
+    # pack_seeds: the same simultaneous step on batches of groups, seed by seed, as the unpacked trial's
+    cfgs = expand_grid(parse_config(_cfg(train={"update": "simultaneous", "batch_unit": "groups", "batch_size": 10},
+                                         tricks={"pac": 3}, seeds=(0, 1), pack_seeds=2)))
     packed = PackedTrials(cfgs, local_storage, "p")
     packed.run()
     for i, c in enumerate(cfgs):
