@@ -163,6 +163,17 @@ OVER = [
     ("published se negative", published({"se": -0.1}), "published.rows.0.values.modes_covered.se"),
     ("stacked samples on mnist", {**MNIST, "evaluation": {"stacked_samples": 1000}}, "evaluation.stacked_samples"),
     ("std_threshold on mnist", {**MNIST, "evaluation": {"std_threshold": 2.0}}, "evaluation.std_threshold"),
+    # protocol options (issue 23): update and batch_unit
+    ("update unknown", {"train": {"update": "sequential"}}, "train.update"),
+    ("update a bool", {"train": {"update": True}}, "train.update"),
+    ("batch_unit unknown", {"train": {"batch_unit": "images"}}, "train.batch_unit"),
+    ("simultaneous with 5 critic steps", {"train": {"update": "simultaneous"}, **loss("wgan")}, "train.update"),
+    ("simultaneous with d_steps 2", {"train": {"update": "simultaneous"}, "tricks": {"d_steps": 2}}, "train.update"),
+    ("simultaneous with unrolling", {"train": {"update": "simultaneous"}, "tricks": {"unrolled_steps": 5}},
+     "train.update"),
+    ("batch of samples not divisible by pac", {"tricks": {"pac": 3}}, "train.batch_size"),
+    ("batch of groups over the limit", {"tricks": {"pac": 4}, "train": {"batch_size": 20_000, "batch_unit": "groups"}},
+     "train.batch_size"),
 ]
 
 _OK = yaml.safe_dump(tiny_config())
@@ -190,6 +201,8 @@ SETS = [
     ("set a long name", ["name=" + "n" * 300], "name"),
     ("set duplicate key", ["train={steps: 1, steps: 2}"], "duplicate key 'steps'"),
     ("set limit zero", ["limits.trials=0"], "limits.trials"),
+    ("set update misspelt", ["train.update=simultanous"], "train.update"),
+    ("set batch_unit a number", ["train.batch_unit=2"], "train.batch_unit"),
 ]
 
 

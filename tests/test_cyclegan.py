@@ -83,18 +83,33 @@ def test_one_step_minimises_the_papers_objective(identity):
     a, b = torch.rand(4, 1, 28, 28) * 2 - 1, torch.rand(4, 1, 28, 28) * 2 - 1
     out = step(a, b, batch=None)
     G, F, DA, DB = (before[k] for k in ("G", "F", "D_A", "D_B"))
-    # L = L_GAN(G, D_B) + L_GAN(F, D_A) + 10 L_cyc + 0.5 * 10 L_idt, least squares: 1/2 (D(fake) - 1)^2
-    adv = 0.5 * ((DB(G(a)) - 1) ** 2).mean() + 0.5 * ((DA(F(b)) - 1) ** 2).mean()
+    # L = L_GAN(G, D_B) + L_GAN(F, D_A) + 10 L_cyc + 0.5 * 10 L_idt, least squares as Zhu et al.'s
+    # code: (D(fake) - 1)^2 with no 1/2 (with one, lambda 10 would weigh the cycle twice the paper's)
+    adv = ((DB(G(a)) - 1) ** 2).mean() + ((DA(F(b)) - 1) ** 2).mean()
     cyc = (F(G(a)) - a).abs().mean() + (G(F(b)) - b).abs().mean()
     idt = (G(b) - b).abs().mean() + (F(a) - a).abs().mean()
     assert out["loss_g"].item() == pytest.approx((adv + 10 * cyc + identity * 10 * idt).item(), rel=1e-5)
     assert out["cycle"].item() == pytest.approx(cyc.item(), rel=1e-5)
+    assert out["adversarial_g"].item() == pytest.approx(adv.item(), rel=1e-5)
     # D's loss: on the fakes the generators' step made (pool 0: no older ones), as the authors' code.
     with torch.no_grad():
         d = 0.5 * ((DB(b) - 1) ** 2).mean() + 0.5 * (DB(G(a)) ** 2).mean() \
             + 0.5 * ((DA(a) - 1) ** 2).mean() + 0.5 * (DA(F(b)) ** 2).mean()
     assert out["loss_d"].item() == pytest.approx(d.item(), rel=1e-5)
     assert not torch.equal(nets["D_A"][0].weight, DA[0].weight)  # both updates happened
+
+
+def test_adversarial_term_is_zhu_et_als_without_the_lsgan_half():
+    """lambda means the paper's: G's least-squares term is (D(G(a)) - c)^2, the registry's lsgan G loss
+    times 2; the non-saturating and wgan G terms carry no 1/2 and are unchanged."""
+    from gan_tasks.methods.cyclegan import adversarial_g
+
+    sf = torch.tensor([[0.2, -1.0], [3.0, 0.5]])
+    for name in ("lsgan", "lsgan-011", "lsgan-m110"):
+        p = LOSSES.get(name).defaults_for("images")
+        assert adversarial_g(LOSSES.get(name), sf, p).item() == pytest.approx(((sf - p["c"]) ** 2).mean().item())
+    assert adversarial_g(LOSSES.get("non-saturating"), sf, {}).item() == pytest.approx(Fn.softplus(-sf).mean().item())
+    assert adversarial_g(LOSSES.get("wgan"), sf, {}).item() == pytest.approx(-sf.mean().item())
 
 
 def test_thicken_is_a_3x3_dilation():
@@ -291,9 +306,10 @@ def test_gan_trial_ids_do_not_change_with_programs():
     assert [t.trial_id for t in plain] == [t.trial_id for t in explicit]
     import json
 
-    # The formula of trial ids before programs existed: the dump without (default) tricks.
-    dump = json.dumps(plain[0].model_dump(mode="json", exclude={"program", "tricks"}), sort_keys=True,
-                      separators=(",", ":"))
+    # The formula of trial ids before programs existed: the dump without (default) tricks, nor the
+    # train options added later (update, batch_unit) at their defaults.
+    old = {"program": True, "tricks": True, "train": {"update", "batch_unit"}}
+    dump = json.dumps(plain[0].model_dump(mode="json", exclude=old), sort_keys=True, separators=(",", ":"))
     assert plain[0].trial_id == hashlib.sha256(dump.encode()).hexdigest()[:12]
     cyc = expand_grid(parse_config(CYCLE))[0]
     other = expand_grid(parse_config({**CYCLE, "model": {"name": "cyclegan-resnet", "params": {"pool": 0}}}))[0]

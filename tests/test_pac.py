@@ -157,7 +157,7 @@ def test_pac_is_a_grid_axis_with_its_own_cells_and_ids():
 
 
 def test_batch_size_must_be_divisible_by_pac():
-    with pytest.raises(ConfigError, match=r"train.batch_size 64 is not divisible by tricks.pac 3"):
+    with pytest.raises(ConfigError, match=r"train.batch_size: 64 is not divisible by tricks.pac 3"):
         parse_config(tiny_config(grid={"loss": ["minimax"], "optimizer": ["adam"], "seed": [0],
                                        "tricks": [{}, {"pac": 2}, {"pac": 3}]}))
     with pytest.raises(ConfigError, match="pac"):

@@ -138,3 +138,25 @@ def check_program(sweep: Any) -> None:
                                                       f"{', '.join(spec.tricks) or 'none'}")
     if spec.check:
         spec.check(sweep)
+    check_update(sweep)
+
+
+def check_update(sweep: Any) -> None:
+    """train.update: simultaneous takes both losses at the same parameters: one D step per G step, no
+    look-ahead D (unrolled_steps), and a program whose step is the GAN program's."""
+    if sweep.train.update != "simultaneous":
+        return
+    name = sweep.program
+    if not PROGRAMS.get(name).simultaneous:
+        ok = [n for n in PROGRAMS.names() if PROGRAMS.get(n).simultaneous]
+        raise FieldError("train.update", f"program {name!r} updates alternately only; simultaneous: {', '.join(ok)}")
+    for t in sweep.grid.tricks or (sweep.tricks,):
+        if t.unrolled_steps:
+            raise FieldError("train.update", "simultaneous cannot be combined with tricks.unrolled_steps (G steps "
+                                             "against a look-ahead D); set update: alternating")
+        for loss, _ in sweep.grid.pairs():
+            d_steps = t.d_steps or int(loss.params.get("d_steps", 1))
+            if d_steps > 1:
+                raise FieldError("train.update", f"simultaneous takes one D step per G step; loss {loss.name!r} "
+                                                 f"takes {d_steps} (tricks.d_steps or the loss's params.d_steps): set "
+                                                 "d_steps: 1, or update: alternating")

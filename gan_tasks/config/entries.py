@@ -4,7 +4,7 @@ reads registries' metadata only (gan_tasks/methods/catalog.py): it never imports
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -104,6 +104,13 @@ class TrainConfig(_Frozen):
     # Decay of an exponential moving average of G's weights, used for every evaluation and sample
     # (Yazici et al. 2019); 0: off, the raw G is evaluated. Training itself never sees it.
     g_ema: float | None = Field(None, ge=0, lt=1)
+    # How D and G update in a step (gan_tasks/training/programs/gan.py): alternating (d_steps D updates,
+    # then G against the updated D) or simultaneous (both losses from one batch and one z at the same
+    # parameters, then both optimisers step: PacGAN's code, ALI's algorithm).
+    update: Literal["alternating", "simultaneous"] = "alternating"
+    # What batch_size counts: samples, or PacGAN's packed groups of tricks.pac samples each (D then sees
+    # batch_size groups a step, G makes batch_size x pac samples; with pac 1 the two are the same).
+    batch_unit: Literal["samples", "groups"] = "samples"
     log_every: int = Field(10, gt=0)  # steps between metric rows; buffered, not on the hot path
     checkpoint_every: int = Field(500, gt=0)  # also when buffered metrics are flushed to storage
     keep_checkpoints: int = Field(2, gt=0, le=100)  # the latest K; K >= 2 survives one truncated file

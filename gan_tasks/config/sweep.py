@@ -17,6 +17,7 @@ from gan_tasks.config.eval_options import check_dataset_extractor
 from gan_tasks.config.published import Published
 from gan_tasks.data.datasets import DATASETS
 from gan_tasks.methods.catalog import LOSSES, MODELS, check_packable
+from gan_tasks.methods.params import FieldError
 from gan_tasks.methods.programs import DEFAULT_PROGRAM, PROGRAMS
 from gan_tasks.methods.trick_settings import Tricks, check_tricks, merge_tricks
 
@@ -151,11 +152,7 @@ class SweepConfig(_Frozen):
         if self.grid.tricks:  # resolved here: merging needs the sweep-level tricks
             object.__setattr__(self.grid, "tricks", merge_tricks(self.tricks, self.grid.tricks, losses,
                                                                  self.model.name))
-        bad = sorted({t.pac for t in self.grid.tricks or (self.tricks,) if self.train.batch_size % t.pac})
-        if bad:  # PacGAN packing splits each batch into groups of pac samples
-            raise ValueError(f"train.batch_size {self.train.batch_size} is not divisible by tricks.pac "
-                             f"{', '.join(map(str, bad))}: packing makes groups of pac samples; choose a batch "
-                             f"size that is a multiple of every pac in the sweep")
+        _check_batch(self)
         check_duplicates(self.grid)  # after resolution: `lsgan` and `{name: lsgan, params: {a: 0}}` are one
         check_applies(self.evaluation, kind, self.dataset.name)
         if self.early_stop is not None:
@@ -179,6 +176,23 @@ class SweepConfig(_Frozen):
         for tricks in self.grid.tricks or (getattr(self, "tricks", None),):
             check_packable(self.pack_seeds, self.grid.loss_names(), tricks)
         return self
+
+
+def _check_batch(sweep: "SweepConfig") -> None:
+    """PacGAN packing splits a batch of samples into groups of pac; a batch of groups has pac x
+    batch_size samples, which the batch-size limit bounds."""
+    t, pacs = sweep.train, sorted({tr.pac for tr in sweep.grid.tricks or (sweep.tricks,)})
+    if t.batch_unit == "groups":
+        if t.batch_size * pacs[-1] > sweep.limits.batch_size:
+            raise FieldError("train.batch_size", f"{t.batch_size:,} groups of {pacs[-1]} are {t.batch_size * pacs[-1]:,} "
+                                                 f"samples a step, over the limit of {sweep.limits.batch_size:,} "
+                                                 "(limits.batch_size)")
+        return
+    bad = [m for m in pacs if t.batch_size % m]
+    if bad:
+        raise FieldError("train.batch_size", f"{t.batch_size} is not divisible by tricks.pac {', '.join(map(str, bad))}: "
+                                             "packing makes groups of pac samples; choose a multiple of every pac in "
+                                             "the sweep, or count the batch in groups (train.batch_unit: groups)")
 
 
 def _check_model_fits(sweep: "SweepConfig") -> None:

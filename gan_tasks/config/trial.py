@@ -46,6 +46,11 @@ class TrialConfig(_Frozen):
         return f"{self.loss.name}/{self.optimizer.name}/{tricks + '/' if tricks else ''}seed{self.seed}"
 
     @property
+    def batch_samples(self) -> int:
+        """Samples G makes (and real samples drawn) a step: batch_size, times pac when it counts groups."""
+        return self.train.batch_size * (self.tricks.pac if self.train.batch_unit == "groups" else 1)
+
+    @property
     def cell(self) -> str:
         """The trials table's `cell`: the label of everything but the seed (cell_label)."""
         return cell_label(self.model_dump(mode="json"))
@@ -81,7 +86,12 @@ def trial_id(t: TrialConfig) -> str:
     # sort_keys: the id must not depend on the order keys appear in the YAML
     # Default tricks are left out, so trials without tricks keep the ids they had before tricks existed.
     # The default program likewise: trials of configs without `program:` keep their ids.
-    skip = {k for k, default in (("tricks", t.tricks == Tricks()), ("program", t.program == DEFAULT_PROGRAM)) if default}
+    # Train options added later likewise, at their default (batch_unit also at pac 1, where it changes nothing).
+    skip: dict = {k: True for k, default in (("tricks", t.tricks == Tricks()), ("program", t.program == DEFAULT_PROGRAM))
+                  if default}
+    later = {"update": t.train.update == "alternating", "batch_unit": t.train.batch_unit == "samples" or t.tricks.pac == 1}
+    if any(later.values()):
+        skip["train"] = {k for k, default in later.items() if default}
     dump = t.model_dump(mode="json", exclude=skip or None)
     blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

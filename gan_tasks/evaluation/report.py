@@ -256,10 +256,18 @@ def _budget_html(trials: pd.DataFrame) -> str:
     cells = trials.groupby(["loss", "optimizer"]).ngroups
     text = (f"Budget: {len(trials)} trials = {cells} cells x {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
             f"{' / '.join(f'{s:,}' for s in steps)} generator steps each, dataset {cfgs[0]['dataset']['name']}, "
-            f"model {cfgs[0]['model']['name']}, batch {cfgs[0]['train']['batch_size']}. Evaluated: "
+            f"model {cfgs[0]['model']['name']}, batch {cfgs[0]['train']['batch_size']}{_protocol(cfgs[0]['train'])}. "
+            "Evaluated: "
             + ("the raw generator" if ema == [0.0] else f"an EMA of the generator's weights (decay {ema[-1]})")
             + ". Every resolved setting: each trial's config_json below.")
     return f"<p>{html.escape(text)}</p>"
+
+
+def _protocol(train: dict) -> str:
+    """' packed groups, simultaneous updates' where the train options are not at their defaults."""
+    parts = [" packed groups" if train.get("batch_unit") == "groups" else "",
+             ", simultaneous D/G updates" if train.get("update") == "simultaneous" else ""]
+    return "".join(parts)
 
 
 def render_html(storage: Storage, sweep_id: str) -> str:

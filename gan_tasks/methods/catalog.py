@@ -50,6 +50,8 @@ class Loss:
     monitor: Callable | None = None
     # Defaults that depend on the kind of data ("points" / "images"), overlaid on `defaults`.
     by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # g_loss carries Mao et al.'s 1/2 (least squares); CycleGAN's objective (Zhu et al. 2017) has none.
+    g_half: bool = False
 
     def defaults_for(self, kind: str) -> dict[str, Any]:
         return for_kind(self.defaults, self.by_kind, kind)
@@ -93,13 +95,13 @@ LOSSES.add("non-saturating", Loss(_L("_minimax_d"), _L("_nonsat_g"), dict(_ONE_S
            "generator minimises -log D(G(z)) (DCGAN default); 1 D step (Goodfellow 2014)")
 LOSSES.add("max-likelihood", Loss(_L("_minimax_d"), _L("_maxlik_g"), {**_ONE_STEP, "max_score": 20.0}, labels=True),
            "generator cost -E exp(sigma^-1(D(G(z)))) (maximum-likelihood cost, seed 001); 1 D step, score clamp 20")
-LOSSES.add("lsgan", Loss(_L("_lsgan_d"), _L("_lsgan_g"), {**_ONE_STEP, "a": 0.0, "b": 1.0, "c": 1.0}, check=_lsgan_check),
+LOSSES.add("lsgan", Loss(_L("_lsgan_d"), _L("_lsgan_g"), {**_ONE_STEP, "a": 0.0, "b": 1.0, "c": 1.0}, check=_lsgan_check, g_half=True),
            "least squares GAN with free labels a (fake), b (real), c (G target); default 0-1-1 (Mao 2017 Eq. 9)")
 # Eq. 9 of the LSGAN paper (seed 003): the 0-1 coding the authors train with.
-LOSSES.add("lsgan-011", Loss(_L("_lsgan_d"), _L("_lsgan_g"), {**_ONE_STEP, "a": 0.0, "b": 1.0, "c": 1.0}, check=_lsgan_check),
+LOSSES.add("lsgan-011", Loss(_L("_lsgan_d"), _L("_lsgan_g"), {**_ONE_STEP, "a": 0.0, "b": 1.0, "c": 1.0}, check=_lsgan_check, g_half=True),
            "LSGAN preset a=0, b=1, c=1 (Eq. 9)")
 # Eq. 8: b - c = 1 and b - a = 2 make the objective the Pearson chi^2 divergence.
-LOSSES.add("lsgan-m110", Loss(_L("_lsgan_d"), _L("_lsgan_g"), {**_ONE_STEP, "a": -1.0, "b": 1.0, "c": 0.0}, check=_lsgan_check),
+LOSSES.add("lsgan-m110", Loss(_L("_lsgan_d"), _L("_lsgan_g"), {**_ONE_STEP, "a": -1.0, "b": 1.0, "c": 0.0}, check=_lsgan_check, g_half=True),
            "LSGAN preset a=-1, b=1, c=0 (Eq. 8, Pearson chi^2)")
 # c = 0.01 and 5 critic steps: WGAN paper defaults (seed 002 Algorithm, seed 004 Table 1).
 LOSSES.add("wgan", Loss(_L("_wgan_d"), _L("_wgan_g"), {"d_steps": 5, "clip": 0.01}, after_d_step=_L("_clip_weights"),

@@ -117,11 +117,17 @@ class ImagePool:
 
 
 # --- one training step ---------------------------------------------------------------------------
+def adversarial_g(loss, sf: Tensor, p: dict) -> Tensor:
+    """A generator's adversarial term as Zhu et al. write it: least squares E (D(G(a)) - c)^2 without the
+    1/2 the registry's lsgan carries on G (Mao et al.); other losses' G terms have no 1/2 to remove.
+    D's term stays the registry's: for lsgan 1/2 E (D(b) - 1)^2 + 1/2 E D(G(a))^2, the paper's."""
+    return (2.0 if loss.g_half else 1.0) * loss.g_loss(None, sf, p)
+
+
 @dataclass(frozen=True)
 class CycleParams:
-    # lambda = 10: Zhu et al. Sec. 4 ("we set lambda = 10 in Eq. 3"). The registry's LSGAN has a 1/2
-    # on G's term (Mao et al.) where the authors' code has none, so against their code the cycle
-    # term weighs twice as much; the paper's number is kept.
+    # lambda = 10: Zhu et al. Sec. 4 ("we set lambda = 10 in Eq. 3"), against their adversarial term
+    # (adversarial_g: least squares without Mao et al.'s 1/2), so it weighs the cycle as theirs does.
     cycle: float = 10.0
     # 0.5 x lambda: the identity weight of the authors' code (lambda_identity 0.5); 0 turns it off.
     identity: float = 0.5
@@ -148,7 +154,7 @@ class CycleStep:
         fake_b, fake_a = G(a), F(b)
         rec_a, rec_b = F(fake_b), G(fake_a)
         sf_b, sf_a = D_B(fake_b), D_A(fake_a)
-        adv = self.loss.g_loss(None, sf_b, p) + self.loss.g_loss(None, sf_a, p)
+        adv = adversarial_g(self.loss, sf_b, p) + adversarial_g(self.loss, sf_a, p)
         cyc = cycle_loss(a, rec_a, b, rec_b)
         idt = identity_loss(a, F(a), b, G(b)) if cp.identity else torch.zeros((), device=a.device)
         loss_g = adv + cp.cycle * cyc + cp.identity * cp.cycle * idt

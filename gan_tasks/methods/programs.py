@@ -35,6 +35,8 @@ class ProgramSpec:
     sample_columns: int | None = None
     # Trains on an unpaired two-domain dataset (DatasetSpec.two_domain), and only on one.
     two_domain: bool = False
+    # Can update D and G simultaneously (train.update: simultaneous): its step is the GAN program's.
+    simultaneous: bool = False
     # Further config-time checks: (sweep) -> None, raising ValueError naming the field.
     check: Callable[[Any], None] | None = None
 
@@ -49,7 +51,7 @@ class ProgramSpec:
 
 PROGRAMS: Registry[ProgramSpec] = Registry("program")
 
-PROGRAMS.add("gan", ProgramSpec(Ref("gan_tasks.training.programs.gan:GAN"), packable=True),
+PROGRAMS.add("gan", ProgramSpec(Ref("gan_tasks.training.programs.gan:GAN"), packable=True, simultaneous=True),
              "unconditional GAN: G(z) against D(x), every loss, optimizer, model and trick (the default)")
 
 
@@ -71,7 +73,7 @@ def _feature_d(sweep: Any) -> None:
 
 def _cond(cls: str) -> ProgramSpec:
     return ProgramSpec(Ref(f"gan_tasks.training.programs.conditional:{cls}"), labels=True, metrics=COND_METRICS, sample_columns=8,
-                       tricks=COND_TRICKS, check=_feature_d)
+                       tricks=COND_TRICKS, simultaneous=True, check=_feature_d)
 
 
 PROGRAMS.add("cgan-concat", _cond("Conditional"),

@@ -110,14 +110,17 @@ class PackedTrials:
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         t = self.cfgs[0].train
         real, zs = [], []
+        bs = self.cfgs[0].batch_samples  # train.batch_size samples, or groups of pac samples
         for g in self.gens:  # per seed, the same draws in the same order as train.Trial._batch
-            idx = torch.randint(len(self.data), (t.batch_size,), generator=g, device=self.device)
-            zs.append(torch.randn(t.batch_size, t.z_dim, generator=g, device=self.device))
+            idx = torch.randint(len(self.data), (bs,), generator=g, device=self.device)
+            zs.append(torch.randn(bs, t.z_dim, generator=g, device=self.device))
             real.append(self.data[idx])
         return torch.stack(real), torch.stack(zs)
 
     def train_step(self, log_now: bool) -> None:
         per_seed = lambda fn: vmap(lambda a, b: fn(a, b, self.lp))  # noqa: E731
+        if self.cfgs[0].train.update == "simultaneous":
+            return self._simultaneous_step(log_now, per_seed)
         for _ in range(int(self.lp.get("d_steps", 1))):
             real, z = self._batch()
             fake = self.G(z).detach()
@@ -134,12 +137,28 @@ class PackedTrials:
         loss_g.sum().backward()
         gn_g = self.G.grad_norms() if log_now else None
         self.opt_g.step()
+        self._end_step(log_now, loss_d, loss_g, sr, sf, gn_d, gn_g)
+
+    def _simultaneous_step(self, log_now: bool, per_seed: Callable) -> None:
+        """train.update simultaneous, as the GAN program's: one batch, both gradients at the same parameters."""
+        real, z = self._batch()
+        fake = self.G(z)
+        sr, sf = self.D(pack(real, self.pac, lead=1)), self.D(pack(fake, self.pac, lead=1))
+        loss_d, loss_g = per_seed(self.loss.d_loss)(sr, sf), per_seed(self.loss.g_loss)(sr.detach(), sf)
+        self.opt_d.zero_grad(set_to_none=True), self.opt_g.zero_grad(set_to_none=True)
+        loss_d.sum().backward(inputs=list(self.D.params.values()), retain_graph=True)
+        loss_g.sum().backward(inputs=list(self.G.params.values()))
+        gn_d, gn_g = (self.D.grad_norms(), self.G.grad_norms()) if log_now else (None, None)
+        self.opt_d.step(), self.opt_g.step()
+        self._end_step(log_now, loss_d, loss_g, sr, sf, gn_d, gn_g)
+
+    def _end_step(self, log_now: bool, *logged) -> None:
         if self.G_ema is not None:
             with torch.no_grad():
                 torch._foreach_lerp_(list(self.G_ema.values()), list(self.G.params.values()), 1.0 - self.ema)
         self.step += 1
         if log_now:
-            self._log(loss_d, loss_g, sr, sf, gn_d, gn_g)
+            self._log(*logged)
 
     def _log(self, loss_d, loss_g, sr, sf, gn_d, gn_g) -> None:
         vals = torch.stack([loss_d, loss_g, sr.flatten(1).mean(1), sf.flatten(1).mean(1), gn_d, gn_g]).T.tolist()

@@ -156,7 +156,10 @@ class Conditional(GAN):
 
     @property
     def G_eval(self) -> nn.Module:
-        return Labelled(super().G_eval, self.k)
+        return self._z_view(super().G_eval)
+
+    def _z_view(self, g: nn.Module) -> nn.Module:
+        return Labelled(g, self.k)
 
     def report_samples(self) -> np.ndarray | None:
         """Images: one row of 8 samples per class (the first 10 classes); points: the default."""

@@ -18,7 +18,8 @@ from gan_tasks.methods.cyclegan import CycleParams, CycleStep, build_cyclegan, g
 from gan_tasks.methods.losses import LOSSES
 from gan_tasks.methods.optimizers import make_optimizer
 from gan_tasks.training.program import Program
-from gan_tasks.training.programs.gan import ema_update, grad_norm, to_model_range
+from gan_tasks.training.ema import ema_update
+from gan_tasks.training.programs.gan import grad_norm, to_model_range
 
 NETS = ("width", "blocks", "d_width")  # the model params that size the networks; the rest are CycleParams
 
