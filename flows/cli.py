@@ -280,7 +280,10 @@ def _sweeps_in(storage: str, s3_endpoint_url: str | None, *sweep_ids: str):
     """The storage holding these sweeps; a missing one is an error listing the sweeps that are there."""
     from gan_tasks.data.storage import Storage
 
-    st = Storage.parse(storage, s3_endpoint_url)
+    try:
+        st = Storage.parse(storage, s3_endpoint_url)
+    except ValueError as e:
+        _fail(str(e))
     for sid in sweep_ids:
         if not st.exists("sweeps", sid, "config.yaml"):
             _fail(f"no sweep {sid!r} in {st.url}; sweeps there: {', '.join(st.ls('sweeps')) or '(none)'}")

@@ -112,3 +112,16 @@ print(json.dumps({{"out": out, "ray": "ray" in sys.modules, "prefect": "prefect"
     assert not res["ray"] and not res["prefect"]
     assert not store.exists()
     print(f"{len(res['out'])} malformed configs rejected by the CLI before any Ray or Prefect import")
+
+
+@pytest.mark.parametrize("command", [["report", "s1"], ["published", "s1"], ["compare", "s1", "s2"]])
+def test_commands_reading_sweeps_refuse_a_bad_storage_url_in_one_line(command):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([str(Path(sys.executable).parent / "gansweep"), *command, "--storage", "ftp://a/b"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stdout.strip() == "error: storage: unsupported scheme 'ftp' in 'ftp://a/b'; valid: file, s3 or a local path"
+    assert "Traceback" not in out.stderr
