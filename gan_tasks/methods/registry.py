@@ -94,6 +94,9 @@ class Registry(Generic[T]):
         """The distribution a loaded entry came from; None for a built-in."""
         return self._providers.get(name)
 
+    def doc(self, name: str) -> str:
+        return self._docs.get(name, "")
+
     def describe(self) -> dict[str, str]:
         """Built-in names and their one-line docs (`gansweep list` adds the plugin entries)."""
         return {n: self._docs[n] for n in self.builtin_names()}
