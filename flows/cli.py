@@ -295,7 +295,7 @@ def _plugin_rows(reg) -> list[tuple[str, str, str]]:
         third = (spec.summary if hasattr(spec, "summary") else
                  (f"outputs: {', '.join(spec.outputs)}; " if hasattr(spec, "outputs") else "")
                  + describe_schema(spec.schema, _defaults(spec)))
-        rows.append((name, escape(f"{reg.doc(name)} (plugin: {where})"), escape(third)))
+        rows.append((name, escape(f"plugin {where}: {reg.doc(name)}"), escape(third)))
     return rows
 
 
