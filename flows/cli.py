@@ -76,8 +76,18 @@ def validate(config: str, sets: list[str] = typer.Option([], "--set", help=SET_H
     for row in resolved_cells(sweep):
         table.add_row(*row.values())
     console.print(table)
+    _print_plugins(sweep)
     console.print(f"[green]ok[/green] {config}: sweep {sweep.name!r}, {len(trials)} trials "
                   f"({sweep.grid.describe()})", soft_wrap=True)
+
+
+def _print_plugins(sweep) -> None:
+    """Every plugin entry the sweep uses: its distribution, version and the hash of its package's code."""
+    from gan_tasks.config.plugins import used_plugins
+
+    for kind, name, p in used_plugins(sweep):
+        console.print(f"[bold]plugin[/bold] {kind} {name}: {p.dist} {p.version}, code sha256 {p.code_hash()} "
+                      f"({p.value})", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -247,17 +257,19 @@ def list_(what: str = typer.Argument(..., help="programs | losses | optimizers |
     if what not in [*registries, "metrics", *sections]:
         _fail(f"cannot list {what!r}; valid: {', '.join([*registries, 'metrics', *sections])}")
     if what == "metrics":
-        from gan_tasks.evaluation.metrics import METRICS  # torch: only this listing needs it
+        from gan_tasks.methods.metric_specs import METRICS
 
-        rows = [(n, d, "") for n, d in METRICS.describe().items()]
+        rows = [(n, d, f"outputs: {', '.join(METRICS.get(n).outputs)}; measured on its datasets")
+                for n, d in METRICS.describe().items()] + _plugin_rows(METRICS)
     elif what in sections:  # the sections of a sweep file: each field's type, bounds and default
         rows = [(n, f"{f.description or ''} (default {f.default})".lstrip(), describe_field(f))
                 for n, f in sections[what].model_fields.items()]
     elif what == "programs":
-        rows = [(n, d, PROGRAMS.get(n).summary) for n, d in PROGRAMS.describe().items()]
+        rows = [(n, d, PROGRAMS.get(n).summary) for n, d in PROGRAMS.describe().items()] + _plugin_rows(PROGRAMS)
     else:
         reg = registries[what]
         rows = [(n, d, describe_schema(reg.get(n).schema, _defaults(reg.get(n)))) for n, d in reg.describe().items()]
+        rows += _plugin_rows(reg) if reg.group else []
     third = {"programs": "metrics; combinations"}.get(what, "type, range" if what in sections else
                                                     "parameters: type, range (default)")
     table = Table("name", "description", third,
@@ -265,6 +277,28 @@ def list_(what: str = typer.Argument(..., help="programs | losses | optimizers |
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+def _plugin_rows(reg) -> list[tuple[str, str, str]]:
+    """One row per plugin entry point of the registry: its doc and parameters, or BROKEN with the error."""
+    from rich.markup import escape
+
+    from gan_tasks.methods.params import describe_schema
+    from gan_tasks.methods.plugins import PluginError
+
+    rows = []
+    for name, found in reg.plugins().items():
+        where = " and ".join(f"{p.dist} {p.version}" for p in found)
+        try:
+            spec = reg.get(name)
+        except PluginError as e:
+            rows.append((name, escape(f"BROKEN ({where}): {e}"), ""))
+            continue
+        third = (spec.summary if hasattr(spec, "summary") else
+                 (f"outputs: {', '.join(spec.outputs)}; " if hasattr(spec, "outputs") else "")
+                 + describe_schema(spec.schema, _defaults(spec)))
+        rows.append((name, escape(f"plugin {where}: {reg.doc(name)}"), escape(third)))
+    return rows
 
 
 def _defaults(spec) -> dict:

@@ -45,9 +45,9 @@ REASONS = {
 
 def sweep_configs(steps: int, seeds: list[int], datasets: tuple[str, ...] = DATASETS) -> list[dict]:
     """One sweep per (dataset, model): began needs the autoencoder discriminator (mlp-ae)."""
-    plain = [n for n in LOSSES.names() if not LOSSES.get(n).autoencoder]
-    ae = [n for n in LOSSES.names() if LOSSES.get(n).autoencoder]
-    ae_model = next(m for m in MODELS.names() if MODELS.get(m).autoencoder and "points" in MODELS.get(m).data_kinds)
+    plain = [n for n in LOSSES.builtin_names() if not LOSSES.get(n).autoencoder]  # plugins are not in the table
+    ae = [n for n in LOSSES.builtin_names() if LOSSES.get(n).autoencoder]
+    ae_model = next(m for m in MODELS.builtin_names() if MODELS.get(m).autoencoder and "points" in MODELS.get(m).data_kinds)
     out = []
     for ds in datasets:
         for model, losses in (("mlp", plain), (ae_model, ae)):

@@ -1,6 +1,8 @@
 """The layout of gan_tasks/: every module imports, and the import graph has no circle, between modules
 and between the rooms (subpackages), which stack in one order: methods < data < config < training <
-evaluation. Every import counts, also those inside functions and under TYPE_CHECKING."""
+evaluation. Every import counts, also those inside functions and under TYPE_CHECKING. One module sits
+outside the rooms: gan_tasks/plugin_api.py, the public API plugins build on, which imports the methods
+room only and which no module of gan_tasks imports (the rooms import methods directly)."""
 from __future__ import annotations
 
 import ast
@@ -13,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOMS = ("methods", "data", "config", "training", "evaluation")  # lowest first
+API = "gan_tasks.plugin_api"  # the public plugin API, on top of methods, outside the rooms
 
 
 def _modules() -> dict[str, Path]:
@@ -84,7 +87,14 @@ def test_rooms_stack_in_one_order():
            if _room(m) and _room(t) and ROOMS.index(_room(t)) > ROOMS.index(_room(m))]
     assert not bad, "a lower room imports a higher one:\n" + "\n".join(bad)
     assert {_room(m) for m in _modules()} <= {None, *ROOMS}
-    assert set(_modules()) - {"gan_tasks"} == {m for m in _modules() if _room(m)}, "every module lives in a room"
+    assert set(_modules()) - {"gan_tasks", API} == {m for m in _modules() if _room(m)}, "every module lives in a room"
+
+
+def test_plugin_api_sits_on_methods_and_nothing_imports_it():
+    graph = _graph()
+    assert API in graph
+    assert {_room(t) for t in graph[API]} == {"methods"}, graph[API]
+    assert not [m for m, ts in graph.items() if API in ts], "gan_tasks modules import the methods room, not the API"
 
 
 def test_the_checker_finds_a_circle():
@@ -92,7 +102,7 @@ def test_the_checker_finds_a_circle():
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
-@pytest.mark.parametrize("mod", ["gan_tasks.config", "gan_tasks.methods.catalog", "gan_tasks.data.datasets"])
+@pytest.mark.parametrize("mod", ["gan_tasks.config", "gan_tasks.methods.catalog", "gan_tasks.data.datasets", API])
 def test_validation_rooms_stay_torch_free(mod):
     code = f"import sys, {mod}; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

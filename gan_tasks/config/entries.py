@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gan_tasks.config.eval_options import check_eval
 from gan_tasks.data.datasets import resolve_params
 from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS
+from gan_tasks.methods.metric_specs import METRICS
 from gan_tasks.methods.params import Strict, check_params
 from gan_tasks.methods.registry import KINDS
 
@@ -96,6 +97,23 @@ class ModelEntry(_Frozen):
         return self
 
 
+class MetricEntry(_Frozen):
+    """A metric named in evaluation.metrics (a plugin's; gan_tasks/methods/metric_specs.py), its params resolved."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "MetricEntry":
+        spec = METRICS.get(self.name)
+        if spec.automatic:
+            named = [n for n in METRICS.names() if n not in METRICS.builtin_names()]
+            raise ValueError(f"metric {self.name!r} is measured on its datasets without being named; "
+                             f"evaluation.metrics takes: {', '.join(named) or '(no plugin metric is installed)'}")
+        object.__setattr__(self, "params", check_params("metric", self.name, self.params, spec.defaults, spec.schema))
+        return self
+
+
 class TrainConfig(_Frozen):
     steps: int = Field(2000, gt=0)  # generator steps
     # None: the default for the kind of data (TRAIN_BY_KIND), filled in when the sweep is resolved.
@@ -169,6 +187,13 @@ class EvalConfig(_Frozen):
     stacked_samples: int = Field(26_000, gt=0)  # PacGAN counts Stacked MNIST modes over 26,000 samples
     eval_every: int | None = Field(None, gt=0)  # cheap metrics during training every N steps; None: off
     eval_every_samples: int = Field(1_000, gt=0)  # the cheap version's sample count (small-sample FID)
+    # Metrics measured besides the dataset's own, by name (plugins: gan_tasks/methods/metric_specs.py).
+    metrics: tuple[MetricEntry, ...] = ()
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_entries(cls, v: Any) -> Any:
+        return [_entry(x) for x in v] if isinstance(v, (list, tuple)) else v
 
     @model_validator(mode="after")
     def _known(self) -> "EvalConfig":

@@ -14,6 +14,7 @@ from gan_tasks.config.entries import (NAME_MAX, SEED_MAX, _NAME, DatasetEntry, E
                                       ModelEntry, OptimizerEntry, Resources, TrainConfig, _entry, _Frozen,
                                       _resolve_kind)
 from gan_tasks.config.eval_options import check_dataset_extractor
+from gan_tasks.config.plugins import check_metrics, check_pin
 from gan_tasks.config.published import Published
 from gan_tasks.data.datasets import DATASETS
 from gan_tasks.methods.catalog import LOSSES, MODELS, check_packable
@@ -105,6 +106,13 @@ class SweepConfig(_Frozen):
     # trial trains its full budget. Not part of any trial id: it only cuts a trial short.
     early_stop: EarlyStop | None = None
     limits: Limits = Limits()  # raisable upper bounds on sizes (gan_tasks/config/checks.py)
+    # Distributions the sweep's plugins must come from, as requirements ("my-gan-lib>=0.2"; config/plugins.py).
+    plugins: tuple[str, ...] = ()
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _pins(cls, v: Any) -> Any:
+        return [check_pin(i, p) for i, p in enumerate(v)] if isinstance(v, (list, tuple)) else v
 
     @model_validator(mode="before")
     @classmethod
@@ -164,6 +172,7 @@ class SweepConfig(_Frozen):
     @model_validator(mode="after")
     def _evaluable(self) -> "SweepConfig":
         check_dataset_extractor(self.dataset.name, self.evaluation.feature_extractor)
+        check_metrics(self.evaluation.metrics, DATASETS.get(self.dataset.name).kind)
         return self
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ from gan_tasks.evaluation.classifier import CLASSIFIER_DATASETS, fetch, load, pr
 from gan_tasks.config import EvalConfig, TrialConfig
 from gan_tasks.data.datasets import DATASETS, dataset_path, load_array
 from gan_tasks.evaluation.fidelity import calculate, stats_cache_name, storage_cache
-from gan_tasks.evaluation.metrics import mode_coverage, stacked_mnist_coverage
+from gan_tasks.evaluation.metrics import METRICS, mode_coverage, stacked_mnist_coverage
 from gan_tasks.methods.registry import Registry
 from gan_tasks.data.storage import Storage, evaluation_file
 from gan_tasks.config.early_stop import go_on, rung_values
@@ -136,11 +136,25 @@ PROGRAM_METRICS.add("cyclegan", cyclegan.measure, "per direction: error against 
                                                    "cycle error, FID/KID against the target domain, and their baselines")
 
 
+def _named(trial: Trial, ev: EvalConfig, n: int) -> dict[str, float]:
+    """The metrics evaluation.metrics names (plugins'): compute(n generated, n training samples, **params)."""
+    if not ev.metrics:
+        return {}
+    fake, real, out = trial.sample(n), trial.data[:n].cpu().numpy(), {}  # both in the model's range
+    for entry in ev.metrics:
+        spec = METRICS.get(entry.name)
+        values = spec.compute(fake, real, **entry.params)
+        out.update({k: float(values[k]) for k in spec.outputs})
+    return out
+
+
 def measure(trial: Trial, storage: Storage, ev: EvalConfig, n: int | None = None) -> Measured:
     """The dataset's metrics of the trial's current generator (n samples; default: the final count),
-    and its program's own."""
+    the metrics the sweep names, and its program's own."""
     spec = EVALUATIONS.get(trial.cfg.dataset.name)
     m = spec.measure(trial, storage, ev, n or spec.n_final(ev))
+    if ev.metrics:
+        m = Measured({**m.values, **_named(trial, ev, n or spec.n_final(ev))}, m.extractor, m.extractor_hash)
     if trial.cfg.program not in PROGRAM_METRICS:
         return m
     values, extractor, h = PROGRAM_METRICS.get(trial.cfg.program)(trial, storage, ev, n or spec.n_final(ev))

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gan_tasks.evaluation.fidelity import calculate
-from gan_tasks.methods.registry import Registry
+from gan_tasks.methods.metric_specs import METRICS  # noqa: F401 - re-exported: registered in methods/metric_specs.py
 
 
 def mode_coverage(samples: np.ndarray, modes: np.ndarray, std: float, threshold: float = 3.0) -> dict[str, float]:
@@ -66,10 +65,3 @@ def stacked_mnist_coverage(digits: np.ndarray) -> dict[str, float]:
     return {"modes_covered": float(nz.sum()), "modes_total": 1000.0,
             "reverse_kl": float(np.sum(q[nz] * np.log(q[nz] * 1000)))}
 
-
-METRICS: Registry = Registry("metric")
-METRICS.add("mode-coverage", mode_coverage, "PacGAN/VEEGAN modes covered, high-quality fraction, reverse KL")
-METRICS.add("stacked-mnist-coverage", stacked_mnist_coverage,
-            "Stacked MNIST: modes (of 1,000) covered and reverse KL, channels classified by the MNIST classifier")
-METRICS.add("image-fidelity", calculate,
-            "IS, FID, KID, precision/recall through torch-fidelity (in-domain classifier or Inception-v3)")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from gan_tasks.methods.params import Choice, Num, Seq, Spec
-from gan_tasks.methods.registry import Registry, Ref, for_kind
+from gan_tasks.methods.params import Choice, Num, Seq, Spec, check_spec_params
+from gan_tasks.methods.registry import KINDS, Registry, Ref, for_kind
 
 
 def _L(fn: str) -> Ref:
@@ -52,19 +52,26 @@ class Loss:
     by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
     # g_loss carries Mao et al.'s 1/2 (least squares); CycleGAN's objective (Zhu et al. 2017) has none.
     g_half: bool = False
+    # Type and range of its own parameters (a plugin's), over the shared LOSS_PARAMS rows of the same key.
+    params: dict[str, Spec] = field(default_factory=dict)
+    doc: str = ""  # one line for `gansweep list` (a plugin's; built-ins give it to LOSSES.add)
 
     def defaults_for(self, kind: str) -> dict[str, Any]:
         return for_kind(self.defaults, self.by_kind, kind)
 
     @property
     def schema(self) -> dict[str, Spec]:
-        """Type and range of each of its parameters (both kinds' keys), from LOSS_PARAMS."""
-        return {k: LOSS_PARAMS[k] for k in {**self.defaults, **self.by_kind.get("points", {}),
-                                       **self.by_kind.get("images", {})}}
+        """Type and range of each of its parameters (both kinds' keys): its own params, else LOSS_PARAMS."""
+        keys = {**self.defaults, **self.by_kind.get("points", {}), **self.by_kind.get("images", {}), **self.params}
+        return {k: self.params.get(k) or LOSS_PARAMS.get(k) for k in keys}
+
+    def check_spec(self) -> None:
+        for kind in KINDS:
+            check_spec_params(self.defaults_for(kind), self.schema)
 
 
 
-LOSSES: Registry[Loss] = Registry("loss")
+LOSSES: Registry[Loss] = Registry("loss", Loss, plugins=True)
 
 # Type and range of every loss parameter (gan_tasks/methods/params.py); an entry's schema is its keys' rows.
 LOSS_PARAMS: dict[str, Spec] = {
@@ -158,6 +165,8 @@ class OptimizerSpec:
     lr: float  # the images default; by_kind may give another per kind of data
     defaults: dict[str, Any] = field(default_factory=dict)
     by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"points": {"lr": ..., "betas": ...}}
+    params: dict[str, Spec] = field(default_factory=dict)  # its own parameters' types, over OPTIMIZER_PARAMS
+    doc: str = ""  # one line for `gansweep list` (a plugin's)
 
     def lr_for(self, kind: str) -> float:
         return self.by_kind.get(kind, {}).get("lr", self.lr)
@@ -168,11 +177,18 @@ class OptimizerSpec:
     @property
     def schema(self) -> dict[str, Spec]:
         """Type and range of each of its parameters (both kinds' keys), from OPTIMIZER_PARAMS; lr is lr_g / lr_d."""
-        return {k: OPTIMIZER_PARAMS[k] for k in self.defaults_for("points") | self.defaults_for("images")}
+        keys = self.defaults_for("points") | self.defaults_for("images") | self.params
+        return {k: self.params.get(k) or OPTIMIZER_PARAMS.get(k) for k in keys}
+
+    def check_spec(self) -> None:
+        for kind in KINDS:
+            if not 0 < self.lr_for(kind) <= 10:  # the range of lr_g / lr_d (config/entries.py)
+                raise ValueError(f"default lr {self.lr_for(kind)!r} ({kind}) is out of range: expected a number in (0, 10]")
+            check_spec_params(self.defaults_for(kind), self.schema)
 
 
 
-OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
+OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer", OptimizerSpec, plugins=True)
 
 # Type and range of every optimizer parameter (gan_tasks/methods/params.py); an entry's schema is its keys' rows.
 OPTIMIZER_PARAMS: dict[str, Spec] = {
@@ -218,15 +234,22 @@ class ModelSpec:
     # The one program whose networks it builds (methods/programs.py); None: G(z) and D(x) for the GAN
     # programs (the plain and the conditional ones).
     program: str | None = None
+    params: dict[str, Spec] = field(default_factory=dict)  # its own parameters' types, over MODEL_PARAMS
+    doc: str = ""  # one line for `gansweep list` (a plugin's)
 
     @property
     def schema(self) -> dict[str, Spec]:
-        """Type and range of each of its parameters, from MODEL_PARAMS."""
-        return {k: MODEL_PARAMS[k] for k in self.defaults}
+        """Type and range of each of its parameters: its own params, else MODEL_PARAMS."""
+        return {k: self.params.get(k) or MODEL_PARAMS.get(k) for k in {**self.defaults, **self.params}}
+
+    def check_spec(self) -> None:
+        if not self.data_kinds or set(self.data_kinds) - set(KINDS):
+            raise ValueError(f"data_kinds {self.data_kinds!r}: expected one or more of {', '.join(KINDS)}")
+        check_spec_params(self.defaults, self.schema)
 
 
 
-MODELS: Registry[ModelSpec] = Registry("model")
+MODELS: Registry[ModelSpec] = Registry("model", ModelSpec, plugins=True)
 # Hidden-layer activations of the MLPs by name (model param `activation`); models.ACTIVATIONS builds them.
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh")
 

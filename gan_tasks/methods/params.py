@@ -115,6 +115,21 @@ def check_params(kind: str, name: str, params: dict[str, Any], allowed: dict[str
     return {**allowed, **out}
 
 
+def check_spec_params(defaults: dict[str, Any], schema: dict[str, Spec | None]) -> None:
+    """A spec's own consistency: every default has a type (its `params` row or the shared table's) and lies
+    in its range, and every declared parameter has a default. ValueError naming the parameter."""
+    missing = sorted(set(schema) - set(defaults))
+    if missing:
+        raise ValueError(f"parameter {missing[0]!r} has no default")
+    for key, v in defaults.items():
+        if schema.get(key) is None:
+            raise ValueError(f"default {key}={_show(v)} has no type: declare it in params (Num, Choice or Seq)")
+        try:
+            schema[key].check(v)
+        except ValueError as e:
+            raise ValueError(f"default {key}: {e}") from None
+
+
 def describe_schema(schema: dict[str, Spec], defaults: dict[str, Any]) -> str:
     """'key: range (default d)' per parameter; `gansweep list` prints it."""
     return "; ".join(f"{k} {s.describe()} (default {defaults.get(k)})" for k, s in schema.items())

@@ -39,6 +39,7 @@ class ProgramSpec:
     simultaneous: bool = False
     # Further config-time checks: (sweep) -> None, raising ValueError naming the field.
     check: Callable[[Any], None] | None = None
+    doc: str = ""  # one line for `gansweep list` (a plugin's; built-ins give it to PROGRAMS.add)
 
     @property
     def summary(self) -> str:
@@ -49,7 +50,7 @@ class ProgramSpec:
         return "; ".join(p for p in parts if p)
 
 
-PROGRAMS: Registry[ProgramSpec] = Registry("program")
+PROGRAMS: Registry[ProgramSpec] = Registry("program", ProgramSpec, plugins=True)
 
 PROGRAMS.add("gan", ProgramSpec(Ref("gan_tasks.training.programs.gan:GAN"), packable=True, simultaneous=True),
              "unconditional GAN: G(z) against D(x), every loss, optimizer, model and trick (the default)")
