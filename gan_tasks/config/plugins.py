@@ -11,6 +11,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from gan_tasks.config import scores
 from gan_tasks.config.early_stop import DIRECTIONS
 from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS
 from gan_tasks.methods.metric_specs import METRICS
@@ -50,7 +51,8 @@ def check_metrics(metrics: tuple, kind: str) -> None:
         if clash:
             raise FieldError(f"evaluation.metrics.{i}", f"metric {entry.name!r} output {clash[0]!r} is already "
                                                         "ranked the other way; name it differently")
-        DIRECTIONS.update(spec.outputs)
+        for output, up in spec.outputs.items():
+            scores.declare(output, up, *spec.bounds.get(output, (None, None)))
 
 
 def used_plugins(sweep: Any) -> list[tuple[str, str, Provider]]:

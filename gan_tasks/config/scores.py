@@ -38,9 +38,17 @@ SCORES.update({f"{d}_{m}": s for d in ("a2b", "b2a") for m, s in
 DIRECTIONS = {name: s.higher for name, s in SCORES.items()}  # metric -> higher is better
 
 
+def declare(name: str, higher: bool, low: float | None = None, high: float | None = None) -> None:
+    """A plugin metric's output joins the ranked metrics (config/plugins.py checks it clashes with none)."""
+    SCORES[name] = Score(higher, low, high)
+    DIRECTIONS[name] = higher
+
+
 def bounds(metric: str, per_trial: dict[str, float] | None = None) -> tuple[float | None, float | None]:
     """(low, high) of a metric; a bound named by another metric is read from per_trial (None if absent)."""
-    s = SCORES[metric]
+    s = SCORES.get(metric)
+    if s is None:  # a plugin metric of a sweep this process did not validate: no declared range
+        return None, None
     high = (per_trial or {}).get(s.high) if isinstance(s.high, str) else s.high
     return s.low, high
 

@@ -22,6 +22,7 @@ _OUTPUT = re.compile(r"[a-z][a-z0-9_]*")
 class MetricSpec:
     compute: Callable  # (fake: np.ndarray, real: np.ndarray, **params) -> {output: float}
     outputs: dict[str, bool]  # each output's name -> higher is better
+    bounds: dict[str, tuple] = field(default_factory=dict)  # output -> (low, high) its values lie in; None: open
     defaults: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Spec] = field(default_factory=dict)  # type and range of each parameter
     data_kinds: tuple[str, ...] = KINDS  # the kinds of data it can measure
@@ -37,6 +38,10 @@ class MetricSpec:
         if not self.outputs or bad:
             raise ValueError(f"outputs {list(self.outputs)!r}: expected one or more names of lowercase letters, "
                              "digits and '_'")
+        for o, b in self.bounds.items():
+            ok = o in self.outputs and len(b) == 2 and all(x is None or isinstance(x, (int, float)) for x in b)
+            if not ok or (None not in b and b[0] > b[1]):
+                raise ValueError(f"bounds[{o!r}] {b!r}: expected (low, high) of one of its outputs, None for open")
         if not self.data_kinds or set(self.data_kinds) - set(KINDS):
             raise ValueError(f"data_kinds {self.data_kinds!r}: expected one or more of {', '.join(KINDS)}")
         check_spec_params(self.defaults, self.schema)

@@ -30,6 +30,7 @@ DEEP_MLP = Model(
 ENERGY_DISTANCE = Metric(
     compute=Ref("gansweep_example.metrics:energy_distance"),
     outputs={"energy_distance": False},
+    bounds={"energy_distance": (0.0, None)},  # confidence intervals are cut to this range
     defaults={"max_points": 1000},
     params={"max_points": Num(int, 10, 20_000)},  # pairwise distances cost max_points^2 memory
     doc="energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| between generated and training samples (lower is better)",
