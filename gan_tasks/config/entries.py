@@ -152,6 +152,8 @@ class Limits(_Frozen):
     batch_size: int = Field(65_536, gt=0)  # 2^16 images of 3x32x32 floats are 800 MB per batch
     samples: int = Field(1_000_000, gt=0)  # dataset n_samples and every evaluation sample count
     width: int = Field(4_096, gt=0)  # z_dim and model widths (mlp hidden: 4096^2 = 16.7M weights a layer)
+    # uint8 bytes of a dataset `gansweep data add` writes (--max-bytes): 8 GiB is ~700k 3x64x64 images
+    dataset_bytes: int = Field(8 << 30, gt=0)
 
 
 class EvalConfig(_Frozen):
