@@ -50,21 +50,31 @@ def _fail(msg: str, code: int = 2) -> None:
 SET_HELP = "override a config value, validated like the file: --set train.steps=200 --set grid.seed=[0,1]"
 
 
-def _load(config: str, sets: list[str] | None = None):
+def _load(config: str, sets: list[str] | None = None, storage=None):
+    """The validated sweep; with a storage, a dataset added with `gansweep data add` resolves to its id there."""
     from gan_tasks.config import ConfigError, load_config
 
     try:
-        return load_config(config, sets or [])
+        return load_config(config, sets or [], storage)
     except ConfigError as e:
         _fail(str(e))
 
 
 @app.command()
-def validate(config: str, sets: list[str] = typer.Option([], "--set", help=SET_HELP)) -> None:
+def validate(config: str, sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+             storage: Optional[str] = typer.Option(None, help=STORAGE_HELP + "; resolves a dataset added with "
+                                                   "gansweep data add (without it such a dataset is refused)"),
+             s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
+                                                           help=ENDPOINT_HELP)) -> None:
     """Check a sweep YAML without running it; print what every grid cell will run, defaults filled in."""
     from gan_tasks.config import ConfigError, expand_grid, resolved_cells, resolved_common
+    from gan_tasks.data.storage import Storage
 
-    sweep = _load(config, sets)
+    try:
+        st = Storage.parse(storage, s3_endpoint_url) if storage else None
+    except ValueError as e:
+        _fail(str(e))
+    sweep = _load(config, sets, st)
     try:
         trials = expand_grid(sweep)
     except ConfigError as e:
@@ -96,14 +106,14 @@ def run(config: str,
     from gan_tasks.config import ConfigError, expand_grid
     from gan_tasks.data.storage import Storage
 
-    sweep = _load(config, sets)
-    try:
-        expand_grid(sweep)
-    except ConfigError as e:
-        _fail(str(e))
     try:
         st = Storage.parse(storage, s3_endpoint_url)
     except ValueError as e:
+        _fail(str(e))
+    sweep = _load(config, sets, st)  # a dataset added with gansweep data add: its id in st
+    try:
+        expand_grid(sweep)
+    except ConfigError as e:
         _fail(str(e))
     from flows.preflight import PreflightError, preflight
 
@@ -318,11 +328,11 @@ def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule
     Without PREFECT_API_URL it starts a Prefect server with its scheduler (flows/local_server.py)."""
     from gan_tasks.data.storage import Storage
 
-    _load(config)  # refuse a bad config now, not at 2 am
     try:
-        st = Storage.parse(storage, s3_endpoint_url)  # and a bad storage URL
+        st = Storage.parse(storage, s3_endpoint_url)  # a bad storage URL
     except ValueError as e:
         _fail(str(e))
+    _load(config, None, st)  # refuse a bad config now, not at 2 am
     # A local path is made absolute: the run happens later, from whatever directory the runner is in.
     url = storage if st.is_s3 or "://" in storage else os.path.abspath(storage)
     from flows import interrupt, local_server

@@ -203,10 +203,10 @@ def test_data_ls(digits, local_storage):
 
 
 def test_batch_order_depends_on_dataset_seed_step_only():
-    a = batch_indices("b858458ee6f3", 0, 7, 1000, 64)
-    assert np.array_equal(a, batch_indices("b858458ee6f3", 0, 7, 1000, 64))
-    for other in (batch_indices("b858458ee6f4", 0, 7, 1000, 64), batch_indices("b858458ee6f3", 1, 7, 1000, 64),
-                  batch_indices("b858458ee6f3", 0, 8, 1000, 64)):
+    a = batch_indices("b858458ee6f3", 0, 7, 0, 1000, 64)
+    assert np.array_equal(a, batch_indices("b858458ee6f3", 0, 7, 0, 1000, 64))
+    for other in (batch_indices("b858458ee6f4", 0, 7, 0, 1000, 64), batch_indices("b858458ee6f3", 1, 7, 0, 1000, 64),
+                  batch_indices("b858458ee6f3", 0, 8, 0, 1000, 64), batch_indices("b858458ee6f3", 0, 7, 1, 1000, 64)):
         assert not np.array_equal(a, other)
 
 

@@ -139,6 +139,7 @@ def open_split(storage: Storage, name: str, did: str, split: str = "train",
     return ShardedImages(shards), labels
 
 
-def batch_indices(did: str, seed: int, step: int, n: int, size: int) -> np.ndarray:
-    """The indices of the batch of step `step`: a function of (dataset id, seed, step) only."""
-    return np.random.default_rng([int(did, 16), seed, step]).integers(n, size=size)
+def batch_indices(did: str, seed: int, step: int, draw: int, n: int, size: int) -> np.ndarray:
+    """The indices of the draw-th batch of step `step` (a step may draw several: d_steps): a function of
+    (dataset id, seed, step, draw) only."""
+    return np.random.default_rng([int(did, 16), seed, step, draw]).integers(n, size=size)
