@@ -12,6 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from flows.cli import app
+from gan_tasks.data.datasets import ensure_dataset, resolve_params
 from gan_tasks.data.images import SOURCES
 from gan_tasks.data.ingest import IngestError, IngestOptions, add
 from gan_tasks.data.storage import Storage
@@ -191,6 +192,7 @@ def test_builtin_names_and_bad_options_are_refused(digits, local_storage):
 
 
 def test_data_ls(digits, local_storage):
+    ensure_dataset(local_storage, "ring-8", resolve_params("ring-8", {}))  # built-ins are not listed
     a = add(local_storage, "digits", str(digits), GREY28)["id"]
     b = add(local_storage, "digits", str(digits), IngestOptions(size=32, mode="L", labels="subfolders",
                                                                 test_fraction=0.1))["id"]

@@ -72,9 +72,7 @@ def source_fs(src: str, endpoint_url: str | None = None):
 
 def list_images(fs, root: str) -> list[str]:
     """Relative paths of every entry named like an image (directories too: they fail to read), sorted."""
-    found = fs.find(root, withdirs=True)
-    rel = (posixpath.relpath(p, root) if not fs.protocol or "file" in fs.protocol else p[len(root) + 1:]
-           for p in found)
+    rel = (posixpath.relpath(p, root) for p in fs.find(root, withdirs=True))
     return sorted(r for r in rel if r.lower().endswith(EXTENSIONS) and not r.startswith(".")
                   and "/." not in r)
 

@@ -75,7 +75,7 @@ def read_manifest(storage: Storage, name: str, did: str | None = None) -> dict:
 def list_datasets(storage: Storage) -> list[dict]:
     """One row per (name, id): count, shape, classes, bytes of shards, whether it is current."""
     rows = []
-    for name in storage.ls("datasets"):
+    for name in [n for n in storage.ls("datasets") if n not in DATASETS]:  # built-ins keep their own layout
         cur = current_id(storage, name)
         for did in ids(storage, name):
             m = json.loads(storage.read_bytes(*manifest_path(name, did)))
