@@ -203,6 +203,12 @@ def _check_model_fits(sweep: "SweepConfig") -> None:
                  and MODELS.get(m).program in (None, sweep.program)]
         raise ValueError(f"model {sweep.model.name!r} takes {'/'.join(map(str, model.sizes))}-pixel images, dataset "
                          f"{sweep.dataset.name!r} is {'x'.join(map(str, ds.shape))}; valid models: {', '.join(valid) or 'none'}")
+    res = sweep.model.params.get("resolution")  # the dcgan family: one model, several sides
+    if res is not None and (res not in model.sizes or (ds.shape and ds.shape[-1] != res)):
+        fit = f"; set resolution {ds.shape[-1]}" if ds.shape and ds.shape[-1] in model.sizes else ""
+        raise FieldError("model.params.resolution", f"{res}: model {sweep.model.name!r} makes {res}x{res} images "
+                         f"(valid resolutions: {', '.join(map(str, model.sizes))}), dataset {sweep.dataset.name!r} "
+                         f"is {'x'.join(map(str, ds.shape))}{fit}")
     for loss, _ in sweep.grid.pairs():
         if LOSSES.get(loss.name).autoencoder != model.autoencoder:
             ae = [m for m in MODELS.names() if MODELS.get(m).autoencoder]
