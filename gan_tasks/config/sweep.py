@@ -202,7 +202,8 @@ def _check_model_fits(sweep: "SweepConfig") -> None:
         valid = [m for m in MODELS.names() if ds.shape[-1] in MODELS.get(m).sizes
                  and MODELS.get(m).program in (None, sweep.program)]
         raise ValueError(f"model {sweep.model.name!r} takes {'/'.join(map(str, model.sizes))}-pixel images, dataset "
-                         f"{sweep.dataset.name!r} is {'x'.join(map(str, ds.shape))}; valid models: {', '.join(valid) or 'none'}")
+                         f"{sweep.dataset.name!r} is {'x'.join(map(str, ds.shape))}; "
+                         f"valid models: {', '.join(valid) or 'none'}")
     res = sweep.model.params.get("resolution")  # the dcgan family: one model, several sides
     if res is not None and (res not in model.sizes or (ds.shape and ds.shape[-1] != res)):
         fit = f"; set resolution {ds.shape[-1]}" if ds.shape and ds.shape[-1] in model.sizes else ""
