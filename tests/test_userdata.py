@@ -92,6 +92,12 @@ def test_conditional_program_on_unlabelled_data_is_refused(tmp_path, local_stora
     assert validate(sweep_file(tmp_path, program="cgan-concat"), "--storage", local_storage.url)[0] == 0
 
 
+def test_added_datasets_take_no_params(tmp_path, local_storage, added):
+    code, out = validate(sweep_file(tmp_path, dataset={"name": "digits", "params": {"n_samples": 5}}),
+                         "--storage", local_storage.url)
+    assert code == 2 and "dataset.params: dataset 'digits' (added with gansweep data add) takes no params" in out
+
+
 def test_builtin_datasets_take_no_id():
     with pytest.raises(ConfigError, match="built in: it takes params, not an id"):
         parse_config(tiny_config(dataset="ring-8@0123456789ab"))

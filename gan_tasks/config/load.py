@@ -118,7 +118,8 @@ def resolve_dataset(data: Any, storage: Any) -> Any:
         m = read_manifest(storage, name, did or entry.get("id"))
     except ValueError as e:
         raise ConfigError(f"invalid sweep config:\n  dataset: {e}") from None
-    return {**data, "dataset": {"name": name, "id": m["id"], "shape": m["shape"], "classes": len(m["classes"])}}
+    resolved = {"name": name, "id": m["id"], "shape": m["shape"], "classes": len(m["classes"])}
+    return {**data, "dataset": {**entry, **resolved}}  # other keys (params) stay, for DatasetEntry to refuse
 
 
 def load_config(path: str, overrides: list[str] | tuple[str, ...] = (), storage: Any = None) -> SweepConfig:
