@@ -50,21 +50,31 @@ def _fail(msg: str, code: int = 2) -> None:
 SET_HELP = "override a config value, validated like the file: --set train.steps=200 --set grid.seed=[0,1]"
 
 
-def _load(config: str, sets: list[str] | None = None):
+def _load(config: str, sets: list[str] | None = None, storage=None):
+    """The validated sweep; with a storage, a dataset added with `gansweep data add` resolves to its id there."""
     from gan_tasks.config import ConfigError, load_config
 
     try:
-        return load_config(config, sets or [])
+        return load_config(config, sets or [], storage)
     except ConfigError as e:
         _fail(str(e))
 
 
 @app.command()
-def validate(config: str, sets: list[str] = typer.Option([], "--set", help=SET_HELP)) -> None:
+def validate(config: str, sets: list[str] = typer.Option([], "--set", help=SET_HELP),
+             storage: Optional[str] = typer.Option(None, help=STORAGE_HELP + "; resolves a dataset added with "
+                                                   "gansweep data add (without it such a dataset is refused)"),
+             s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
+                                                           help=ENDPOINT_HELP)) -> None:
     """Check a sweep YAML without running it; print what every grid cell will run, defaults filled in."""
     from gan_tasks.config import ConfigError, expand_grid, resolved_cells, resolved_common
+    from gan_tasks.data.storage import Storage
 
-    sweep = _load(config, sets)
+    try:
+        st = Storage.parse(storage, s3_endpoint_url) if storage else None
+    except ValueError as e:
+        _fail(str(e))
+    sweep = _load(config, sets, st)
     try:
         trials = expand_grid(sweep)
     except ConfigError as e:
@@ -106,14 +116,14 @@ def run(config: str,
     from gan_tasks.config import ConfigError, expand_grid
     from gan_tasks.data.storage import Storage
 
-    sweep = _load(config, sets)
-    try:
-        expand_grid(sweep)
-    except ConfigError as e:
-        _fail(str(e))
     try:
         st = Storage.parse(storage, s3_endpoint_url)
     except ValueError as e:
+        _fail(str(e))
+    sweep = _load(config, sets, st)  # a dataset added with gansweep data add: its id in st
+    try:
+        expand_grid(sweep)
+    except ConfigError as e:
         _fail(str(e))
     from flows.preflight import PreflightError, preflight
 
@@ -355,11 +365,11 @@ def serve(config: str, cron: str = typer.Option("0 2 * * *", help="cron schedule
     Without PREFECT_API_URL it starts a Prefect server with its scheduler (flows/local_server.py)."""
     from gan_tasks.data.storage import Storage
 
-    _load(config)  # refuse a bad config now, not at 2 am
     try:
-        st = Storage.parse(storage, s3_endpoint_url)  # and a bad storage URL
+        st = Storage.parse(storage, s3_endpoint_url)  # a bad storage URL
     except ValueError as e:
         _fail(str(e))
+    _load(config, None, st)  # refuse a bad config now, not at 2 am
     # A local path is made absolute: the run happens later, from whatever directory the runner is in.
     url = storage if st.is_s3 or "://" in storage else os.path.abspath(storage)
     from flows import interrupt, local_server
@@ -520,6 +530,63 @@ def data_upload(name: str, path: str = typer.Argument(..., help="folder with the
     for key, f in manifest["files"].items():
         console.print(f"{key}: {tuple(f['shape'])}")
     console.print(f"uploaded {name} to {st.uri('datasets', name)}")
+
+
+@data_app.command("add")
+def data_add(name: str, src: str = typer.Argument(..., help="folder or fsspec URL (s3://bucket/prefix) of png / jpg / "
+                                                            "webp images, nested folders allowed"),
+             labels: str = typer.Option("none", help="subfolders: SRC/<class>/... gives each image its class | none"),
+             size: int = typer.Option(64, help="side of the square images stored (pixels)"),
+             mode: str = typer.Option("RGB", help="L (grey) | RGB"),
+             crop: str = typer.Option("center", help="center: largest centred square | none: images must be square, "
+                                                     "one size"),
+             test_fraction: float = typer.Option(0.0, help="held-out share of SRC (by a hash of each path)"),
+             test_from: Optional[str] = typer.Option(None, help="held-out images from another folder or URL"),
+             skip_bad: bool = typer.Option(False, "--skip-bad", help="skip unreadable or undecodable files "
+                                                                     "(recorded in the manifest) instead of refusing"),
+             max_bytes: Optional[int] = typer.Option(None, help="refuse a dataset larger than this (uint8 bytes); "
+                                                                "default: limits.dataset_bytes"),
+             storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
+             s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
+                                                           help=ENDPOINT_HELP)) -> None:
+    """Decode a folder of images once into versioned uint8 shards under <storage>/datasets/NAME/<id>/."""
+    from gan_tasks.data.ingest import IngestOptions, add
+    from gan_tasks.data.storage import Storage
+
+    from gan_tasks.config import Limits
+
+    opts = IngestOptions(size=size, mode=mode, crop=crop, labels=labels, test_fraction=test_fraction,
+                         skip_bad=skip_bad, max_bytes=max_bytes or Limits().dataset_bytes)
+    try:
+        st = Storage.parse(storage, s3_endpoint_url)
+        m = add(st, name, src, opts, test_from, st.endpoint_url or s3_endpoint_url)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
+    counts = ", ".join(f"{s} {v['count']:,}" for s, v in m["splits"].items())
+    console.print(f"added {name}@{m['id']}: {counts} images of {'x'.join(map(str, m['shape']))}, "
+                  f"{len(m['classes'])} classes, {len(m['skipped'])} skipped; use `dataset: {name}` in a sweep",
+                  soft_wrap=True, highlight=False, markup=False)
+
+
+@data_app.command("ls")
+def data_ls(storage: str = typer.Option("gansweep-results", help=STORAGE_HELP),
+            s3_endpoint_url: Optional[str] = typer.Option(None, envvar="GANSWEEP_S3_ENDPOINT_URL",
+                                                          help=ENDPOINT_HELP)) -> None:
+    """Datasets added with `data add`: name, id (* current), images per split, shape, classes, size."""
+    from gan_tasks.data.storage import Storage
+    from gan_tasks.data.userdata import list_datasets
+
+    try:
+        rows = list_datasets(Storage.parse(storage, s3_endpoint_url))
+    except ValueError as e:
+        _fail(str(e))
+    if not rows:
+        console.print(f"no datasets in {storage}; add one with gansweep data add NAME SRC", soft_wrap=True)
+        return
+    _aligned(("name", "id", "images", "shape", "classes", "size"),
+             [(r["name"], r["id"] + (" *" if r["current"] else ""),
+               " / ".join(f"{s} {n:,}" for s, n in r["count"].items()), "x".join(map(str, r["shape"])),
+               str(len(r["classes"])) if r["classes"] else "-", f"{r['bytes'] / 1e6:,.1f} MB") for r in rows])
 
 
 evaluator_app = typer.Typer(no_args_is_help=True, help="In-domain feature extractors for image metrics.")

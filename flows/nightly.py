@@ -11,6 +11,9 @@ from gan_tasks.config import load_config
 def nightly(config_path: str, storage_url: str, s3_endpoint_url: str | None = None,
             ray_address: str | None = None, fail_on_regression: bool = True):
     """Validates the config, then runs sweep_flow as a subflow (sweep id = <name>-<UTC time>)."""
-    sweep = load_config(config_path)  # a bad file fails here, before any Ray work
+    from gan_tasks.data.storage import Storage
+
+    # A bad file fails here, before any Ray work; `dataset: NAME` takes tonight's current id of NAME.
+    sweep = load_config(config_path, (), Storage.parse(storage_url, s3_endpoint_url))
     return sweep_flow(sweep.model_dump(mode="json"), storage_url, None, ray_address, s3_endpoint_url,
                       fail_on_regression=fail_on_regression)

@@ -20,6 +20,7 @@ import uuid
 from typing import Any, Callable
 
 from gan_tasks.data.datasets import DATASETS, dataset_path
+from gan_tasks.data.userdata import manifest_path
 from gan_tasks.data.storage import Storage
 
 # 10 s: S3 answers in well under a second; botocore's own retries on an unreachable endpoint take
@@ -82,7 +83,10 @@ def _probe(st: Storage, folders: list[tuple[str, ...]]) -> list[tuple[str, ...]]
 def check_storage(st: Storage, sweep: Any, timeout: float = TIMEOUT) -> None:
     where = st.url + (f" (endpoint {st.endpoint_url})" if st.endpoint_url else "")
     name = sweep.dataset.name
-    uploaded = [dataset_path(name, {})] if DATASETS.get(name).generate is None else []
+    if sweep.dataset.id:  # added with gansweep data add: its manifest
+        uploaded = [manifest_path(name, sweep.dataset.id)]
+    else:
+        uploaded = [dataset_path(name, {})] if DATASETS.get(name).generate is None else []
     try:
         st.fs  # noqa: B018 - imports s3fs and builds the client here: the timeout measures the network only
         missing = _within(lambda: _probe(st, uploaded), timeout, f"storage {where}")
@@ -91,8 +95,9 @@ def check_storage(st: Storage, sweep: Any, timeout: float = TIMEOUT) -> None:
     except Exception as e:  # noqa: BLE001 - every storage failure becomes one line
         raise PreflightError(f"storage {where}: {_why(e)}") from None
     if missing:
-        raise PreflightError(f"dataset {name!r} is not in storage at {st.uri(*missing[0])}; upload it first: "
-                             f"gansweep data upload {name} PATH --storage {st.url}")
+        how = f"gansweep data add {name} SRC" if sweep.dataset.id else f"gansweep data upload {name} PATH"
+        raise PreflightError(f"dataset {name!r} is not in storage at {st.uri(*missing[0])}; "
+                             f"{'add' if sweep.dataset.id else 'upload'} it first: {how} --storage {st.url}")
 
 
 def _local_gpus() -> int:

@@ -22,6 +22,7 @@ from flows.lock import SweepLock, SweepLocked, default_sweep_id
 from gan_tasks.config import ConfigError, SweepConfig, check_sweep_id, TrialConfig, dump_config, expand_grid, \
     parse_config, EvalConfig
 from gan_tasks.data.datasets import ensure_dataset
+from gan_tasks.data.userdata import read_manifest
 from gan_tasks.config.early_stop import EarlyStop
 from gan_tasks.data.schema import DONE
 from gan_tasks.data.storage import DamagedFile, Storage
@@ -103,7 +104,10 @@ def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
                               "choose another --sweep-id")
     else:
         storage.write_bytes(dump_config(sweep).encode(), *path)
-    ensure_dataset(storage, sweep.dataset.name, sweep.dataset.params)
+    if sweep.dataset.id:  # added with gansweep data add: its manifest must be there (read_manifest says why not)
+        read_manifest(storage, sweep.dataset.name, sweep.dataset.id)
+    else:
+        ensure_dataset(storage, sweep.dataset.name, sweep.dataset.params)
 
 
 def forget_trial(storage: Storage, sweep_id: str, tid: str) -> None:

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from gan_tasks.methods.catalog import MODELS
-from gan_tasks.data.datasets import DATASETS
+from gan_tasks.data.datasets import DATASETS, dataset_spec
 from gan_tasks.methods.params import FieldError
 from gan_tasks.methods.programs import PROGRAMS
 
@@ -51,7 +51,7 @@ def check_limits(sweep: Any) -> None:
     _over("evaluation.eval_every", ev.eval_every, lim, "steps")
     for key in ("n_samples", "fidelity_samples", "stacked_samples", "eval_every_samples"):
         _over(f"evaluation.{key}", getattr(ev, key), lim, "samples")
-    for where, entry, spec in (("dataset", sweep.dataset, DATASETS.get(sweep.dataset.name)),
+    for where, entry, spec in (("dataset", sweep.dataset, dataset_spec(sweep.dataset)),
                                ("model", sweep.model, MODELS.get(sweep.model.name))):
         for key, s in spec.schema.items():
             if getattr(s, "limit", None):
@@ -113,16 +113,21 @@ def check_program(sweep: Any) -> None:
         ok = [n for n in PROGRAMS.names() if PROGRAMS.get(n).packable]
         raise FieldError("pack_seeds", f"program {name!r} cannot be seed-packed (packing stacks the plain GAN step); "
                                        f"set pack_seeds: 1, or use a packable program: {', '.join(ok)}")
-    if spec.labels and DATASETS.get(sweep.dataset.name).classes is None:
+    if spec.labels and dataset_spec(sweep.dataset).classes is None:
         ok = [n for n in DATASETS.names() if DATASETS.get(n).classes is not None]
+        added = " (added without --labels subfolders)" if sweep.dataset.id else ""
         raise FieldError("dataset", f"program {name!r} trains on class labels; dataset {sweep.dataset.name!r} has "
-                                    f"none; datasets with labels: {', '.join(ok)}")
+                                    f"none{added}; datasets with labels: {', '.join(ok)}, or one added with "
+                                    "gansweep data add --labels subfolders")
+    if sweep.pack_seeds > 1 and sweep.dataset.id:
+        raise FieldError("pack_seeds", f"dataset {sweep.dataset.name!r} (added with gansweep data add) trains "
+                                       "one seed per actor: set pack_seeds: 1")
     model = MODELS.get(sweep.model.name)
     if model.program not in (None, name):  # networks built for one program only (cyclegan-resnet)
         ok = [n for n in MODELS.names() if MODELS.get(n).program is None]
         raise FieldError("model", f"model {sweep.model.name!r} builds the networks of program {model.program!r}, not "
                                   f"{name!r}; set program: {model.program}, or a model of G(z) and D(x): {', '.join(ok)}")
-    if (DATASETS.get(sweep.dataset.name).two_domain is not None) != spec.two_domain:
+    if (dataset_spec(sweep.dataset).two_domain is not None) != spec.two_domain:
         ok = [n for n in DATASETS.names() if (DATASETS.get(n).two_domain is not None) == spec.two_domain]
         two = [n for n in PROGRAMS.names() if PROGRAMS.get(n).two_domain]
         what = "an unpaired two-domain dataset" if spec.two_domain else \

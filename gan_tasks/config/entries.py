@@ -9,10 +9,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from gan_tasks.config.eval_options import check_eval
-from gan_tasks.data.datasets import resolve_params
+from gan_tasks.data.datasets import DATASETS, resolve_params
 from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS
 from gan_tasks.methods.metric_specs import METRICS
-from gan_tasks.methods.params import Strict, check_params
+from gan_tasks.methods.params import FieldError, Strict, check_params
 from gan_tasks.methods.registry import KINDS
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: `$` would let a trailing newline through
@@ -75,14 +75,39 @@ class OptimizerEntry(_Frozen):
 
 
 class DatasetEntry(_Frozen):
+    """A built-in dataset (name, params), or one added with `gansweep data add`: `NAME` or `NAME@ID` in the
+    file, resolved from storage (gan_tasks/config/load.py) to its id, shape and classes, which the
+    resolved config carries: the id is part of every trial's id."""
+
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = Field(None, pattern=r"^[0-9a-f]{12}$")  # None: a built-in dataset
+    shape: tuple[int, ...] | None = None  # (C, H, W), from the dataset's manifest
+    classes: int | None = Field(None, ge=0)  # class sub-folders; 0: unlabelled
+
+    @model_validator(mode="before")
+    @classmethod
+    def _at(cls, data: Any) -> Any:
+        """`name@id` pins a version."""
+        if isinstance(data, dict) and isinstance(data.get("name"), str) and "@" in data["name"]:
+            name, _, did = data["name"].partition("@")
+            data = {**data, "name": name, "id": did}
+        return data
 
     @model_validator(mode="after")
     def _resolve(self) -> "DatasetEntry":
         if not _NAME.fullmatch(self.name) or ".." in self.name:
             raise ValueError(f"dataset name {self.name!r} may hold only letters, digits, '-', '_', '.'")
-        object.__setattr__(self, "params", resolve_params(self.name, self.params))
+        if self.name in DATASETS:
+            if self.id or self.shape or self.classes is not None:
+                raise ValueError(f"dataset {self.name!r} is built in: it takes params, not an id, shape or classes")
+            object.__setattr__(self, "params", resolve_params(self.name, self.params))
+        elif self.params:
+            raise FieldError("params", f"dataset {self.name!r} (added with gansweep data add) takes no params")
+        elif self.id is None or self.shape is None:
+            raise ValueError(f"unknown dataset {self.name!r}; valid: {', '.join(DATASETS.names())}, or one added "
+                             "with gansweep data add, which resolves from storage: give --storage URL to "
+                             "gansweep validate")
         return self
 
 
@@ -170,6 +195,8 @@ class Limits(_Frozen):
     batch_size: int = Field(65_536, gt=0)  # 2^16 images of 3x32x32 floats are 800 MB per batch
     samples: int = Field(1_000_000, gt=0)  # dataset n_samples and every evaluation sample count
     width: int = Field(4_096, gt=0)  # z_dim and model widths (mlp hidden: 4096^2 = 16.7M weights a layer)
+    # uint8 bytes of a dataset `gansweep data add` writes (--max-bytes): 8 GiB is ~700k 3x64x64 images
+    dataset_bytes: int = Field(8 << 30, gt=0)
 
 
 class EvalConfig(_Frozen):

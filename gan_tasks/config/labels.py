@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gan_tasks.data.datasets import DATASETS
+from gan_tasks.data.datasets import dataset_spec
 from gan_tasks.methods.catalog import LOSSES, OPTIMIZERS
 from gan_tasks.methods.programs import DEFAULT_PROGRAM
 from gan_tasks.methods.trick_settings import tricks_label
@@ -38,7 +38,7 @@ def cell_parts(cfg: dict) -> dict[str, str]:
         return f"{e['name']}({', '.join(shown)})" if shown else e["name"]
 
     loss, opt = cfg["loss"], cfg["optimizer"]
-    kind = DATASETS.get(cfg["dataset"]["name"]).kind
+    kind = dataset_spec(cfg["dataset"]).kind
     lr = OPTIMIZERS.get(opt["name"]).lr_for(kind)
     lrs = {k: opt.get(k) or lr for k in ("lr_g", "lr_d")}
     if lrs["lr_g"] == lrs["lr_d"]:

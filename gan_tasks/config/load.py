@@ -100,13 +100,37 @@ def _index(node: list, part: str, key: str) -> int:
     return int(part)
 
 
-def load_config(path: str, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
-    """A sweep file (strict YAML: no duplicate keys, no alias bombs, UTF-8, <= 1 MB), --set, validated."""
+def resolve_dataset(data: Any, storage: Any) -> Any:
+    """`dataset: NAME` or `NAME@ID` of a dataset added with `gansweep data add`, resolved from storage
+    (NAME: its current id) to {name, id, shape, classes}; a built-in or already resolved one is kept."""
+    from gan_tasks.data.datasets import DATASETS
+
+    entry = data.get("dataset") if isinstance(data, dict) else None
+    entry = {"name": entry} if isinstance(entry, str) else entry
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or entry.get("shape"):
+        return data
+    name, _, did = entry["name"].partition("@")
+    if name in DATASETS:
+        return data
+    from gan_tasks.data.userdata import read_manifest
+
+    try:
+        m = read_manifest(storage, name, did or entry.get("id"))
+    except ValueError as e:
+        raise ConfigError(f"invalid sweep config:\n  dataset: {e}") from None
+    resolved = {"name": name, "id": m["id"], "shape": m["shape"], "classes": len(m["classes"])}
+    return {**data, "dataset": {**entry, **resolved}}  # other keys (params) stay, for DatasetEntry to refuse
+
+
+def load_config(path: str, overrides: list[str] | tuple[str, ...] = (), storage: Any = None) -> SweepConfig:
+    """A sweep file (strict YAML: no duplicate keys, no alias bombs, UTF-8, <= 1 MB), --set, validated;
+    with a storage, a dataset added with `gansweep data add` resolves to its id there."""
     try:
         data = strict_yaml.load(path)
     except strict_yaml.YamlError as e:
         raise ConfigError(str(e)) from None
-    return parse_config(apply_overrides(data, overrides))
+    data = apply_overrides(data, overrides)
+    return parse_config(resolve_dataset(data, storage) if storage is not None else data)
 
 
 def dump_config(sweep: SweepConfig) -> str:

@@ -16,7 +16,7 @@ from gan_tasks.config.entries import (NAME_MAX, SEED_MAX, _NAME, DatasetEntry, E
 from gan_tasks.config.eval_options import check_dataset_extractor
 from gan_tasks.config.plugins import check_metrics, check_pin
 from gan_tasks.config.published import Published
-from gan_tasks.data.datasets import DATASETS
+from gan_tasks.data.datasets import dataset_spec
 from gan_tasks.methods.catalog import LOSSES, MODELS, check_packable
 from gan_tasks.methods.params import FieldError
 from gan_tasks.methods.programs import DEFAULT_PROGRAM, PROGRAMS
@@ -147,7 +147,7 @@ class SweepConfig(_Frozen):
     @model_validator(mode="after")
     def _model_fits_data(self) -> "SweepConfig":
         check_limits(self)  # sizes first: nothing below should work on an absurd config
-        kind = DATASETS.get(self.dataset.name).kind
+        kind = dataset_spec(self.dataset).kind
         _resolve_kind(self, kind, self.grid.pairs())
         if kind not in MODELS.get(self.model.name).data_kinds:
             valid = [m for m in MODELS.names() if kind in MODELS.get(m).data_kinds
@@ -206,12 +206,19 @@ def _check_batch(sweep: "SweepConfig") -> None:
 
 def _check_model_fits(sweep: "SweepConfig") -> None:
     """Image side lengths, and autoencoder discriminators only with the losses built for them."""
-    model, ds = MODELS.get(sweep.model.name), DATASETS.get(sweep.dataset.name)
+    model, ds = MODELS.get(sweep.model.name), dataset_spec(sweep.dataset)
     if model.sizes and ds.shape and ds.shape[-1] not in model.sizes:
         valid = [m for m in MODELS.names() if ds.shape[-1] in MODELS.get(m).sizes
                  and MODELS.get(m).program in (None, sweep.program)]
         raise ValueError(f"model {sweep.model.name!r} takes {'/'.join(map(str, model.sizes))}-pixel images, dataset "
-                         f"{sweep.dataset.name!r} has {ds.shape[-1]}; valid models: {', '.join(valid)}")
+                         f"{sweep.dataset.name!r} is {'x'.join(map(str, ds.shape))}; "
+                         f"valid models: {', '.join(valid) or 'none'}")
+    res = sweep.model.params.get("resolution")  # the dcgan family: one model, several sides
+    if res is not None and (res not in model.sizes or (ds.shape and ds.shape[-1] != res)):
+        fit = f"; set resolution {ds.shape[-1]}" if ds.shape and ds.shape[-1] in model.sizes else ""
+        raise FieldError("model.params.resolution", f"{res}: model {sweep.model.name!r} makes {res}x{res} images "
+                         f"(valid resolutions: {', '.join(map(str, model.sizes))}), dataset {sweep.dataset.name!r} "
+                         f"is {'x'.join(map(str, ds.shape))}{fit}")
     for loss, _ in sweep.grid.pairs():
         if LOSSES.get(loss.name).autoencoder != model.autoencoder:
             ae = [m for m in MODELS.names() if MODELS.get(m).autoencoder]

@@ -13,7 +13,7 @@ from gan_tasks.config.entries import (ConfigError, DatasetEntry, LossEntry, Mode
                                       _Frozen, _resolve_kind)
 from gan_tasks.config.labels import cell_label, _value
 from gan_tasks.config.sweep import SweepConfig
-from gan_tasks.data.datasets import DATASETS
+from gan_tasks.data.datasets import dataset_spec
 from gan_tasks.methods.programs import DEFAULT_PROGRAM
 from gan_tasks.methods.trick_settings import Tricks
 
@@ -33,7 +33,7 @@ class TrialConfig(_Frozen):
 
     @model_validator(mode="after")
     def _resolved(self) -> "TrialConfig":
-        _resolve_kind(self, DATASETS.get(self.dataset.name).kind, [(self.loss, self.optimizer)])
+        _resolve_kind(self, dataset_spec(self.dataset).kind, [(self.loss, self.optimizer)])
         return self
 
     @property
@@ -76,8 +76,10 @@ def resolved_cells(sweep: SweepConfig) -> list[dict[str, str]]:
 
 def resolved_common(sweep: SweepConfig) -> dict[str, str]:
     """The settings every trial of the sweep shares, resolved: dataset, model, train."""
-    kind = DATASETS.get(sweep.dataset.name).kind
-    return {"dataset": f"{sweep.dataset.name} ({kind}): {_kv(sweep.dataset.params)}",
+    d = sweep.dataset
+    what = (f"id {d.id}, {'x'.join(map(str, d.shape))}, {d.classes or 'no'} classes" if d.id  # data add
+            else _kv(d.params))
+    return {"dataset": f"{d.name} ({dataset_spec(d).kind}): {what}",
             "model": f"{sweep.model.name}: {_kv(sweep.model.params)}",
             "train": _kv(sweep.train.model_dump())}
 
@@ -92,6 +94,8 @@ def trial_id(t: TrialConfig) -> str:
     later = {"update": t.train.update == "alternating", "batch_unit": t.train.batch_unit == "samples" or t.tricks.pac == 1}
     if any(later.values()):
         skip["train"] = {k for k, default in later.items() if default}
+    if t.dataset.id is None:  # built-in datasets: ids as before datasets of one's own existed
+        skip["dataset"] = {"id", "shape", "classes"}
     dump = t.model_dump(mode="json", exclude=skip or None)
     blob = json.dumps(dump, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

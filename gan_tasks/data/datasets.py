@@ -138,6 +138,16 @@ DATASETS.add("mnist-fashion", DatasetSpec("images", (1, 28, 28),
              "(upload from the folder holding mnist/ and fashion-mnist/)")
 
 
+def dataset_spec(entry: Any) -> DatasetSpec:
+    """The spec of a config's dataset entry (a DatasetEntry or its JSON dict): a built-in's from DATASETS;
+    a dataset added with `gansweep data add` (it has an id) from the shape and classes resolved into it."""
+    get = entry.get if isinstance(entry, dict) else lambda k: getattr(entry, k, None)
+    if not get("id"):
+        return DATASETS.get(get("name"))
+    k = get("classes") or 0
+    return DatasetSpec("images", tuple(get("shape")), classes=(lambda **_: k) if k else None)
+
+
 def resolve_params(name: str, params: dict) -> dict:
     spec = DATASETS.get(name)
     return check_params("dataset", name, params, spec.defaults, spec.schema)

@@ -19,6 +19,9 @@ TRIALS = pa.schema([
     # Everything but the seed, e.g. "wgan-gp/adam(lr 0.0001, betas 0.5,0.9)/label_smoothing=0.1"
     # (config.cell_label): group seeds by it. Null in rows written before it existed.
     ("cell", pa.string()),
+    # The id of a dataset added with `gansweep data add` (datasets/<dataset>/<id>/): which images the trial
+    # trained on. Null for built-in datasets, and in rows written before it existed.
+    ("dataset_id", pa.string()),
 ])
 
 METRICS = pa.schema([

@@ -4,6 +4,8 @@ The storage layout under the root (documented in README "Storage layout"):
   datasets/<name>/<params-hash>/train.npy    synthetic 2D data (ring-8, grid-25), written on first use
   datasets/<name>/{train,test}[_labels].npy  uploaded images, uint8 (N, C, H, W) (gansweep data upload)
   datasets/.../manifest.json                 shape + sha256 of each .npy: the node cache's key
+  datasets/<name>/<id>/{train,test}-NNNNN.npy  gansweep data add: uint8 shards + manifest.json (data/ingest.py)
+  datasets/<name>/current.json               the id `dataset: <name>` resolves to
   sweeps/<sweep_id>/config.yaml              the resolved sweep config
   sweeps/<sweep_id>/trials/<trial_id>.parquet
   sweeps/<sweep_id>/metrics/<trial_id>-<first_step:09d>.parquet

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gan_tasks.data.datasets import DATASETS, dataset_path, load_array
+from gan_tasks.data.datasets import DATASETS, dataset_path, dataset_spec, load_array
 from gan_tasks.evaluation.classifier import CLASSIFIER_DATASETS, fetch, load, predict
 from gan_tasks.evaluation.fidelity import calculate
 
@@ -82,7 +82,7 @@ def intra_class_fidelity(program, storage, ev, n: int, weights: str) -> dict[str
 def measure(trial, storage, ev, n: int) -> tuple[dict[str, float], str, str]:
     """(values, extractor, extractor hash) of a conditional trial's own metrics."""
     program = trial.program
-    kind = DATASETS.get(program.cfg.dataset.name).kind
+    kind = dataset_spec(program.cfg.dataset).kind
     if kind == "points":
         return class_mode_accuracy(program, ev, n), "", ""
     name = program.cfg.dataset.name

@@ -28,6 +28,7 @@ from gan_tasks.evaluation.fidelity import calculate, stats_cache_name, storage_c
 from gan_tasks.evaluation.metrics import METRICS, mode_coverage, stacked_mnist_coverage
 from gan_tasks.methods.registry import Registry
 from gan_tasks.data.storage import Storage, evaluation_file
+from gan_tasks.data.userdata import open_split
 from gan_tasks.config.early_stop import go_on, rung_values
 from gan_tasks.training.trial import EarlyStopped, Trial
 
@@ -80,8 +81,13 @@ def _fidelity(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> Measure
     if w is None:
         return Measured({})
     name, path, h = w
-    real = load_array(storage, dataset_path(dataset, {}))[:n]  # the first n training images, always the same
-    cache = stats_cache_name(dataset, _train_sha(storage, dataset), len(real), name, h)
+    if trial.cfg.dataset.id:  # added with gansweep data add: its shards, keyed by the dataset id
+        images, _ = open_split(storage, dataset, trial.cfg.dataset.id)
+        real, data_sha = images.take(np.arange(min(n, len(images)))), trial.cfg.dataset.id
+    else:
+        real = load_array(storage, dataset_path(dataset, {}))[:n]  # the first n training images, always the same
+        data_sha = _train_sha(storage, dataset)
+    cache = stats_cache_name(dataset, data_sha, len(real), name, h)
     with storage_cache(storage, cache) as root:
         values = calculate(trial.G_eval, real, metrics=ev.image_metrics, extractor=name, weights_path=path,
                            n_samples=n, z_dim=trial.cfg.train.z_dim, real_cache_name=cache, cache_root=root,
@@ -113,6 +119,8 @@ for _name in ("ring-8", "grid-25"):
 for _name in ("mnist", "fashion-mnist", "cifar10"):
     EVALUATIONS.add(_name, DatasetEvaluation(_fidelity, lambda ev: ev.fidelity_samples),
                     "IS/FID/KID/precision-recall through torch-fidelity")
+# Datasets added with gansweep data add: image metrics when evaluation.feature_extractor names one.
+ADDED = DatasetEvaluation(_fidelity, lambda ev: ev.fidelity_samples)
 EVALUATIONS.add("stacked-mnist", DatasetEvaluation(_stacked, lambda ev: ev.stacked_samples),
                 "Stacked MNIST modes covered and reverse KL (MNIST classifier per channel)")
 # Two-domain datasets have no samples of G(z) to measure: what is measured is the translation, by the
@@ -151,7 +159,7 @@ def _named(trial: Trial, ev: EvalConfig, n: int) -> dict[str, float]:
 def measure(trial: Trial, storage: Storage, ev: EvalConfig, n: int | None = None) -> Measured:
     """The dataset's metrics of the trial's current generator (n samples; default: the final count),
     the metrics the sweep names, and its program's own."""
-    spec = EVALUATIONS.get(trial.cfg.dataset.name)
+    spec = ADDED if trial.cfg.dataset.id else EVALUATIONS.get(trial.cfg.dataset.name)
     m = spec.measure(trial, storage, ev, n or spec.n_final(ev))
     if ev.metrics:
         m = Measured({**m.values, **_named(trial, ev, n or spec.n_final(ev))}, m.extractor, m.extractor_hash)

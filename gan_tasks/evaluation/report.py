@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gan_tasks.data.datasets import DATASETS  # noqa: E402
+from gan_tasks.data.datasets import dataset_spec  # noqa: E402
 from gan_tasks.methods.programs import DEFAULT_PROGRAM, PROGRAMS  # noqa: E402
 from gan_tasks.config.published import Published  # noqa: E402
 from gan_tasks.evaluation.rankings import ALPHA, HIGHER_IS_BETTER, cell_frame, final_values, rank_cells  # noqa: E402
@@ -231,7 +231,7 @@ def _samples_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFram
             continue
         samples = np.load(io.BytesIO(storage.read_bytes("sweeps", sweep_id, "samples", name)))
         cfg = json.loads(configs[row["trial_id"]])
-        spec = DATASETS.get(cfg["dataset"]["name"])
+        spec = dataset_spec(cfg["dataset"])
         modes = spec.modes(**cfg["dataset"]["params"]) if spec.modes else None
         title = f"{row['loss']}/{row['optimizer']}/seed {row['seed']}"
         shown = [fmt.format(row[col]) for col, fmt in (("modes_covered", "{:.0f} modes"), ("high_quality", "HQ {:.0%}"),

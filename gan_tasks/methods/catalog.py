@@ -267,6 +267,7 @@ MODEL_PARAMS: dict[str, Spec] = {
     "cycle": Num(float, 0, 1000),  # lambda: 10 the paper's; 0 leaves two unrelated GANs
     "identity": Num(float, 0, 100),  # identity weight in units of lambda: 0.5 the authors' code; 0 off
     "pool": Num(int, 0, 10_000),  # past fakes kept for each D: 50 the paper's; 0 no pool
+    "resolution": Num(int, 32, 128),  # image side of the dcgan family: 32, 64 or 128 (4 x 2^n)
 }
 
 
@@ -285,6 +286,10 @@ MODELS.add("dcgan-28", ModelSpec(_M("_dcgan28"), {"dropout": 0.3, "slope": 0.3},
 # width 64 and slope 0.2: DCGAN's base channel count and LeakyReLU slope (Radford et al. 2015).
 MODELS.add("dcgan-32", ModelSpec(_M("_dcgan32"), {"width": 64, "slope": 0.2}, ("images",), (32,), batchnorm_g=True),
            "DCGAN for 32x32 images (CIFAR-10): 4x4 stride-2 convs, 64-128-256 channels")
+# resolution 64: DCGAN's own (Radford et al. 2015, LSUN / faces); 32 and 128 add or drop a layer.
+MODELS.add("dcgan", ModelSpec(_M("_dcgan"), {"width": 64, "slope": 0.2, "resolution": 64}, ("images",), (32, 64, 128),
+                              batchnorm_g=True),
+           "DCGAN at resolution 32, 64 (default: 64-128-256-512 channels) or 128: 4x4 stride-2 convs")
 # width 64, code 64: Berthelot et al. 2017 use n = 64..128 filters and h = 64 for 64x64 faces;
 # the smaller images here need no more.
 MODELS.add("began", ModelSpec(_M("_began"), {"width": 64, "code": 64}, ("images",), (28, 32), autoencoder=True),

@@ -89,21 +89,28 @@ def _dcgan28(data_shape: tuple[int, ...], z_dim: int, dropout: float, slope: flo
     return g, Discriminator(body, nn.Linear(128 * 7 * 7, 1))
 
 
-def _dcgan32(data_shape: tuple[int, ...], z_dim: int, width: int, slope: float) -> tuple[nn.Module, nn.Module]:
-    """Radford et al. 2015 scaled to 32x32: 4x4 stride-2 (transposed) convs, BN, ReLU in G, LeakyReLU in D."""
-    c, w = data_shape[0], width
+def _dcgan(data_shape: tuple[int, ...], z_dim: int, width: int, slope: float,
+           resolution: int = 32) -> tuple[nn.Module, nn.Module]:
+    """Radford et al. 2015 at resolution 32 / 64 / 128 (= 4 x 2^n): 4x4 stride-2 (transposed) convs,
+    channels width x 2^(n-1) ... width, BN and ReLU in G, LeakyReLU in D."""
+    c, n = data_shape[0], (resolution // 4).bit_length() - 1
+    chans = [width * 2 ** i for i in reversed(range(n))]  # e.g. 4w, 2w, w at 32x32
+    up = [m for a, b in zip(chans, chans[1:])
+          for m in (nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU())]
     g = nn.Sequential(
-        nn.Linear(z_dim, 4 * 4 * 4 * w, bias=False), nn.BatchNorm1d(4 * 4 * 4 * w), nn.ReLU(), _Reshape(4 * w, 4, 4),
-        nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.ReLU(),
-        nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
-        nn.ConvTranspose2d(w, c, 4, 2, 1), nn.Tanh())
+        nn.Linear(z_dim, 4 * 4 * chans[0], bias=False), nn.BatchNorm1d(4 * 4 * chans[0]), nn.ReLU(),
+        _Reshape(chans[0], 4, 4), *up, nn.ConvTranspose2d(width, c, 4, 2, 1), nn.Tanh())
     # No batch norm in D: it would make a sample's score depend on its batch, which breaks the
     # per-sample gradient penalty of wgan-gp / dragan (Gulrajani et al. 2017, Sec. 4).
-    body = nn.Sequential(
-        nn.Conv2d(c, w, 4, 2, 1), nn.LeakyReLU(slope),
-        nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(slope),
-        nn.Conv2d(2 * w, 4 * w, 4, 2, 1), nn.LeakyReLU(slope), nn.Flatten())
-    return g, Discriminator(body, nn.Linear(4 * w * 4 * 4, 1))
+    down = [c, *reversed(chans)]
+    body = nn.Sequential(*[m for a, b in zip(down, down[1:]) for m in (nn.Conv2d(a, b, 4, 2, 1), nn.LeakyReLU(slope))],
+                         nn.Flatten())
+    return g, Discriminator(body, nn.Linear(chans[0] * 4 * 4, 1))
+
+
+def _dcgan32(data_shape: tuple[int, ...], z_dim: int, width: int, slope: float) -> tuple[nn.Module, nn.Module]:
+    """dcgan-32: _dcgan at 32x32 (the same layers in the same order: the same initial weights)."""
+    return _dcgan(data_shape, z_dim, width, slope, 32)
 
 
 def _began_decoder(code: int, c: int, side: int, n: int) -> nn.Sequential:

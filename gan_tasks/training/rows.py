@@ -24,7 +24,8 @@ def trial_row(cfg: TrialConfig, sweep_id: str, status: str, steps: int, started:
             "seed": cfg.seed, "dataset": cfg.dataset.name, "model": cfg.model.name, "status": status,
             "steps": steps, "wall_seconds": ((finished or now()) - started).total_seconds(),
             "started_at": started, "finished_at": finished, "error": error, "device": device, "node": node,
-            "config_json": json.dumps(cfg.model_dump(mode="json"), sort_keys=True), "cell": cfg.cell}
+            "config_json": json.dumps(cfg.model_dump(mode="json"), sort_keys=True), "cell": cfg.cell,
+            "dataset_id": cfg.dataset.id}
 
 
 def write_trial_row(storage: Storage, row: dict) -> None:

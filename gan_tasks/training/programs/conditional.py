@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_tasks.data.datasets import DATASETS, dataset_path, load_array
+from gan_tasks.data.datasets import dataset_path, dataset_spec, load_array
 from gan_tasks.methods.models import build_models
 from gan_tasks.training.programs.gan import GAN
 
@@ -126,11 +126,14 @@ class Conditional(GAN):
     head = "concat"
 
     def __init__(self, cfg, storage, device, gen):
-        spec = DATASETS.get(cfg.dataset.name)
+        spec = dataset_spec(cfg.dataset)
         self.k = spec.classes(**cfg.dataset.params)
         super().__init__(cfg, storage, device, gen)
-        y = load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params, "train_labels"))
-        self.labels = torch.from_numpy(y.astype(np.int64)).to(self.device)
+        if cfg.dataset.id:  # added with --labels subfolders: the class folders' indices
+            self.labels = self.data.labels
+        else:
+            y = load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params, "train_labels"))
+            self.labels = torch.from_numpy(y.astype(np.int64)).to(self.device)
         if len(self.labels) != len(self.data):
             raise ValueError(f"dataset {cfg.dataset.name!r}: {len(self.labels)} labels for {len(self.data)} samples")
 

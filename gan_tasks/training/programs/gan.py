@@ -19,6 +19,7 @@ from gan_tasks.methods.tricks import (HistoricalAverage, VBNGenerator, add_minib
                                       feature_matching_loss, instance_noise, noisy_label_d_loss, pack, packed_shape)
 from gan_tasks.methods.unroll import FunctionalD, unroll
 from gan_tasks.training.ema import ema_update, recompute_batchnorm
+from gan_tasks.training.mapped import MappedImages
 from gan_tasks.training.program import Program
 
 
@@ -40,8 +41,12 @@ class GAN(Program):
         super().__init__(cfg, storage, device, gen)
         self.loss = LOSSES.get(cfg.loss.name)
         self.lp = cfg.loss.params
-        data = load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params))
-        self.data = to_model_range(torch.from_numpy(data)).to(self.device)
+        if cfg.dataset.id:  # added with gansweep data add: memory-mapped shards, batches gathered per step
+            self.data = MappedImages(cfg, storage, self.device)
+        else:
+            data = load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params))
+            self.data = to_model_range(torch.from_numpy(data)).to(self.device)
+        self.step_now, self.draws = 0, 0  # the step being trained, batches drawn in it (MappedImages.indices)
         self.tricks = tr = cfg.tricks
         self.pac = tr.pac  # PacGAN: D scores groups of pac samples (tricks.pack), G is unchanged
         self.G, self.D = self.build_networks(tuple(self.data.shape[1:]))
@@ -112,7 +117,11 @@ class GAN(Program):
     # --- hooks the conditional programs override ---------------------------------------------------
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         bs = self.cfg.batch_samples  # train.batch_size samples, or groups of pac samples
-        idx = torch.randint(len(self.data), (bs,), generator=self.gen, device=self.device)
+        if isinstance(self.data, MappedImages):
+            idx = self.data.indices(self.step_now, self.draws, bs)
+            self.draws += 1
+        else:
+            idx = torch.randint(len(self.data), (bs,), generator=self.gen, device=self.device)
         z = torch.randn(bs, self.cfg.train.z_dim, generator=self.gen, device=self.device)
         self.y = self._labels(idx)  # the batch's labels: G's and D's condition (None: unconditional)
         return self.data[idx], z
@@ -248,6 +257,7 @@ class GAN(Program):
         return loss_g, sf_g, gn_g
 
     def train_step(self, step: int, log_now: bool) -> dict[str, torch.Tensor] | None:
+        self.step_now, self.draws = step, 0
         p = {**self.lp, **self.loss_state} if self.loss_state else self.lp
         noise = self.tricks.instance_noise * max(0.0, 1.0 - step / self.cfg.train.steps)  # annealed to 0
         if self.simultaneous:
