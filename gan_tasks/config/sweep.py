@@ -172,7 +172,7 @@ class SweepConfig(_Frozen):
     @model_validator(mode="after")
     def _evaluable(self) -> "SweepConfig":
         check_dataset_extractor(self.dataset.name, self.evaluation.feature_extractor)
-        check_metrics(self.evaluation.metrics, DATASETS.get(self.dataset.name).kind)
+        check_metrics(self.evaluation.metrics, dataset_spec(self.dataset).kind)
         return self
 
     @model_validator(mode="after")
