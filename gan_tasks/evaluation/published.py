@@ -150,13 +150,15 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
 
 
-def markdown(pub: Published, cmp: pd.DataFrame, steps: int, seeds: int, sweep_id: str) -> str:
-    """The committed comparison: budget first, then one line per (row, metric)."""
+def markdown(pub: Published, cmp: pd.DataFrame, steps: int, seeds: int, sweep_id: str, protocol: str = "") -> str:
+    """The committed comparison: budget and the protocol the trials ran first, then one line per (row, metric)."""
     import pandas as pd
     lines = [f"# {pub.table}: published vs measured", "",
              f"Source: {pub.source}. Sweep `{sweep_id}`.", "",
              f"Budget: ours {steps:,} generator steps x {seeds} seeds; published {pub.steps:,} steps x {pub.runs} "
              f"runs (budget ratio {steps / pub.steps:.3g}).", ""]
+    if protocol:
+        lines += [f"Trained with: {protocol}.", ""]
     if pub.note:
         lines += [f"Protocol differences: {pub.note}", ""]
     if not pub.absolute:
@@ -179,6 +181,15 @@ def markdown(pub: Published, cmp: pd.DataFrame, steps: int, seeds: int, sweep_id
               "Seeds: completed trials' final evaluations (+ failed: diverged, failed or interrupted, never a value). "
               "docs/statistics.md states every rule."]
     return "\n".join(lines) + "\n"
+
+
+def protocol(trials: pd.DataFrame) -> str:
+    """How the sweep's trials updated D and G and counted the batch (train.update, train.batch_unit)."""
+    import json
+
+    seen = sorted({(t.get("update", "alternating"), t.get("batch_unit", "samples"))
+                   for t in (json.loads(c).get("train", {}) for c in trials.config_json)})
+    return "; ".join(f"train.update {u}, train.batch_unit {b}" for u, b in seen)
 
 
 def of_sweep(storage, sweep_id: str) -> tuple[Published | None, int | None]:

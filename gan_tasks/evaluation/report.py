@@ -315,7 +315,7 @@ def sweep_comparison(storage, sweep_id: str) -> tuple[Published, pd.DataFrame, s
     """(published block, compare() table, markdown) of a stored sweep; ValueError without a block."""
     import pandas as pd
 
-    from gan_tasks.evaluation.published import compare, markdown, of_sweep, over_training
+    from gan_tasks.evaluation.published import compare, markdown, of_sweep, over_training, protocol
 
     pub, steps = of_sweep(storage, sweep_id)
     if pub is None:
@@ -326,6 +326,6 @@ def sweep_comparison(storage, sweep_id: str) -> tuple[Published, pd.DataFrame, s
         columns=["trial_id", "metric", "value"])
     cmp = compare(pub, trials, finals, steps)
     seeds = int(trials.seed.nunique()) if not trials.empty else 0
-    md = markdown(pub, cmp, steps, seeds, sweep_id)
+    md = markdown(pub, cmp, steps, seeds, sweep_id, protocol(trials) if "config_json" in trials else "")
     curve = over_training(pub, trials, f["evaluations"]) if not trials.empty else ""
     return pub, cmp, md + ("\n" + curve if curve else "")
