@@ -214,10 +214,11 @@ def _write(tmp_path, content) -> str:
 
 @pytest.fixture
 def cli(monkeypatch):
-    from flows import cli as cli_module
+    from flows.cli import app
+    from flows.cli.common import console
 
-    monkeypatch.setattr(cli_module.console, "width", 1000)  # one line per error: paths are never wrapped
-    return cli_module.app
+    monkeypatch.setattr(console, "width", 1000)  # one line per error: paths are never wrapped
+    return app
 
 
 def _refused(result, named: str) -> None:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from flows.interrupt import RUN_ENV, _alive, _start_time, clean_orphans, orphans
+from flows.guard.interrupt import RUN_ENV, _alive, _start_time, clean_orphans, orphans
 
 SLEEPER = "import sys, time; f = open(sys.argv[1], 'a'); print('up', flush=True); time.sleep(120)"
 

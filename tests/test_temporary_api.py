@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.interrupt import _alive, descendants
+from flows.guard.interrupt import _alive, descendants
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow

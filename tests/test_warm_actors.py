@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from flows.sweep import sweep_flow
-from flows.warm import WarmActors
+from flows.run.flow import sweep_flow
+from flows.actors.warm import WarmActors
 from gan_tasks.config import ConfigError
 from tests.conftest import tiny_config
 

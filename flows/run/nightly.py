@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.sweep import sweep_flow
+from flows.run.flow import sweep_flow
 from gan_tasks.config import load_config
 
 

@@ -21,14 +21,15 @@ from typing import Any, Callable
 
 from gan_tasks.data.datasets import DATASETS, dataset_path
 from gan_tasks.data.storage import Storage
+from gan_tasks.errors import UserError
 
 # 10 s: S3 answers in well under a second; botocore's own retries on an unreachable endpoint take
 # minutes, and storage.retrying 90 s more, before anyone is told.
 TIMEOUT = 10.0
 
 
-class PreflightError(RuntimeError):
-    pass
+class PreflightError(UserError, RuntimeError):
+    """Storage, datasets or resources that cannot serve the sweep: one line, exit 2."""
 
 
 def _within(fn: Callable[[], Any], seconds: float, what: str) -> Any:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import yaml
-
-from gan_tasks.config import SweepConfig, expand_grid, parse_config
+from gan_tasks.config import SweepConfig, expand_grid, same_trials
 from gan_tasks.data.schema import DONE
 from gan_tasks.data.storage import DamagedFile, Storage
 
@@ -44,12 +42,8 @@ def finished(storage: Storage, sweep: SweepConfig, sweep_id: str) -> dict | None
     base = ("sweeps", sweep_id)
     if not storage.exists(*base, "config.yaml") or storage.exists(*base, "lock.json"):
         return None  # a new sweep, or one that a run holds (or died holding): the flow decides
-    try:
-        stored = parse_config(yaml.safe_load(storage.read_bytes(*base, "config.yaml").decode()))
-        if {t.trial_id for t in expand_grid(stored)} != {t.trial_id for t in expand_grid(sweep)}:
-            return None  # another sweep under this id: the flow refuses it with its message
-    except (ValueError, yaml.YAMLError):
-        return None
+    if not same_trials(storage.read_bytes(*base, "config.yaml"), sweep):
+        return None  # another sweep under this id: the flow refuses it with its message
     tids = [t.trial_id for t in expand_grid(sweep)]
     metrics = storage.ls(*base, "metrics")
     evaluated = set(storage.ls(*base, "evaluations"))
@@ -67,14 +61,9 @@ def finished(storage: Storage, sweep: SweepConfig, sweep_id: str) -> dict | None
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     rebuilt = _stale(storage, sweep_id, [f"{t}.parquet" for t in tids])
     if rebuilt:
-        from gan_tasks.evaluation.published import of_sweep
-        from gan_tasks.evaluation.rankings import rank_cells, write_rankings
-        from gan_tasks.evaluation.report import load_frames, write_report
+        from gan_tasks.evaluation.report import rebuild
 
-        frames = load_frames(storage, sweep_id)
-        write_rankings(storage, sweep_id, rank_cells(frames["trials"], frames["evaluations"], sweep_id,
-                                                     *of_sweep(storage, sweep_id)))
-        write_report(storage, sweep_id)
+        rebuild(storage, sweep_id)
     return {"counts": counts, "report": storage.uri(*base, "report", "index.html"), "rebuilt": rebuilt}
 
 

@@ -19,17 +19,16 @@ import time
 import uuid
 
 from gan_tasks.data.storage import Storage
+from gan_tasks.errors import UserError
 
 TTL_SECONDS = 300.0  # a crashed run on another host blocks its sweep id for at most 5 minutes
 log = logging.getLogger("gansweep.lock")
 
 
-def default_sweep_id(name: str) -> str:
-    return f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+class SweepLocked(UserError, RuntimeError):
+    """Another live run holds this sweep id: exit 3."""
 
-
-class SweepLocked(RuntimeError):
-    """Another live run holds this sweep id."""
+    exit_code = 3
 
 
 def _dead_here(owner: str) -> bool:

@@ -18,12 +18,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+from gan_tasks.errors import UserError
+
 DEFAULT_PORT = 4200  # Prefect's own default: the UI where its docs say it is
 HOME_ENV = "GANSWEEP_PREFECT_HOME"
 STARTUP_SECONDS = 120  # the first start creates and migrates the database
 
 
-class ServerError(RuntimeError):
+class ServerError(UserError, RuntimeError):
     """The server cannot be used or started; the message is one line for the user."""
 
 

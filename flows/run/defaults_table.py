@@ -11,12 +11,13 @@ its published reason where the literature gives one.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 
-from gan_tasks.config import expand_grid, parse_config
+from flows.actors.session import ray_session
+from flows.run.flow import sweep_flow
+from gan_tasks.config import expand_grid, parse_config, utc_stamp
 from gan_tasks.methods.losses import LOSSES
 from gan_tasks.methods.models import MODELS
 from gan_tasks.evaluation.rankings import final_values, rank_cells
@@ -62,25 +63,12 @@ def sweep_configs(steps: int, seeds: list[int], datasets: tuple[str, ...] = DATA
 def run_table(storage: Storage, steps: int, seeds: list[int],
               datasets: tuple[str, ...] = DATASETS) -> tuple[str, float]:
     """Runs the sweeps and returns (markdown, wall seconds)."""
-    import ray
-
-    from flows.actors import start_local_ray
-    from flows.sweep import sweep_flow
-
-    t0 = time.perf_counter()
-    stamp = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
-    frames = []
-    started = not ray.is_initialized()
-    if started:
-        start_local_ray(log_to_driver=False)  # one Ray for all the sweeps
-    try:
+    t0, stamp, frames = time.perf_counter(), utc_stamp(), []
+    with ray_session(log_to_driver=False):  # one Ray for all the sweeps
         for cfg in sweep_configs(steps, seeds, datasets):
             sid = f"{cfg['name']}-{stamp}"
             sweep_flow(cfg, storage.url, sid, None, storage.endpoint_url, False, return_state=True)
             frames.append((cfg, load_frames(storage, sid)))
-    finally:
-        if started:
-            ray.shutdown()
     return markdown(frames, steps, seeds, datasets), time.perf_counter() - t0
 
 
