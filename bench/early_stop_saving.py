@@ -1,10 +1,10 @@
 """What early stopping saves, measured: configs/ring8-early-stop.yaml with and without `early_stop`.
 
 Runs both sweeps through the real flow (one local Ray, the temporary Prefect API), then prints and
-writes tests/bench/early_stop.md: trial-seconds and generator steps trained by each, the share saved,
+writes bench/early_stop.md: trial-seconds and generator steps trained by each, the share saved,
 and whether the best cell (rank 1 on the early-stop metric and on modes covered) is the same.
 
-    python tests/bench/early_stop_saving.py [--storage DIR] [--out tests/bench/early_stop.md]
+    python bench/early_stop_saving.py [--storage DIR] [--out bench/early_stop.md]
 """
 from __future__ import annotations
 
@@ -15,39 +15,33 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--storage", default=str(ROOT / "gansweep-results"))
-    ap.add_argument("--out", default=str(ROOT / "tests/bench/early_stop.md"))
+    ap.add_argument("--out", default=str(ROOT / "bench/early_stop.md"))
     args = ap.parse_args()
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    import ray
-
-    from flows.actors import start_local_ray
-    from flows.sweep import sweep_flow
-    from gan_tasks.config import load_config
+    from flows.actors.session import ray_session
+    from flows.run.flow import sweep_flow
+    from gan_tasks.config import load_config, utc_stamp
     from gan_tasks.data.storage import Storage
 
     st = Storage.parse(args.storage)
-    stamp = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    stamp = utc_stamp()
     cfg = load_config(str(ROOT / "configs/ring8-early-stop.yaml")).model_dump(mode="json")
     es = cfg["early_stop"]
     runs = {}
-    start_local_ray(log_to_driver=False)
-    try:
+    with ray_session(log_to_driver=False):
         for label, c in (("without early_stop", {**cfg, "early_stop": None}), ("with early_stop", cfg)):
             sid = f"{cfg['name']}-{'es' if c['early_stop'] else 'full'}-{stamp}"
             t0 = time.perf_counter()
             sweep_flow(c, st.url, sid, return_state=True)
             runs[label] = (sid, time.perf_counter() - t0)
-    finally:
-        ray.shutdown()
     lines = ["# Early stopping: compute saved and the best cell", "",
-             "Regenerate: `python tests/bench/early_stop_saving.py` (configs/ring8-early-stop.yaml: 24 trials = "
+             "Regenerate: `python bench/early_stop_saving.py` (configs/ring8-early-stop.yaml: 24 trials = "
              f"4 losses x 2 optimizers x 3 seeds, {cfg['train']['steps']:,} steps; early_stop on "
              f"{es['metric']} at rungs {es['rungs']}, eta {es['reduction_factor']}, min_trials {es['min_trials']}).",
              "", "| run | trials stopped | trial-seconds | generator steps | sweep wall s | best cell (" + es["metric"]

@@ -1,6 +1,6 @@
-"""How long each fault of issue 16 takes to surface, through the real command line: `python tests/bench/faults.py`.
+"""How long each fault of issue 16 takes to surface, through the real command line: `python bench/faults.py`.
 
-Writes tests/bench/faults.md: the bad-input corpus (tests/test_bad_inputs.py) refused before any
+Writes bench/faults.md: the bad-input corpus (tests/test_bad_inputs.py) refused before any
 compute / total, then one row per fault: wall seconds from the command's start to its exit (or, for
 Ctrl-C, from the signal to the exit), the exit code, and the first line it printed. Every command
 runs in a subprocess on local storage or a local S3 endpoint (moto), as a user would run it.
@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.conftest import tiny_config  # noqa: E402
 
@@ -120,7 +120,7 @@ def main() -> None:
 
     load1 = os.getloadavg()
     lines = [f"# Faults: seconds to surface ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-             "Regenerate: `.venv/bin/python tests/bench/faults.py` (writes this file). Machine: "
+             "Regenerate: `.venv/bin/python bench/faults.py` (writes this file). Machine: "
              f"{os.cpu_count()} cores, no GPU; load average {load0[0]:.1f} before, {load1[0]:.1f} after "
              "(other work on the machine inflates every figure; the Ray and Prefect start-up dominate the runs).", "",
              f"**Bad-input corpus** (`tests/test_bad_inputs.py`): {rejected} of {total} refused by `gansweep validate` "

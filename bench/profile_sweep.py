@@ -1,6 +1,6 @@
 """Where the seconds of a many-trials sweep go: `gansweep run` as a user runs it, timed from outside.
 
-    python tests/bench/profile_sweep.py [--trials 64] [--seconds 0.6] [--storage DIR] [--checkout DIR]
+    python bench/profile_sweep.py [--trials 64] [--seconds 0.6] [--storage DIR] [--checkout DIR]
 
 Runs a sweep of N ring-8 MLP trials (2 losses x N/2 seeds, each ~SECONDS of bare training here)
 with `gansweep run` in a subprocess, stamps every line it prints with the time it arrived, then
@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.dirname(HERE))
 
-from flows.bench import bench_config, _steps_for  # noqa: E402
+from bench.harness import bench_config, steps_for  # noqa: E402
 from gan_tasks.data.storage import Storage  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def main() -> None:
     a = ap.parse_args()
     root = a.storage or tempfile.mkdtemp(prefix="gansweep-profile-")
     st = Storage.parse(root)
-    steps = _steps_for(st, a.seconds)
+    steps = steps_for(st, a.seconds)
     raw = bench_config(steps, a.trials // 2)
     cfg = os.path.join(root, "profile.yaml")
     with open(cfg, "w") as f:
