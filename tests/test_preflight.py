@@ -1,5 +1,5 @@
 """Preflight (issue 16, item 2): environment faults found before Ray or Prefect start, each one line,
-exit 2, no traceback, within seconds (flows/preflight.py)."""
+exit 2, no traceback, within seconds (flows/guard/preflight.py)."""
 from __future__ import annotations
 
 import os

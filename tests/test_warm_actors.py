@@ -1,4 +1,4 @@
-"""WarmActors (flows/warm.py): sweeps run one after another in one process share their trial actors;
+"""WarmActors (flows/actors/warm.py): sweeps run one after another in one process share their trial actors;
 a flow given `actors` leaves them running; another resource shape stops them first; `with` ends them all."""
 from __future__ import annotations
 

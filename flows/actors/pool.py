@@ -21,7 +21,7 @@ class ActorPool:
 
         # name: actors named <name>-<i>, taken over if they exist already (`gansweep run` starts them
         # while the Prefect API starts, before the flow that uses them; WarmActors keeps them between
-        # sweeps: flows/warm.py). Named actors belong to whoever named them: leaving `with`, they run on.
+        # sweeps: flows/actors/warm.py). Named actors belong to whoever named them: leaving `with`, they run on.
         self.actors = [make_actor(gpus, cpus, restarts, name and f"{name}-{i}") for i in range(size)]
         self.owned = name is None
         self._free: "queue.Queue" = queue.Queue()

@@ -15,7 +15,7 @@ agents to init. Every Ray process keeps its session's log files open, and Ray na
 the pid of the process that started it (`session_<date>_<time>_<usec>_<pid>`): a process with a file
 open in a session directory named in a dead run's daemons' command lines, or named after a dead
 run's pid and dated after it started, is that run's too, as is any process below a dead run's one. The sweep lock of
-a dead run on this host is taken over (flows/lock.py) and its `running` trials resume.
+a dead run on this host is taken over (flows/guard/lock.py) and its `running` trials resume.
 """
 from __future__ import annotations
 

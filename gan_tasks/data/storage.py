@@ -17,7 +17,7 @@ The storage layout under the root (documented in README "Storage layout"):
   evaluators/<dataset>/<sha256[:16]>.pt|.json  in-domain classifier + its test accuracy (gansweep evaluator train)
   evaluators/<dataset>/current.json          the classifier hash sweeps use unless evaluation.classifier_hash pins one
   evaluators/stats/<dataset>-<data sha>-n<N>-<extractor>-<weights hash>-*.pt  real-data features/FID stats
-  sweeps/<sweep_id>/lock.json                the running sweep's lock: owner + expiry (flows/lock.py)
+  sweeps/<sweep_id>/lock.json                the running sweep's lock: owner + expiry (flows/guard/lock.py)
 Credentials are never part of a Storage: s3fs takes them from the standard AWS chain
 (environment, profile, instance role), so they never reach configs, logs or outputs.
 """
