@@ -152,3 +152,13 @@ def test_the_checker_finds_a_circle():
 def test_validation_rooms_stay_torch_free(mod):
     code = f"import sys, {mod}; assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_ray_patches_are_for_the_pinned_ray():
+    """flows/actors/ray_patches.py reaches into Ray's private modules: written for one Ray, the one pinned."""
+    import ray
+
+    from flows.actors.ray_patches import RAY_VERSION
+
+    assert f'"ray[default]=={RAY_VERSION}"' in (ROOT / "pyproject.toml").read_text()
+    assert ray.__version__ == RAY_VERSION
