@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 import yaml
 
@@ -33,24 +33,6 @@ def _env(checkout: str) -> dict:
 
 def gansweep_run(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT) -> tuple[float, datetime]:
     """`gansweep run` of this config in a subprocess; (wall seconds, UTC start)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(raw, f)
-    cmd = [sys.executable, "-m", "flows.cli", "run", f.name, "--storage", storage.url, "--sweep-id", sweep_id]
-    if storage.endpoint_url:
-        cmd += ["--s3-endpoint-url", storage.endpoint_url]
-    start, t0 = datetime.now(timezone.utc), time.perf_counter()
-    r = subprocess.run(cmd, cwd=checkout, env=_env(checkout), capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    os.unlink(f.name)
-    if r.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}:\n{(r.stdout + r.stderr)[-3000:]}")
-    return wall, start
-
-
-def gansweep_run(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT) -> tuple[float, datetime]:
-    """`gansweep run` of this config in a subprocess; (wall seconds, UTC start)."""
-    from datetime import timezone
-
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(raw, f)
     cmd = [sys.executable, "-m", "flows.cli", "run", f.name, "--storage", storage.url, "--sweep-id", sweep_id]

@@ -9,6 +9,7 @@ import ray
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 
 from flows.actors.pool import ActorPool
 from flows.guard import interrupt
@@ -136,10 +137,8 @@ def _tags(t: TrialConfig) -> list[str]:
 def _follow(futures: list, total: int, slots_: int) -> list[dict]:
     """Results as they come, with one sweep-wide progress line each time a trial (or pack) ends:
     in the terminal and in the flow run's log in the UI."""
-    from prefect.futures import as_completed
-
     logger, t0, rows = get_run_logger(), time.perf_counter(), []
-    for f in ascompleted(futures):
+    for f in as_completed(futures):
         out = f.result()
         rows += out if isinstance(out, list) else [out]
         logger.info(progress_line(rows, total, slots_, time.perf_counter() - t0))
