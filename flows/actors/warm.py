@@ -10,7 +10,7 @@ from flows.actors.pool import ActorPool, sweep_pool
 class WarmActors:
     """Trial actors kept between sweeps run one after another in this process (a notebook, a script,
     `gansweep bench`): only the first sweep pays their start, a process each importing torch and
-    torch._dynamo (~5 s of CPU each on 2 cores), and each actor's first trial no longer shares its CPU
+    torch._dynamo (seconds of CPU each; bench/README.md), and each actor's first trial no longer shares its CPU
     with those imports.
 
         ray.init()  # or flows.actors.session.start_local_ray(): a Ray that outlives the sweeps
