@@ -33,7 +33,7 @@ def test_short_bench_prints_and_saves_every_figure(ray_session, prefect_harness,
             print(f"{f.key} = {f.value:.3f}  ({f.label})")
     assert len(figures) == len(run), "keys are unique"
     for key in figures:  # a key names the figure; its label says what it is
-        assert key.isidentifier() and key == key.lower() and len(key) <= 24, key
+        assert key.isidentifier() and key == key.lower() and len(key) <= 32, key
     # the Ray and Prefect API start are reported only when the bench starts them (here: the tests' own)
     assert EVERY_FIGURE <= set(figures) <= EVERY_FIGURE | {"ray_start_s", "prefect_api_start_s"}, \
         sorted(set(figures) ^ EVERY_FIGURE)
