@@ -34,7 +34,7 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        from flows.actors import start_local_ray
+        from flows.actors.session import start_local_ray
 
         start_local_ray(num_cpus=2, runtime_env={"env_vars": {"GANSWEEP_CACHE": os.environ["GANSWEEP_CACHE"]}})
     yield ray

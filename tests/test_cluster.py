@@ -47,7 +47,7 @@ def test_sweep_on_existing_cluster_runs_trials_on_the_gpu_node(tmp_path):
         _ray("start", "--address", addr, "--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--num-gpus", "1",
              "--resources", json.dumps({"gpu_node": 1}), env=env)
         nodes = subprocess.run(
-            [sys.executable, "-c", "import ray, json; from flows.actors import connect_ray; connect_ray('%s'); "
+            [sys.executable, "-c", "import ray, json; from flows.actors.session import connect_ray; connect_ray('%s'); "
              "print(json.dumps({n['NodeID']: n['Resources'] for n in ray.nodes() if n['Alive']}))" % addr],
             check=True, capture_output=True, text=True, env=env, timeout=120).stdout.strip().splitlines()[-1]
         gpu_nodes = {nid for nid, res in json.loads(nodes).items() if res.get("GPU", 0) > 0}

@@ -9,8 +9,8 @@ import pytest
 import ray
 import torch
 
-from flows.actors import make_actor
-from flows.sweep import sweep_flow
+from flows.actors.trial_actor import make_actor
+from flows.run.flow import sweep_flow
 from gan_tasks.config import EvalConfig, expand_grid, parse_config
 from gan_tasks.data.datasets import ensure_dataset
 from gan_tasks.evaluation.evaluate import evaluate_trial

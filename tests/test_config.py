@@ -66,5 +66,5 @@ def test_validate_cli_rejects_bad_file_and_accepts_quickstart(tmp_path):
     assert r.exit_code == 2 and "grid.seed" in r.output
     r = CliRunner().invoke(app, ["validate", "configs/quickstart.yaml"])
     assert r.exit_code == 0, r.output
-    assert "15 trials" in r.output
+    assert "15 trials" in r.output  # configs/quickstart.yaml: 3 losses x 5 seeds
     assert load_config("configs/quickstart.yaml").name == "quickstart"

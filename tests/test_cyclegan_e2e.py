@@ -13,9 +13,9 @@ import ray
 import torch
 from typer.testing import CliRunner
 
-from flows.actors import make_actor
+from flows.actors.trial_actor import make_actor
 from flows.cli import app
-from flows.sweep import sweep_flow
+from flows.run.flow import sweep_flow
 from gan_tasks.config import expand_grid, parse_config
 from tests.conftest import DATA
 from tests.evalkit import copy_classifier, mnist_store

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.sweep import sweep_flow
+from flows.run.flow import sweep_flow
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow

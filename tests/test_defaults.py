@@ -162,7 +162,7 @@ def test_test_of_constant_seeds_answers_without_a_warning():
 
 
 def test_progress_line_counts_and_estimates():
-    from flows.sweep import progress_line
+    from flows.run.text import progress_line
 
     rows = [{"status": "completed"}, {"status": "failed"}, {"status": "completed", "skipped": True}]
     line = progress_line(rows, 10, 2, 40.0)
@@ -173,7 +173,7 @@ def test_progress_line_counts_and_estimates():
 @pytest.mark.slow
 def test_defaults_table_runs_every_loss_through_the_flow_and_keeps_every_row(local_storage, ray_session,
                                                                               prefect_harness):
-    from flows.defaults_table import REASONS, run_table
+    from flows.run.defaults_table import REASONS, run_table
 
     md, wall = run_table(local_storage, steps=20, seeds=[0, 1], datasets=("ring-8",))
     rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| loss")]

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from flows.sweep import sweep_flow
+from flows.run.flow import sweep_flow
 from gan_tasks.data import schema
 from gan_tasks.config import expand_grid, parse_config
 from tests.conftest import tiny_config

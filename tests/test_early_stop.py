@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from flows.sweep import sweep_flow
+from flows.run.flow import sweep_flow
 from gan_tasks.config import ConfigError, parse_config
 from gan_tasks.config.early_stop import EarlyStop, go_on
 from tests.conftest import tiny_config

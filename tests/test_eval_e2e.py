@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.sweep import sweep_flow
+from flows.run.flow import sweep_flow
 from gan_tasks.data import schema
 from tests.conftest import DATA
 from tests.evalkit import copy_classifier, mnist_store

@@ -3,7 +3,7 @@ re-run evaluates it again once the cause is gone (issue 16: failures tell the tr
 import pandas as pd
 import pytest
 
-from flows.sweep import sweep_flow
+from flows.run.flow import sweep_flow
 from gan_tasks.data.images import upload
 from tests.conftest import DATA
 from tests.evalkit import copy_classifier, mnist_store

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from flows.interrupt import _alive, _marker, _open_files, _read, _start_time, descendants
+from flows.guard.interrupt import _alive, _marker, _open_files, _read, _start_time, descendants
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ import yaml
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.finished import finished
-from flows.sweep import sweep_flow
+from flows.guard.finished import finished
+from flows.run.flow import sweep_flow
 from gan_tasks.config import expand_grid, parse_config
 from tests.conftest import tiny_config
 

@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.sweep import sweep_flow
+from flows.run.flow import sweep_flow
 from gan_tasks.evaluation import queries
 from tests.conftest import tiny_config
 

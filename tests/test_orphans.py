@@ -1,4 +1,4 @@
-"""After kill -9 of a run, the next run finds what that run started (flows/interrupt.py: orphans) and
+"""After kill -9 of a run, the next run finds what that run started (flows/guard/interrupt.py: orphans) and
 nothing else: marked processes, and unmarked ones holding files in a dead run's Ray session directory
 (Ray's renamed agents can lose the marker with the start of their environment). Real processes."""
 import os
@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from flows.interrupt import RUN_ENV, _alive, _start_time, clean_orphans, orphans
+from flows.guard.interrupt import RUN_ENV, _alive, _start_time, clean_orphans, orphans
 
 SLEEPER = "import sys, time; f = open(sys.argv[1], 'a'); print('up', flush=True); time.sleep(120)"
 

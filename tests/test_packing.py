@@ -61,7 +61,7 @@ def test_unpackable_losses_and_models_are_refused():
 
 @pytest.mark.slow
 def test_flow_packs_seeds_into_one_actor_call(ray_session, prefect_harness, s3_storage):
-    from flows.sweep import sweep_flow
+    from flows.run.flow import sweep_flow
 
     raw = tiny_config(pack_seeds=2, grid={"loss": ["non-saturating"], "optimizer": ["adam"], "seed": [0, 1, 2]},
                       train={"steps": 20, "batch_size": 64, "log_every": 10, "checkpoint_every": 10})

@@ -111,12 +111,13 @@ def test_validate_prints_the_options(tmp_path, monkeypatch):
     import yaml
     from typer.testing import CliRunner
 
-    from flows import cli
+    from flows.cli import app
+    from flows.cli.common import console
 
-    monkeypatch.setattr(cli.console, "width", 1000)
+    monkeypatch.setattr(console, "width", 1000)
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(_cfg(tricks={"pac": 3}, train={"update": "simultaneous", "batch_unit": "groups"})))
-    res = CliRunner().invoke(cli.app, ["validate", str(path)])
+    res = CliRunner().invoke(app, ["validate", str(path)])
     assert res.exit_code == 0 and "update simultaneous" in res.output and "batch_unit groups" in res.output, res.output
 
 

@@ -21,7 +21,7 @@ import psutil
 import pytest
 import yaml
 
-from flows.sweep import POLL_SECONDS
+from flows.run.train import POLL_SECONDS
 from tests.conftest import free_port, tiny_config
 
 pytestmark = pytest.mark.slow

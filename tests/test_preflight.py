@@ -1,5 +1,5 @@
 """Preflight (issue 16, item 2): environment faults found before Ray or Prefect start, each one line,
-exit 2, no traceback, within seconds (flows/preflight.py)."""
+exit 2, no traceback, within seconds (flows/guard/preflight.py)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flows.preflight import PreflightError, check_storage
+from flows.guard.preflight import PreflightError, check_storage
 from gan_tasks.config import parse_config
 from gan_tasks.data.storage import Storage
 from tests.conftest import free_port, tiny_config
@@ -22,10 +22,11 @@ GANSWEEP = os.path.join(os.path.dirname(sys.executable), "gansweep")
 
 @pytest.fixture
 def cli(monkeypatch):
-    from flows import cli as cli_module
+    from flows.cli import app
+    from flows.cli.common import console
 
-    monkeypatch.setattr(cli_module.console, "width", 1000)
-    return cli_module.app
+    monkeypatch.setattr(console, "width", 1000)
+    return app
 
 
 def _config(tmp_path, **over) -> str:

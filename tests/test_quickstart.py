@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.sweep import sweep_flow
+from flows.run.flow import sweep_flow
 from gan_tasks.config import load_config
 from gan_tasks.evaluation.report import load_frames
 from gan_tasks.evaluation.rankings import final_values

@@ -14,10 +14,10 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from flows.actors import make_actor
+from flows.actors.trial_actor import make_actor
 from flows.cli import app
-from flows.lock import SweepLock, SweepLocked
-from flows.sweep import sweep_flow
+from flows.guard.lock import SweepLock, SweepLocked
+from flows.run.flow import sweep_flow
 from gan_tasks.config import expand_grid, parse_config
 from gan_tasks.data.datasets import ensure_dataset
 from tests.conftest import tiny_config
@@ -112,7 +112,7 @@ def test_failures_are_isolated_reruns_skip_and_force_retrains(ray_session, prefe
 def test_a_rerun_compares_the_stored_config_by_its_trials_not_its_text(local_storage):
     """A config.yaml written by an older gansweep (fields added since are missing from its text) is
     the same sweep when today's parser expands it to the same trials; anything else is refused."""
-    from flows.sweep import prepare
+    from flows.run.flow import prepare
     from gan_tasks.config import ConfigError, dump_config
 
     cfg = tiny_config(grid={"loss": ["non-saturating", "lsgan-011"], "optimizer": ["adam"], "seed": [0, 1]})
@@ -154,7 +154,7 @@ def test_a_refused_rerun_is_not_retried(prefect_harness, local_storage):
     from prefect import flow
     from prefect.client.orchestration import get_client
 
-    from flows.sweep import prepare
+    from flows.run.flow import prepare
     from gan_tasks.config import ConfigError
 
     prepare.fn(parse_config(tiny_config()), local_storage, "taken-id")

@@ -12,7 +12,7 @@ import psutil
 import pytest
 import torch
 
-from flows.sweep import sweep_flow
+from flows.run.flow import sweep_flow
 from tests.conftest import tiny_config
 from tests.tcp_proxy import TcpProxy
 
@@ -104,7 +104,7 @@ def test_test_servers_listen_on_loopback_only(s3_server):
 PROBE = """
 import json, psutil, ray
 from prefect import flow
-from flows.actors import ensure_ray as _ensure_ray
+from flows.actors.session import ensure_ray as _ensure_ray
 
 @flow  # inside a flow run, as `gansweep run` does: Prefect's temporary API server is up too
 def probe():

@@ -6,7 +6,7 @@ import boto3
 import pandas as pd
 import pytest
 
-from flows.sweep import sweep_flow
+from flows.run.flow import sweep_flow
 from gan_tasks.config import expand_grid, parse_config
 from gan_tasks.data.datasets import dataset_path, ensure_dataset
 from gan_tasks.data.storage import Storage

@@ -1,5 +1,5 @@
 """`gansweep run` without PREFECT_API_URL (the embedded default) spawns Prefect's temporary API itself
-(flows/warm.py), first thing, and points Prefect at it: the flow run and every trial's task run are on
+(flows/server/temporary.py, started by flows/run/launch.py), first thing, and points Prefect at it: the flow run and every trial's task run are on
 it while the sweep runs (no tags there: each costs concurrency-slot round trips), no "View at" link to
 a UI it does not serve, and the server is gone when the command ends. Its local Ray starts without waiting
 on the dashboard agent's fixed port when another Ray holds it."""
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.interrupt import _alive, descendants
+from flows.guard.interrupt import _alive, descendants
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow

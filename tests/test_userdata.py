@@ -147,7 +147,7 @@ def test_conditional_program_trains_on_class_folders(tmp_path, local_storage, ad
 
 @pytest.mark.slow
 def test_sweep_on_an_added_dataset_through_the_flow(ray_session, prefect_harness, tmp_path, local_storage, added):
-    from flows.sweep import sweep_flow
+    from flows.run.flow import sweep_flow
 
     sweep = load_config(sweep_file(tmp_path), storage=local_storage)
     out = sweep_flow(sweep.model_dump(mode="json"), local_storage.url, "mine")

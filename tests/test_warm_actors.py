@@ -1,4 +1,4 @@
-"""WarmActors (flows/warm.py): sweeps run one after another in one process share their trial actors;
+"""WarmActors (flows/actors/warm.py): sweeps run one after another in one process share their trial actors;
 a flow given `actors` leaves them running; another resource shape stops them first; `with` ends them all."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from flows.sweep import sweep_flow
-from flows.warm import WarmActors
+from flows.run.flow import sweep_flow
+from flows.actors.warm import WarmActors
 from gan_tasks.config import ConfigError
 from tests.conftest import tiny_config
 

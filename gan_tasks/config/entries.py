@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from gan_tasks.config.eval_options import check_eval
 from gan_tasks.data.datasets import DATASETS, resolve_params
+from gan_tasks.errors import UserError
 from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS
 from gan_tasks.methods.metric_specs import METRICS
 from gan_tasks.methods.params import FieldError, Strict, check_params
@@ -22,7 +23,7 @@ NAME_MAX = 100
 SEED_MAX = 2**32 - 1
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A sweep config that cannot run; the message names every bad field."""
 
 

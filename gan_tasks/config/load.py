@@ -3,6 +3,7 @@ pydantic's errors formatted as one line per bad field; and the sweep id's check.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import yaml
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from gan_tasks.config import strict_yaml
 from gan_tasks.config.entries import NAME_MAX, _NAME, ConfigError
 from gan_tasks.config.sweep import SweepConfig
+from gan_tasks.config.trial import expand_grid
 from gan_tasks.methods.params import FieldError
 
 
@@ -135,3 +137,23 @@ def load_config(path: str, overrides: list[str] | tuple[str, ...] = (), storage:
 
 def dump_config(sweep: SweepConfig) -> str:
     return yaml.safe_dump(sweep.model_dump(mode="json"), sort_keys=False)
+
+
+def same_trials(stored: bytes, sweep: SweepConfig) -> bool:
+    """Whether a stored config.yaml means this sweep: read with today's parser, it expands to the same
+    trial ids. Its text may differ (an older gansweep did not dump fields added since, or dumped them
+    otherwise); a text that no longer parses, or means other trials, is another sweep."""
+    try:
+        return {t.trial_id for t in expand_grid(parse_config(yaml.safe_load(stored.decode())))} == \
+            {t.trial_id for t in expand_grid(sweep)}
+    except (ValueError, yaml.YAMLError):  # ConfigError, or bytes that are not even text
+        return False
+
+
+def utc_stamp() -> str:
+    """Now, UTC, as sweep ids and benchmark runs name themselves: 20260101-020000."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+
+
+def default_sweep_id(name: str) -> str:
+    return f"{name}-{utc_stamp()}"

@@ -15,6 +15,7 @@ import numpy as np
 
 from gan_tasks.data.datasets import write_arrays
 from gan_tasks.data.storage import Storage
+from gan_tasks.errors import BadInput, NotFound
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,11 @@ class IdxSource:
 
 def _checked(path: str, md5: str) -> bytes:
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing; the folder must hold the four canonical .gz files")
+        raise NotFound(f"{path} is missing; the folder must hold the four canonical .gz files")
     data = open(path, "rb").read()
     got = hashlib.md5(data).hexdigest()
     if got != md5:
-        raise ValueError(f"{path}: md5 {got} does not match the published {md5}; refusing a damaged or "
+        raise BadInput(f"{path}: md5 {got} does not match the published {md5}; refusing a damaged or "
                          "different file")
     return data
 
@@ -45,7 +46,7 @@ def _idx(gz: bytes) -> np.ndarray:
     """Parse an IDX file: magic (0, 0, dtype 0x08 = uint8, ndim), big-endian dims, then the data."""
     data = gzip.decompress(gz)
     if data[:3] != b"\x00\x00\x08":
-        raise ValueError("not a uint8 IDX file")
+        raise BadInput("not a uint8 IDX file")
     ndim = data[3]
     dims = np.frombuffer(data, ">u4", ndim, 4).astype(int)
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
@@ -162,5 +163,5 @@ SOURCES = {
 def upload(storage: Storage, name: str, folder: str) -> dict:
     """Read, check and write one dataset; returns its manifest (array shapes and content hashes)."""
     if name not in SOURCES:
-        raise ValueError(f"cannot upload {name!r}; uploadable datasets: {', '.join(sorted(SOURCES))}")
+        raise BadInput(f"cannot upload {name!r}; uploadable datasets: {', '.join(sorted(SOURCES))}")
     return write_arrays(storage, ("datasets", name), SOURCES[name].read(folder), name)

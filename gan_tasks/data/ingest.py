@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from gan_tasks.data.storage import Storage
+from gan_tasks.errors import BadInput
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 SHARD_IMAGES = 4096  # images per shard: 48 MB of 3x64x64, one download and one mmap each
@@ -29,7 +30,7 @@ FORMAT = 1  # the manifest's layout version
 SHOW_BAD = 5  # bad files named in a refusal; the rest are counted
 
 
-class IngestError(ValueError):
+class IngestError(BadInput):
     """A refusal of the whole set (bad files, mixed sizes, over the limit): one line, nothing written."""
 
 

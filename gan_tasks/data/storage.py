@@ -19,7 +19,7 @@ The storage layout under the root (documented in README "Storage layout"):
   evaluators/<dataset>/<sha256[:16]>.pt|.json  in-domain classifier + its test accuracy (gansweep evaluator train)
   evaluators/<dataset>/current.json          the classifier hash sweeps use unless evaluation.classifier_hash pins one
   evaluators/stats/<dataset>-<data sha>-n<N>-<extractor>-<weights hash>-*.pt  real-data features/FID stats
-  sweeps/<sweep_id>/lock.json                the running sweep's lock: owner + expiry (flows/lock.py)
+  sweeps/<sweep_id>/lock.json                the running sweep's lock: owner + expiry (flows/guard/lock.py)
 Credentials are never part of a Storage: s3fs takes them from the standard AWS chain
 (environment, profile, instance role), so they never reach configs, logs or outputs.
 """
@@ -38,6 +38,8 @@ from urllib.parse import urlparse
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from gan_tasks.errors import UserError
 
 SCHEMES = ("file", "s3")
 log = logging.getLogger("gansweep.storage")
@@ -110,6 +112,10 @@ def write_local(path: str, data: bytes, check: Callable[[str], None] | None = No
         raise
 
 
+class StorageError(UserError, ValueError):
+    """A storage URL that names no usable location."""
+
+
 @dataclass(frozen=True)
 class Storage:
     url: str  # normalised root: an absolute local path or s3://bucket/prefix, no trailing slash
@@ -120,17 +126,17 @@ class Storage:
     def parse(cls, url: str, endpoint_url: str | None = None, region: str | None = None) -> "Storage":
         url = str(url).strip()
         if not url:
-            raise ValueError("storage: empty URL; give a local path, file://PATH or s3://bucket/prefix")
+            raise StorageError("storage: empty URL; give a local path, file://PATH or s3://bucket/prefix")
         scheme = urlparse(url).scheme
         if len(scheme) <= 1:  # a plain path (or a Windows drive letter)
             return cls(os.path.abspath(url))
         if scheme not in SCHEMES:
-            raise ValueError(f"storage: unsupported scheme {scheme!r} in {url!r}; valid: {', '.join(SCHEMES)} "
+            raise StorageError(f"storage: unsupported scheme {scheme!r} in {url!r}; valid: {', '.join(SCHEMES)} "
                              "or a local path")
         if scheme == "file":
             return cls(os.path.abspath(url[len("file://"):]))
         if not urlparse(url).netloc:
-            raise ValueError(f"storage: {url!r} names no bucket; use s3://bucket/prefix")
+            raise StorageError(f"storage: {url!r} names no bucket; use s3://bucket/prefix")
         endpoint_url = endpoint_url or os.environ.get("GANSWEEP_S3_ENDPOINT_URL") or None
         region = region or os.environ.get("GANSWEEP_S3_REGION") or None
         return cls(url.rstrip("/"), endpoint_url, region)
@@ -272,8 +278,10 @@ def read_evaluations(storage: "Storage", sweep_id: str) -> pa.Table | None:
     return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
-class DamagedFile(ValueError):
+class DamagedFile(UserError, ValueError):
     """A stored file that cannot be read back (truncated, overwritten): the message names it."""
+
+    hint = "re-running its sweep (gansweep run CONFIG --sweep-id SWEEP_ID) moves it to quarantine/ and regenerates it"
 
     def __init__(self, uri: str, why: str):
         super().__init__(f"damaged file {uri}: {why}")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gan_tasks.data.datasets import DATASETS
+from gan_tasks.errors import BadInput
 
 if TYPE_CHECKING:
     from gan_tasks.data.storage import Storage
@@ -26,14 +27,14 @@ _ID = re.compile(r"[0-9a-f]{12}")
 
 def check_name(name: str) -> None:
     if not _NAME.fullmatch(name) or ".." in name:
-        raise ValueError(f"dataset name {name!r}: letters, digits, '-', '_', '.', at most 64, no '..'")
+        raise BadInput(f"dataset name {name!r}: letters, digits, '-', '_', '.', at most 64, no '..'")
     if name in DATASETS:
-        raise ValueError(f"dataset name {name!r} is a built-in dataset; choose another name")
+        raise BadInput(f"dataset name {name!r} is a built-in dataset; choose another name")
 
 
 def check_id(did: str) -> None:
     if not _ID.fullmatch(did):
-        raise ValueError(f"dataset id {did!r}: 12 hex digits (gansweep data ls shows them)")
+        raise BadInput(f"dataset id {did!r}: 12 hex digits (gansweep data ls shows them)")
 
 
 def manifest_path(name: str, did: str) -> tuple[str, ...]:
@@ -62,13 +63,13 @@ def read_manifest(storage: Storage, name: str, did: str | None = None) -> dict:
     did = did or current_id(storage, name)
     if did is None:
         names = [n for n in storage.ls("datasets") if current_id(storage, n)] if storage.exists("datasets") else []
-        raise ValueError(f"no dataset {name!r} in {storage.url}; add it with gansweep data add {name} SRC "
+        raise BadInput(f"no dataset {name!r} in {storage.url}; add it with gansweep data add {name} SRC "
                          f"--storage {storage.url} (datasets there: {', '.join(names) or 'none'})")
     check_id(did)
     try:
         return json.loads(storage.read_bytes(*manifest_path(name, did)))
     except FileNotFoundError:
-        raise ValueError(f"dataset {name!r} has no id {did!r} in {storage.url}; ids: "
+        raise BadInput(f"dataset {name!r} has no id {did!r} in {storage.url}; ids: "
                          f"{', '.join(ids(storage, name)) or 'none'}") from None
 
 
@@ -118,7 +119,7 @@ def _cached(storage: Storage, folder: tuple[str, ...], entry: dict, cache_dir: s
     if not os.path.exists(local):
         data = storage.read_bytes(*folder, entry["file"])
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise ValueError(f"dataset shard {storage.uri(*folder, entry['file'])} is corrupt: its sha256 "
+            raise BadInput(f"dataset shard {storage.uri(*folder, entry['file'])} is corrupt: its sha256 "
                              "differs from manifest.json")
         write_local(local, data)
     return local
@@ -132,7 +133,7 @@ def open_split(storage: Storage, name: str, did: str, split: str = "train",
     cache_dir = cache_dir or node_cache()
     m = read_manifest(storage, name, did)
     if split not in m["splits"]:
-        raise ValueError(f"dataset {name}@{did} has no {split} split (add it with --test-fraction or --test-from)")
+        raise BadInput(f"dataset {name}@{did} has no {split} split (add it with --test-fraction or --test-from)")
     s, folder = m["splits"][split], ("datasets", name, did)
     shards = [np.load(_cached(storage, folder, e, cache_dir), mmap_mode="r") for e in s["shards"]]
     labels = np.load(_cached(storage, folder, s["labels"], cache_dir))

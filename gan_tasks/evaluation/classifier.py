@@ -25,6 +25,7 @@ from torch_fidelity import FeatureExtractorBase
 from gan_tasks.data.datasets import dataset_path, load_array
 from gan_tasks.config.eval_options import CLASSIFIER_DATASETS, FIDELITY_NAME  # noqa: F401 - torch-free, re-exported
 from gan_tasks.data.storage import Storage, node_cache, write_local
+from gan_tasks.errors import BadInput, NotFound
 
 FEATURES = ("logits", "features")
 
@@ -101,7 +102,7 @@ def train_and_store(storage: Storage, dataset: str, spec: TrainSpec = TrainSpec(
     """Train on the dataset in storage, measure test accuracy, store weights under their hash."""
     check_dataset(dataset)
     if not storage.exists("datasets", dataset, "manifest.json"):
-        raise FileNotFoundError(f"dataset {dataset!r} is not in {storage.url}; upload it first: "
+        raise NotFound(f"dataset {dataset!r} is not in {storage.url}; upload it first: "
                                 f"gansweep data upload {dataset} PATH --storage {storage.url}")
     t0 = time.perf_counter()
     net = fit(*_split(storage, dataset, "train"), spec)
@@ -123,7 +124,7 @@ def train_and_store(storage: Storage, dataset: str, spec: TrainSpec = TrainSpec(
 
 def check_dataset(dataset: str) -> None:
     if dataset not in CLASSIFIER_DATASETS:
-        raise ValueError(f"no in-domain classifier for dataset {dataset!r}; valid: {', '.join(CLASSIFIER_DATASETS)}")
+        raise BadInput(f"no in-domain classifier for dataset {dataset!r}; valid: {', '.join(CLASSIFIER_DATASETS)}")
 
 
 def fetch(storage: Storage, dataset: str, pinned: str | None = None,
@@ -133,7 +134,7 @@ def fetch(storage: Storage, dataset: str, pinned: str | None = None,
     folder = ("evaluators", dataset)
     if pinned is None:
         if not storage.exists(*folder, "current.json"):
-            raise FileNotFoundError(f"no {dataset} classifier in {storage.url}; train one first: "
+            raise NotFound(f"no {dataset} classifier in {storage.url}; train one first: "
                                     f"gansweep evaluator train {dataset} --storage {storage.url}")
         pinned = json.loads(storage.read_bytes(*folder, "current.json"))["hash"]
     cache_dir = cache_dir or node_cache()

@@ -19,6 +19,7 @@ from gan_tasks.config.published import Published  # noqa: E402
 from gan_tasks.evaluation.rankings import ALPHA, HIGHER_IS_BETTER, cell_frame, final_values, rank_cells  # noqa: E402
 from gan_tasks.evaluation.seeds import seed_results  # noqa: E402
 from gan_tasks.data.storage import Storage, read_evaluations  # noqa: E402
+from gan_tasks.errors import UserError  # noqa: E402
 
 
 def load_frames(storage: Storage, sweep_id: str) -> dict[str, pd.DataFrame]:
@@ -311,15 +312,27 @@ def write_report(storage: Storage, sweep_id: str) -> str:
     return storage.uri("sweeps", sweep_id, "report", "index.html")
 
 
+def rebuild(storage: Storage, sweep_id: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, str]:
+    """Rankings over seeds (rankings/rankings.parquet), then report/index.html, from storage alone:
+    (frames, rankings, report URL)."""
+    from gan_tasks.evaluation.published import of_sweep
+    from gan_tasks.evaluation.rankings import write_rankings
+
+    frames = load_frames(storage, sweep_id)
+    ranks = rank_cells(frames["trials"], frames["evaluations"], sweep_id, *of_sweep(storage, sweep_id))
+    write_rankings(storage, sweep_id, ranks)
+    return frames, ranks, write_report(storage, sweep_id)
+
+
 def sweep_comparison(storage, sweep_id: str) -> tuple[Published, pd.DataFrame, str]:
-    """(published block, compare() table, markdown) of a stored sweep; ValueError without a block."""
+    """(published block, compare() table, markdown) of a stored sweep; UserError without a block."""
     import pandas as pd
 
     from gan_tasks.evaluation.published import compare, markdown, of_sweep, over_training, protocol
 
     pub, steps = of_sweep(storage, sweep_id)
     if pub is None:
-        raise ValueError(f"sweep {sweep_id!r} has no published: block in its config.yaml")
+        raise UserError(f"sweep {sweep_id!r} has no published: block in its config.yaml")
     f = load_frames(storage, sweep_id)
     trials = f["trials"]
     finals = final_values(trials, f["evaluations"]) if not f["evaluations"].empty else pd.DataFrame(

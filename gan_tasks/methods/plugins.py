@@ -15,13 +15,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from gan_tasks.errors import UserError
+
 # Registry kind -> entry-point group (`gansweep list <plural>` and the sweep file's fields use these kinds).
 GROUPS = {"loss": "gansweep.losses", "model": "gansweep.models", "optimizer": "gansweep.optimizers",
           "program": "gansweep.programs", "metric": "gansweep.metrics",
           "feature extractor": "gansweep.feature_extractors"}
 
 
-class PluginError(ValueError):
+class PluginError(UserError, ValueError):
     """A plugin entry that cannot be used: it fails to import, is not a spec, is invalid or provided twice."""
 
 

@@ -1,0 +1,83 @@
+"""`gansweep list`: what a sweep file may name, with each parameter's type, range and default."""
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from flows.cli.common import console
+from gan_tasks.errors import UserError
+
+
+def list_(what: str = typer.Argument(..., help="programs | losses | optimizers | models | datasets | metrics | tricks | "
+                                                  "train | evaluation | resources | limits")) -> None:
+    """List registered names with a one-line description and each parameter's type, range and default."""
+    from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS
+    from gan_tasks.methods.trick_settings import Tricks
+    from gan_tasks.config import EvalConfig, Limits, Resources, TrainConfig
+    from gan_tasks.data.datasets import DATASETS
+    from gan_tasks.methods.params import describe_field, describe_schema
+
+    from gan_tasks.methods.programs import PROGRAMS
+
+    registries = {"programs": PROGRAMS, "losses": LOSSES, "optimizers": OPTIMIZERS, "models": MODELS,
+                  "datasets": DATASETS}
+    sections = {"tricks": Tricks, "train": TrainConfig, "evaluation": EvalConfig, "resources": Resources,
+                "limits": Limits}
+    if what not in [*registries, "metrics", *sections]:
+        raise UserError(f"cannot list {what!r}; valid: {', '.join([*registries, 'metrics', *sections])}")
+    if what == "metrics":
+        from gan_tasks.methods.metric_specs import METRICS
+
+        rows = [(n, d, f"outputs: {', '.join(METRICS.get(n).outputs)}; measured on its datasets")
+                for n, d in METRICS.describe().items()] + _plugin_rows(METRICS)
+    elif what in sections:  # the sections of a sweep file: each field's type, bounds and default
+        rows = [(n, f"{f.description or ''} (default {f.default})".lstrip(), describe_field(f))
+                for n, f in sections[what].model_fields.items()]
+    elif what == "programs":
+        rows = [(n, d, PROGRAMS.get(n).summary) for n, d in PROGRAMS.describe().items()] + _plugin_rows(PROGRAMS)
+    else:
+        reg = registries[what]
+        rows = [(n, d, describe_schema(reg.get(n).schema, _defaults(reg.get(n)))) for n, d in reg.describe().items()]
+        rows += _plugin_rows(reg) if reg.group else []
+    third = {"programs": "metrics; combinations"}.get(what, "type, range" if what in sections else
+                                                    "parameters: type, range (default)")
+    table = Table("name", "description", third,
+                  show_lines=True)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _plugin_rows(reg) -> list[tuple[str, str, str]]:
+    """One row per plugin entry point of the registry: its doc and parameters, or BROKEN with the error."""
+    from rich.markup import escape
+
+    from gan_tasks.methods.params import describe_schema
+    from gan_tasks.methods.plugins import PluginError
+
+    rows = []
+    for name, found in reg.plugins().items():
+        where = " and ".join(f"{p.dist} {p.version}" for p in found)
+        try:
+            spec = reg.get(name)
+        except PluginError as e:
+            rows.append((name, escape(f"BROKEN ({where}): {e}"), ""))
+            continue
+        third = (spec.summary if hasattr(spec, "summary") else
+                 (f"outputs: {', '.join(spec.outputs)}; " if hasattr(spec, "outputs") else "")
+                 + describe_schema(spec.schema, _defaults(spec)))
+        rows.append((name, escape(f"plugin {where}: {reg.doc(name)}"), escape(third)))
+    return rows
+
+
+def _defaults(spec) -> dict:
+    """An entry's defaults as `gansweep list` shows them: 'points / images' where the kind changes one."""
+    if not hasattr(spec, "defaults_for"):
+        return spec.defaults
+    pts, img = spec.defaults_for("points"), spec.defaults_for("images")
+    return {k: pts.get(k) if pts.get(k) == img.get(k) else f"{pts.get(k)} points / {img.get(k)} images"
+            for k in {**pts, **img}}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("list")(list_)

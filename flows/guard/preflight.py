@@ -1,0 +1,160 @@
+"""Checks between a valid config and the first trial: what would otherwise surface only after Ray
+and Prefect start, as retries, tracebacks or an endless wait.
+
+- storage is reachable and writable (a probe object written, read back and removed) within
+  TIMEOUT seconds: missing credentials, an unreachable endpoint, a read-only path;
+- the uploaded datasets the sweep reads are in storage;
+- on a local run, one trial's resources fit this machine; on a cluster (`--ray-address`), some alive
+  node offers them, or one joins within `--wait-for-resources` seconds (an autoscaler adding it):
+  Ray itself would wait for such a node forever, without a word.
+
+Each failure is a PreflightError of one line; `gansweep run` prints it and exits 2.
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import threading
+import uuid
+from typing import Any, Callable
+
+from gan_tasks.data.datasets import DATASETS, dataset_path
+from gan_tasks.data.userdata import manifest_path
+from gan_tasks.data.storage import Storage
+from gan_tasks.errors import UserError
+
+# 10 s: S3 answers in well under a second; botocore's own retries on an unreachable endpoint take
+# minutes, and storage.retrying 90 s more, before anyone is told.
+TIMEOUT = 10.0
+
+
+class PreflightError(UserError, RuntimeError):
+    """Storage, datasets or resources that cannot serve the sweep: one line, exit 2."""
+
+
+def _within(fn: Callable[[], Any], seconds: float, what: str) -> Any:
+    """fn() in a daemon thread, given `seconds`: a hung connection cannot hold the command."""
+    out: dict = {}
+
+    def call() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            out["error"] = e
+
+    t = threading.Thread(target=call, daemon=True, name="gansweep-preflight")
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        raise PreflightError(f"{what} did not answer within {seconds:.0f} s; check the endpoint / network")
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+def _why(e: BaseException) -> str:
+    """One readable reason for a storage error: no credentials, unreachable, refused, read-only."""
+    name, text = type(e).__name__, " ".join(str(e).split())[:200]
+    if name in ("NoCredentialsError", "PartialCredentialsError"):
+        return "no AWS credentials found (environment, ~/.aws profile or instance role)"
+    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionError", "ConnectionRefusedError"):
+        return f"endpoint unreachable ({text})"
+    if isinstance(e, (PermissionError, IsADirectoryError, NotADirectoryError)) or "Read-only" in text:
+        return f"not writable ({name}: {text})"
+    return f"{name}: {text}"
+
+
+def _probe(st: Storage, folders: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Write, read back and remove a probe object (bypassing the retries); which of `folders` lack
+    their files."""
+    fs, path = st.fs, st.uri(".preflight", uuid.uuid4().hex[:12])
+    if not st.is_s3:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    fs.pipe_file(path, b"gansweep preflight")
+    if fs.cat_file(path) != b"gansweep preflight":
+        raise OSError(f"a probe written to {path} read back different bytes")
+    fs.rm(path)
+    if not st.is_s3:  # leave no empty folder behind
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(path))
+    return [f for f in folders if not fs.exists(st.uri(*f))]
+
+
+def check_storage(st: Storage, sweep: Any, timeout: float = TIMEOUT) -> None:
+    where = st.url + (f" (endpoint {st.endpoint_url})" if st.endpoint_url else "")
+    name = sweep.dataset.name
+    if sweep.dataset.id:  # added with gansweep data add: its manifest
+        uploaded = [manifest_path(name, sweep.dataset.id)]
+    else:
+        uploaded = [dataset_path(name, {})] if DATASETS.get(name).generate is None else []
+    try:
+        st.fs  # noqa: B018 - imports s3fs and builds the client here: the timeout measures the network only
+        missing = _within(lambda: _probe(st, uploaded), timeout, f"storage {where}")
+    except PreflightError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every storage failure becomes one line
+        raise PreflightError(f"storage {where}: {_why(e)}") from None
+    if missing:
+        how = f"gansweep data add {name} SRC" if sweep.dataset.id else f"gansweep data upload {name} PATH"
+        raise PreflightError(f"dataset {name!r} is not in storage at {st.uri(*missing[0])}; "
+                             f"{'add' if sweep.dataset.id else 'upload'} it first: {how} --storage {st.url}")
+
+
+def _local_gpus() -> int:
+    """GPUs a local Ray would see: CUDA_VISIBLE_DEVICES when set, else the NVIDIA device files."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    return len(glob.glob("/dev/nvidia[0-9]*"))
+
+
+def check_local_resources(res: Any) -> None:
+    """A local run: one trial's request must fit this machine, or Ray would wait for it forever."""
+    cpus, gpus = os.cpu_count() or 1, _local_gpus()
+    if res.cpus_per_trial > cpus:
+        raise PreflightError(f"resources.cpus_per_trial {res.cpus_per_trial:g} is more than this machine's {cpus} "
+                             "CPUs; lower it, or run on a cluster with --ray-address")
+    if res.gpus_per_trial > gpus:
+        raise PreflightError(f"resources.gpus_per_trial {res.gpus_per_trial:g} but this machine has {gpus} GPU(s) "
+                             "visible; set gpus_per_trial: 0, or run on a cluster with --ray-address")
+
+
+def _fits(node: dict, cpus: float, gpus: float) -> bool:
+    return node["Resources"].get("CPU", 0) >= cpus and node["Resources"].get("GPU", 0) >= gpus
+
+
+def wait_for_cluster_resources(res: Any, address: str, wait_s: float, say: Callable[[str], None],
+                               poll_s: float = 2.0) -> None:
+    """On a connected cluster: return once an alive node can hold one trial; say that we wait (once),
+    and give up with a PreflightError naming the fields after wait_s seconds."""
+    import time
+
+    import ray
+
+    cpus, gpus = res.cpus_per_trial, res.gpus_per_trial
+    deadline, told = time.monotonic() + wait_s, False
+    while True:
+        nodes = [n for n in ray.nodes() if n["Alive"]]
+        if any(_fits(n, cpus, gpus) for n in nodes):
+            return
+        largest = max(((n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in nodes), default=(0, 0))
+        have = f"{len(nodes)} node(s), the largest {largest[0]:g} CPU / {largest[1]:g} GPU"
+        if time.monotonic() >= deadline:
+            raise PreflightError(
+                f"resources.cpus_per_trial {cpus:g} / resources.gpus_per_trial {gpus:g}: no node of the Ray cluster "
+                f"at {address} offers them ({have}) after waiting {wait_s:g} s; lower them, add such a node, "
+                "or wait longer with --wait-for-resources SECONDS")
+        if not told:
+            say(f"waiting up to {wait_s:g} s for a node with {cpus:g} CPU / {gpus:g} GPU to join the Ray cluster "
+                f"at {address} ({have} now) ...")
+            told = True
+        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+
+
+def preflight(st: Storage, sweep: Any, ray_address: str | None, timeout: float = TIMEOUT) -> None:
+    """Before Ray or Prefect start. A cluster's resources are checked after joining it
+    (wait_for_cluster_resources), storage and datasets first."""
+    if not ray_address:
+        check_local_resources(sweep.resources)
+    check_storage(st, sweep, timeout)

@@ -1,0 +1,87 @@
+"""After the trials: evaluations still missing, the comparison with the previous night, rankings and report."""
+from __future__ import annotations
+
+import pyarrow as pa
+import ray
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.actors.pool import ActorPool
+from flows.run.stored import evaluated, mark_failed
+from flows.run.text import artifact_key, ranking_md
+from gan_tasks.config import EvalConfig, SweepConfig, TrialConfig
+from gan_tasks.data.schema import DONE
+from gan_tasks.data.storage import DamagedFile, Storage
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig, pool: ActorPool) -> list[dict]:
+    with pool.lease() as actor:
+        return ray.get(actor.evaluate.remote(cfg, storage, sweep_id, ev))
+
+
+def evaluate_rest(sweep: SweepConfig, trials: list[TrialConfig], results: list[dict], storage: Storage,
+                  sweep_id: str, pool: ActorPool) -> list[dict]:
+    """Trials trained now were evaluated in their actor; skipped ones are evaluated here if their final
+    evaluation is missing. A failed evaluation fails its trial; the results, updated."""
+    done = [t for t, r in zip(trials, results) if r["status"] in DONE and not r.get("evaluated")
+            and not (r.get("skipped") and evaluated(storage, sweep_id, t.trial_id))]
+    evals = [evaluate_trial.with_options(task_run_name=f"evaluate {t.label} [{t.trial_id}]")
+             .submit(t, storage, sweep_id, sweep.evaluation, pool) for t in done]
+    results, position = list(results), {t.trial_id: i for i, t in enumerate(trials)}
+    for t, f in zip(done, evals):
+        if isinstance(err := f.result(raise_on_failure=False), BaseException):
+            get_run_logger().error("evaluation of %s failed: %s", t.label, err)
+            results[position[t.trial_id]] = mark_failed(storage, sweep_id, t, f"evaluation failed: {err}")
+    return results
+
+
+@task(cache_policy=NO_CACHE)
+def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
+    """Night over night: compare with the newest earlier sweep of the same config name."""
+    from gan_tasks.evaluation.compare import compare, detectable, previous_sweep, regressions
+
+    prev = previous_sweep(storage, name, sweep_id)
+    if prev is None:
+        return {"previous": None, "regressions": 0}
+    cmp = compare(storage, prev, sweep_id)
+    storage.write_parquet(pa.Table.from_pandas(cmp, preserve_index=False), "sweeps", sweep_id, "comparison",
+                          f"{prev}.parquet")
+    bad = regressions(cmp)
+    create_markdown_artifact(f"# {sweep_id} vs {prev}\n\n{len(bad)} regression(s): one-sided tests in each metric's "
+                             "worse direction, Benjamini-Hochberg over the night's tests (flagged: p_adj <= 0.05); "
+                             "a cell missing tonight or with more failed seeds counts.\n\n"
+                             + cmp.to_markdown(index=False, floatfmt=".4g")
+                             + "\n\n## Smallest worsening the seeds detect (80 % power, in s.d. and metric units)\n\n"
+                             + detectable(cmp).to_markdown(index=False, floatfmt=".3g"),
+                             key=artifact_key(sweep_id, "comparison"), description=f"Comparison with {prev}")
+    return {"previous": prev, "regressions": len(bad)}
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def report(storage: Storage, sweep_id: str) -> dict:
+    """Rankings over seeds (Parquet + table artifact), then report/index.html from storage alone."""
+    from gan_tasks.evaluation.report import rebuild, summary_table
+
+    for folder in (("sweeps", sweep_id, "evaluations"), ("sweeps", sweep_id, "eval_every")):
+        for name in storage.ls(*folder):  # final evaluations were just rewritten; a damaged older one goes aside
+            try:
+                storage.read_parquet(*folder, name)
+            except DamagedFile as e:
+                get_run_logger().warning("%s; moved to %s", e, storage.quarantine(*folder, name))
+    frames, ranks, url = rebuild(storage, sweep_id)
+    if not ranks.empty:
+        create_table_artifact(ranks.astype(object).where(ranks.notna(), None).to_dict(orient="records"),
+                              key=artifact_key(sweep_id, "rankings"), description=f"Rankings over seeds of {sweep_id}")
+    table = summary_table(frames)
+    create_table_artifact(table.astype(object).where(table.notna(), None).to_dict(orient="records"),
+                          key=artifact_key(sweep_id, "trials"),
+                          description=f"Trials of sweep {sweep_id}")
+    counts = table["status"].value_counts().to_dict() if not table.empty else {}
+    create_markdown_artifact(f"# Sweep {sweep_id}\n\nReport: `{url}`\n\nStatus: {counts}\n\n"
+                             + table.drop(columns=["error"], errors="ignore").to_markdown(index=False)
+                             + "\n\n## Rankings (mean over seeds, 95 % CI, test vs the best cell with Holm's p_adj)\n\n"
+                             + ranking_md(ranks),
+                             key=artifact_key(sweep_id, "report"), description="Sweep report")
+    return {"report": url, "counts": counts}

@@ -1,0 +1,91 @@
+"""The sweep flow: validate -> dataset -> one task run per trial (each in a Ray actor) -> evaluate -> report."""
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.states import Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows.actors.pool import sweep_pool
+from flows.actors.session import ray_session
+from flows.guard.lock import SweepLock, SweepLocked
+from flows.run.fan_in import compare_with_previous, evaluate_rest, report
+from flows.run.train import train_all
+from gan_tasks.config import (ConfigError, SweepConfig, TrialConfig, check_sweep_id, default_sweep_id, dump_config,
+                              expand_grid, parse_config, same_trials)
+from gan_tasks.data.datasets import ensure_dataset
+from gan_tasks.data.userdata import read_manifest
+from gan_tasks.data.schema import DONE
+from gan_tasks.data.storage import Storage
+
+# torch, pandas, matplotlib and scipy are imported where they are used (trial rows written on a failure,
+# comparison, rankings, report), not with this module: the driver starts seconds sooner.
+
+
+def _transient(task, run, state) -> bool:
+    """Retry storage hiccups, not a refusal: a config that differs will differ again in 5 s."""
+    return not isinstance(state.result(raise_on_failure=False), ConfigError)
+
+
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
+def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
+    """Write the sweep's config.yaml, or check that a re-run of this sweep id is the same sweep.
+
+    A stored config.yaml is kept as it is (the text that was run first), however it is spelt."""
+    path = ("sweeps", sweep_id, "config.yaml")
+    if storage.exists(*path):
+        if not same_trials(storage.read_bytes(*path), sweep):
+            raise ConfigError(f"sweep {sweep_id} exists in {storage.url} with a different config; "
+                              "choose another --sweep-id")
+    else:
+        storage.write_bytes(dump_config(sweep).encode(), *path)
+    if sweep.dataset.id:  # added with gansweep data add: its manifest must be there (read_manifest says why not)
+        read_manifest(storage, sweep.dataset.name, sweep.dataset.id)
+    else:
+        ensure_dataset(storage, sweep.dataset.name, sweep.dataset.params)
+
+
+@flow(name="gansweep", log_prints=True)
+def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_address: str | None = None,
+               s3_endpoint_url: str | None = None, force: bool = False, fail_on_regression: bool = False,
+               actors: str | None = None):
+    """actors: the name of trial actors started already (`gansweep run`: flows/run/launch.py; WarmActors: flows/actors/warm.py),
+    borrowed, and left running at the end: whoever named them stops them."""
+    sweep = parse_config(config)
+    trials = expand_grid(sweep)
+    storage = Storage.parse(storage_url, s3_endpoint_url)
+    sweep_id = check_sweep_id(sweep_id or default_sweep_id(sweep.name))
+    lock = SweepLock(storage, sweep_id)
+    try:
+        lock.acquire()  # before any Ray work: a second run of this id stops here
+    except SweepLocked as e:  # a refusal, not a crash: the flow fails with the message, no traceback
+        get_run_logger().error(str(e))
+        return Failed(message=str(e), data=e)
+    try:  # the lock is renewed while the sweep runs and released at its end, whatever happens
+        out = _run(sweep, trials, storage, sweep_id, ray_address, force, actors)
+        out.update(compare_with_previous(storage, sweep.name, sweep_id))
+    finally:
+        lock.release()
+    if fail_on_regression and out["regressions"]:
+        return Failed(message=f"{out['regressions']} regression(s) against {out['previous']}", data=out)
+    if out["not_completed"]:
+        # The flow's final state says how many trials did not complete; the data stays readable.
+        return Failed(message=f"{out['not_completed']} of {len(trials)} trials did not complete: {out['counts']}",
+                      data=out)
+    return out
+
+
+def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, ray_address: str | None,
+         force: bool, actors: str | None = None) -> dict:
+    with ray_session(ray_address):
+        pool = sweep_pool(sweep.resources, len(trials), actors)
+        # Threads only wait on Ray actors; the pool bounds how many train at once. Two per slot: the
+        # next trial's task run is created and waiting while the slot's current trial trains, and
+        # the API server (SQLite on the same cores) is not asked for 64 task runs at once.
+        runner = ThreadPoolTaskRunner(max_workers=min(2 * len(pool.actors) + 2, len(trials)))
+        with pool, runner:
+            prepare(sweep, storage, sweep_id)
+            results = train_all(sweep, trials, storage, sweep_id, pool, force)
+            results = evaluate_rest(sweep, trials, results, storage, sweep_id, pool)
+        out = report(storage, sweep_id)
+    return {"sweep_id": sweep_id, "storage": storage.url, **out,
+            "not_completed": sum(r["status"] not in DONE for r in results)}

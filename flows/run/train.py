@@ -1,0 +1,145 @@
+"""The trials of a sweep as Prefect task runs, each training in an actor of the sweep's pool: one trial
+(train_trial) or one cell's seeds packed (train_pack), followed as they end with a sweep-wide progress line."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+import ray
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+
+from flows.actors.pool import ActorPool
+from flows.guard import interrupt
+from flows.run.stored import completed, forget_trial, mark_failed
+from flows.run.text import progress_line, progress_text
+from flows.server.temporary import on_temporary_api
+from gan_tasks.config import EvalConfig, SweepConfig, TrialConfig
+from gan_tasks.config.early_stop import EarlyStop
+from gan_tasks.data.storage import Storage
+
+POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPool, force: bool = False,
+                ev: EvalConfig | None = None, es: EarlyStop | None = None) -> dict:
+    """Runs one trial in a Ray actor of the sweep's pool and reports its progress while it trains;
+    the actor evaluates it in the same call (`evaluated`: True; a failed evaluation fails the trial)."""
+    logger = get_run_logger()
+    if force:
+        forget_trial(storage, sweep_id, cfg.trial_id)
+    elif completed(storage, sweep_id, cfg.trial_id):
+        logger.info("%s already completed in %s: skipped", cfg.label, sweep_id)
+        return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
+    art = create_progress_artifact(0.0, description=f"{cfg.label} ({cfg.trial_id}): waiting for an actor")
+    with pool.lease() as actor:
+        started, rate = datetime.now(timezone.utc), None
+        try:
+            row, rate = _train_following(actor, art, cfg, storage, sweep_id, ev, es)
+        except ray.exceptions.RayError as e:
+            # The actor died more often than Ray restarts it: record the failure, let the sweep go on.
+            row = _failed(storage, sweep_id, [cfg], started, e)[0]
+    if row.get("evaluation_error"):
+        logger.error("evaluation of %s failed: %s", cfg.label, row["evaluation_error"])
+        row = mark_failed(storage, sweep_id, cfg, f"evaluation failed: {row['evaluation_error']}")
+    update_progress_artifact(art, 100.0, description=progress_text(cfg, row["steps"], cfg.train.steps, rate,
+                                                                    row["status"]))
+    logger.info("%s: %s after %d steps %s", cfg.label, row["status"], row["steps"], row.get("error") or "")
+    return {"trial_id": cfg.trial_id, "status": row["status"], "evaluated": ev is not None}
+
+
+def _train_following(actor, art, cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig | None,
+                     es: EarlyStop | None) -> tuple[dict, float | None]:
+    """The trial trained (and evaluated) by the actor, its progress shown every 10 %; (row, steps/s)."""
+    logger, rate, shown = get_run_logger(), None, 0.0
+    ref = actor.train.remote(cfg, storage, sweep_id, ev, es, ev is not None)
+    while not ray.wait([ref], timeout=POLL_SECONDS)[0]:
+        step, steps, rate = ray.get(actor.progress.remote())
+        if steps and step / steps >= shown + 0.1:  # log every 10 %, not every poll
+            shown = step / steps
+            update_progress_artifact(art, 100.0 * shown, description=progress_text(cfg, step, steps, rate))
+            logger.info("%s: step %d/%d (%.0f steps/s)", cfg.label, step, steps, rate)
+    row = ray.get(ref)
+    try:  # the rate over the whole run, as the trial ended (for the UI only: never fails the trial)
+        step, _, last = ray.get(actor.progress.remote(), timeout=10)
+        rate = last if step == row["steps"] else rate
+    except ray.exceptions.RayError:
+        pass
+    return row, rate
+
+
+def _failed(storage: Storage, sweep_id: str, cfgs: list[TrialConfig], started: datetime, e: Exception) -> list[dict]:
+    """`failed` rows for trials whose actor died, written unless Ctrl-C stopped it (the handler writes
+    `interrupted` then)."""
+    from gan_tasks.training.rows import trial_row, write_trial_row
+
+    rows = [trial_row(c, sweep_id, "failed", 0, started, datetime.now(timezone.utc), f"{type(e).__name__}: {e}")
+            for c in cfgs]
+    for r in rows if not interrupt.STOPPING.is_set() else []:
+        write_trial_row(storage, r)
+    return rows
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def train_pack(cfgs: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
+               force: bool = False) -> list[dict]:
+    """pack_seeds > 1: the seeds of one cell trained together in one actor (gan_tasks/training/packing.py)."""
+    for c in cfgs if force else []:
+        forget_trial(storage, sweep_id, c.trial_id)
+    todo = [c for c in cfgs if force or not completed(storage, sweep_id, c.trial_id)]
+    out = {c.trial_id: {"trial_id": c.trial_id, "status": "completed", "skipped": True} for c in cfgs}
+    if todo:
+        with pool.lease() as actor:
+            started = datetime.now(timezone.utc)
+            try:
+                rows = ray.get(actor.train_packed.remote(todo, storage, sweep_id))
+            except ray.exceptions.RayError as e:
+                rows = _failed(storage, sweep_id, todo, started, e)
+        out.update({r["trial_id"]: {"trial_id": r["trial_id"], "status": r["status"]} for r in rows})
+    return [out[c.trial_id] for c in cfgs]
+
+
+def packs(trials: list[TrialConfig], n: int) -> list[list[TrialConfig]]:
+    """Trials grouped by cell (all but the seed), each cell cut into packs of at most n seeds."""
+    cells: dict[str, list[TrialConfig]] = {}
+    for t in trials:
+        cells.setdefault(t.model_dump_json(exclude={"seed"}), []).append(t)
+    return [c[i:i + n] for c in cells.values() for i in range(0, len(c), n)]
+
+
+def train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
+               force: bool) -> list[dict]:
+    if sweep.pack_seeds > 1:
+        groups = packs(trials, sweep.pack_seeds)
+        futures = [train_pack.with_options(task_run_name=f"{g[0].loss.name}/{g[0].optimizer.name} seeds "
+                                                         f"{','.join(str(t.seed) for t in g)}")
+                   .submit(g, storage, sweep_id, pool, force) for g in groups]
+    else:
+        futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]", tags=_tags(t))
+                   .submit(t, storage, sweep_id, pool, force, sweep.evaluation, sweep.early_stop) for t in trials]
+    by_id = {r["trial_id"]: r for r in _follow(futures, len(trials), len(pool.actors))}
+    return [by_id[t.trial_id] for t in trials]
+
+
+def _tags(t: TrialConfig) -> list[str]:
+    """loss:, optimizer:, seed: tags for filtering in a Prefect UI; none on the temporary API a run
+    starts without PREFECT_API_URL, which has no UI and ends with the run. Each tag costs its task
+    run a concurrency-slot acquire, lease and release (API round trips against SQLite on the same
+    cores): with 256 one-second trials on 2 busy cores, that API answered 503 and the flow crashed."""
+    if on_temporary_api():
+        return []
+    return [f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}", f"seed:{t.seed}"]
+
+
+def _follow(futures: list, total: int, slots_: int) -> list[dict]:
+    """Results as they come, with one sweep-wide progress line each time a trial (or pack) ends:
+    in the terminal and in the flow run's log in the UI."""
+    logger, t0, rows = get_run_logger(), time.perf_counter(), []
+    for f in as_completed(futures):
+        out = f.result()
+        rows += out if isinstance(out, list) else [out]
+        logger.info(progress_line(rows, total, slots_, time.perf_counter() - t0))
+    return rows
