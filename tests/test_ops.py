@@ -1,4 +1,4 @@
-"""Night over night: two sweeps of one config, the README's pandas/duckdb/polars queries, compare."""
+"""Night over night: two sweeps of one config, docs/storage.md's pandas/duckdb/polars queries, compare."""
 import pandas as pd
 import pytest
 from typer.testing import CliRunner

@@ -1,4 +1,4 @@
-"""The trials' `cell` column and the README's pandas/duckdb/polars queries that group by it, over
+"""The trials' `cell` column and docs/storage.md's pandas/duckdb/polars queries that group by it, over
 rows written by trial_row and over older rows that have no cell column (no training needed)."""
 from datetime import datetime, timedelta, timezone
 

@@ -1,6 +1,6 @@
 """One definition of a seed's result (gan_tasks/evaluation/seeds.py): a completed trial's final evaluation.
 Sweeps written by the real writers (trial rows, evaluation files, config.yaml), no training: every
-table that reports a figure over seeds sees the same seeds, and the README's queries one value each."""
+table that reports a figure over seeds sees the same seeds, and docs/storage.md's queries one value each."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone

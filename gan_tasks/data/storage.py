@@ -1,6 +1,6 @@
 """Object storage through fsspec: a local folder, file://, or s3://bucket/prefix (s3fs).
 
-The storage layout under the root (documented in README "Storage layout"):
+The storage layout under the root (documented in docs/storage.md):
   datasets/<name>/<params-hash>/train.npy    synthetic 2D data (ring-8, grid-25), written on first use
   datasets/<name>/{train,test}[_labels].npy  uploaded images, uint8 (N, C, H, W) (gansweep data upload)
   datasets/.../manifest.json                 shape + sha256 of each .npy: the node cache's key

@@ -1,7 +1,7 @@
 """Night-over-night queries over every sweep in a storage root, in pandas, duckdb and polars.
 
 All nights read as one dataset: sweeps/*/trials/*.parquet and sweeps/*/evaluations/*.parquet.
-README shows these exact queries; tests run them. Each returns one value per seed, the seed's result
+docs/storage.md shows these exact queries; tests run them. Each returns one value per seed, the seed's result
 as gan_tasks/evaluation/seeds.py defines it: a `completed` trial's evaluation at its final step
 (trials.steps; evaluations during training are in eval_every/, or, in sweeps written before that
 folder existed, in evaluations/ at earlier steps). Diverged, failed, interrupted and early-stopped

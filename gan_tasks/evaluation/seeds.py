@@ -10,7 +10,7 @@ at its last step (evaluation.n_samples). Nothing else is one:
 - a non-finite value (reverse_kl_hq without a high-quality sample) is no value.
 A trial still `running` (a report during a sweep) is named in the note, neither result nor failure.
 Rankings, published vs measured, compare, the report's tables, the defaults table and queries.py
-(and the README's recipes: status 'completed', the evaluation at the trial's final step) use it.
+(and docs/storage.md's recipes: status 'completed', the evaluation at the trial's final step) use it.
 """
 from __future__ import annotations
 

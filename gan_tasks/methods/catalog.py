@@ -304,7 +304,7 @@ MODELS.add("pacgan-dcgan", ModelSpec(_M("_pacgan_dcgan"), {"width": 64, "slope":
            "PacGAN/VEEGAN Stacked MNIST DCGAN (fjxmlzn/PacGAN, DCGAN-tensorflow): 5x5 convs 64-512, BN in G and D")
 # width 16, 3 residual blocks, D width 16: Zhu et al.'s 64 channels and 6-9 blocks scaled down for 28x28
 # on 2 CPU cores; cycle 10, identity 0.5 x cycle, pool 50: Zhu et al. 2017 Sec. 4 and their code's
-# defaults. What it reaches in 300 steps: README, CycleGAN.
+# defaults. What it reaches in 300 steps: docs/programs.md, CycleGAN.
 MODELS.add("cyclegan-resnet", ModelSpec(Ref("gan_tasks.methods.cyclegan:build_cyclegan"),
                                         {"width": 16, "blocks": 3, "d_width": 16, "cycle": 10.0, "identity": 0.5,
                                          "pool": 50}, ("images",), (28, 32), program="cyclegan"),
