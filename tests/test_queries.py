@@ -1,6 +1,10 @@
 """The trials' `cell` column and docs/storage.md's pandas/duckdb/polars queries that group by it, over
 rows written by trial_row and over older rows that have no cell column (no training needed)."""
+import ast
+import glob
+import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -98,3 +102,43 @@ def test_rows_without_a_cell_column_fall_back_to_loss_and_optimizer(local_storag
     old = frames[0][frames[0].sweep_id == "nightly-20261121-020000"]
     assert list(old.cell) == ["lsgan-011/adam", "non-saturating/adam"] and (old.seeds == 2).all()
     assert len(frames[0]) == 2 + 4 * with_new_night
+
+
+def _recipes() -> dict:
+    """docs/storage.md's three query blocks, by the comment that opens each: pandas, duckdb, polars."""
+    text = (Path(__file__).resolve().parents[1] / "docs/storage.md").read_text()
+    blocks = re.findall(r"```(?:python|sql)\n(.*?)```", text, re.S)
+    return {b.split("\n", 1)[0].lstrip("#- ").strip(): b for b in blocks if b.startswith(("# ", "-- "))}
+
+
+def _run_python(code: str, env: dict) -> pd.DataFrame:
+    tree = ast.parse(code)
+    *body, last = tree.body
+    exec(compile(ast.Module(body, []), "docs/storage.md", "exec"), env)
+    return eval(compile(ast.Expression(last.value), "docs/storage.md", "eval"), env)
+
+
+def test_the_docs_recipes_as_written_agree_with_queries_py(local_storage):
+    import duckdb
+    import polars as pl
+
+    write_night(local_storage, "nightly-20261121-020000",
+                {"loss": ["non-saturating", "lsgan-011"], "optimizer": ["adam"], "seed": [0, 1]}, old=True)
+    trials = write_night(local_storage, "nightly-20261122-020000", SPLIT)
+    # an evaluation during training, where sweeps written before eval_every/ kept it: not a seed's result
+    mid = [{"sweep_id": "nightly-20261122-020000", "trial_id": t.trial_id, "step": 30, "metric": "modes_covered",
+            "value": 100.0} for t in trials]
+    local_storage.write_parquet(pa.Table.from_pylist(mid, schema=schema.EVALUATIONS), "sweeps",
+                                "nightly-20261122-020000", "evaluations", "mid.parquet")
+    root = local_storage.url.rstrip("/")
+    recipes = _recipes()
+    assert set(recipes) == {"pandas", "duckdb", "polars"}, recipes.keys()
+    since = datetime.now(timezone.utc) - timedelta(days=7)
+    got = [_run_python(recipes["pandas"], {"pd": pd, "glob": glob, "root": root}),
+           duckdb.connect().execute(recipes["duckdb"].replace("ROOT", root)).df(),
+           _run_python(recipes["polars"], {"pl": pl, "root": root, "since": since,
+                                           "TRIALS": schema.TRIALS}).to_pandas()]
+    want = queries.with_pandas(root, "nightly")
+    assert len(want) == 6
+    for f in got:
+        pd.testing.assert_frame_equal(f.reset_index(drop=True), want, check_dtype=False)
