@@ -9,6 +9,7 @@ from flows.actors.pool import sweep_pool
 from flows.actors.session import ray_session
 from flows.guard.lock import SweepLock, SweepLocked
 from flows.run.fan_in import compare_with_previous, evaluate_rest, report
+from flows.run.search import confirm_trials, settings_rows, write_settings
 from flows.run.train import train_all
 from gan_tasks.config import (ConfigError, SweepConfig, TrialConfig, check_sweep_id, default_sweep_id, dump_config,
                               expand_grid, parse_config, same_trials)
@@ -38,6 +39,8 @@ def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
                               "choose another --sweep-id")
     else:
         storage.write_bytes(dump_config(sweep).encode(), *path)
+    if sweep.search is not None and not storage.exists("sweeps", sweep_id, "search", "settings.parquet"):
+        write_settings(storage, sweep_id, settings_rows(sweep, sweep_id))  # every setting, before any trains
     if sweep.dataset.id:  # added with gansweep data add: its manifest must be there (read_manifest says why not)
         read_manifest(storage, sweep.dataset.name, sweep.dataset.id)
     else:
@@ -86,6 +89,10 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
             prepare(sweep, storage, sweep_id)
             results = train_all(sweep, trials, storage, sweep_id, pool, force)
             results = evaluate_rest(sweep, trials, results, storage, sweep_id, pool)
+            if sweep.search is not None and sweep.search.confirm_seeds:  # the search done: its best settings
+                extra = confirm_trials(sweep, storage, sweep_id)
+                more = train_all(sweep, extra, storage, sweep_id, pool, force)
+                results += evaluate_rest(sweep, extra, more, storage, sweep_id, pool)
         out = report(storage, sweep_id)
     return {"sweep_id": sweep_id, "storage": storage.url, **out,
             "not_completed": sum(r["status"] not in DONE for r in results)}

@@ -133,14 +133,18 @@ def cell_key(loss: LossEntry, opt: OptimizerEntry, tricks: Tricks) -> str:
 
 
 def search_settings(sweep: SweepConfig, budget: int | None = None) -> list[dict]:
-    """Every sampled setting of the search, cell by cell in grid order: {loss, optimizer, tricks, setting
-    (index), values ({name: value}), entries ((LossEntry, OptimizerEntry) with the values in place)}."""
+    """Every sampled setting of the search, cell by cell in grid order: {cell (label: 'loss/optimizer[/tricks]'),
+    loss, optimizer, tricks, setting (index), values ({name: value}), entries ((LossEntry, OptimizerEntry) with
+    the values in place)}."""
     s, kind, out = sweep.search, dataset_spec(sweep.dataset).kind, []
-    for (loss, opt), tricks in itertools.product(sweep.grid.pairs(), sweep.grid.tricks or (sweep.tricks,)):
+    cells = list(itertools.product(sweep.grid.pairs(), sweep.grid.tricks or (sweep.tricks,)))
+    names = [f"{lo.name}/{op.name}" + (f"/{tr.short}" if tr.short else "") for (lo, op), tr in cells]
+    for c, ((loss, opt), tricks) in enumerate(cells):
         spaces = cell_spaces(s, loss, opt, kind, f"{loss.name}/{opt.name}")
+        cell = names[c] if names.count(names[c]) == 1 else f"{names[c]}#{c}"  # two adam entries stay apart
         for i, values in enumerate(sample(s, spaces, cell_key(loss, opt, tricks), budget)):
-            out.append({"loss": loss.name, "optimizer": opt.name, "tricks": tricks, "setting": i, "values": values,
-                        "entries": apply_setting(loss, opt, values, kind)})
+            out.append({"cell": cell, "loss": loss.name, "optimizer": opt.name, "tricks": tricks, "setting": i,
+                        "values": values, "entries": apply_setting(loss, opt, values, kind)})
     return out
 
 

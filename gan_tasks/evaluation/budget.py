@@ -71,7 +71,7 @@ def setting_scores(settings: pd.DataFrame, trials: pd.DataFrame, evaluations: pd
     """Per (cell, setting, metric): score (mean over completed seeds), seeds. `settings` maps trial_id to cell
     and setting (search/settings.parquet, stage 'search')."""
     cols = ["cell", "setting", "metric", "score", "seeds"]
-    vals = seed_results(trials, evaluations, DIRECTIONS)
+    vals = seed_results(trials, evaluations, DIRECTIONS).drop(columns=["cell", "setting"], errors="ignore")
     vals = vals.merge(settings[["trial_id", "cell", "setting"]], on="trial_id")
     if vals.empty:
         return pd.DataFrame(columns=cols)
