@@ -168,3 +168,66 @@ def test_best_settings_pick_by_the_metrics_direction():
     scores = pd.DataFrame({"cell": ["x"] * 3 + ["y"] * 3, "setting": [0, 1, 2] * 2, "metric": ["reverse_kl"] * 6,
                            "score": [0.5, 0.1, 0.1, 2.0, 3.0, 1.0], "seeds": 1})
     assert best_settings(scores, "reverse_kl") == {"x": 1, "y": 2}
+
+
+@pytest.mark.slow
+def test_a_search_runs_end_to_end_resumes_and_reruns_nothing(ray_session, prefect_harness, local_storage):
+    """ring-8, 2 losses x 3 sobol settings x 1 seed of 100 steps, then 2 confirm seeds each: through the real
+    flow. One search trial trained before the flow (a run that died mid-search) is kept, not retrained; a
+    second run of the sweep id trains nothing."""
+    import os
+
+    import pandas as pd
+    import ray
+
+    from flows.actors.trial_actor import make_actor
+    from flows.guard.finished import finished
+    from flows.run.flow import sweep_flow
+    from gan_tasks.data.datasets import ensure_dataset
+
+    cfg = searched(search={"budget": 3, "confirm_seeds": 2, "metric": "reverse_kl"},
+                   train={"steps": 100, "log_every": 20, "checkpoint_every": 50})
+    sweep = parse_config(cfg)
+    trials = expand_grid(sweep)
+    ensure_dataset(local_storage, sweep.dataset.name, sweep.dataset.params)
+    early = trials[4]  # wgan-gp's setting 1, trained by the run that died
+    assert ray.get(make_actor(0, 1).train.remote(early, local_storage, "s"))["status"] == "completed"
+    row = lambda tid: os.stat(local_storage.uri("sweeps", "s", "trials", f"{tid}.parquet")).st_ino  # noqa: E731
+    kept = row(early.trial_id)
+
+    out = sweep_flow(cfg, local_storage.url, "s")
+    assert out["not_completed"] == 0
+    assert row(early.trial_id) == kept, "the trial done before the run was skipped"
+    settings = pd.read_parquet(local_storage.uri("sweeps", "s", "search", "settings.parquet"))
+    assert settings.stage.value_counts().to_dict() == {"search": 6, "confirm": 4}
+    assert list(settings[settings.stage == "search"].trial_id) == [t.trial_id for t in trials]
+    by_id = {t.trial_id: t for t in trials}
+    for r in settings[settings.stage == "search"].itertuples():
+        assert by_id[r.trial_id].optimizer.lr_g == r.lr and by_id[r.trial_id].setting == r.setting
+    stored = pd.read_parquet(local_storage.uri("sweeps", "s", "trials"))
+    assert len(stored) == 10 and (stored.status == "completed").all()
+
+    curves = pd.read_parquet(local_storage.uri("sweeps", "s", "budget_curves", "curves.parquet"))
+    kl = curves[curves.metric == "reverse_kl"]
+    assert sorted(kl.cell.unique()) == ["non-saturating/adam", "wgan-gp/adam"] and set(kl.k) == {1, 2, 3}
+    ev = pd.read_parquet(local_storage.uri("sweeps", "s", "evaluations"))
+    kl_of = ev[ev.metric == "reverse_kl"].set_index("trial_id").value
+    for cell, g in kl.groupby("cell"):
+        scores = [kl_of[t] for t in settings[(settings.cell == cell) & (settings.stage == "search")].trial_id]
+        assert g.set_index("k").expected_best[1] == pytest.approx(np.mean(scores))
+        assert g.set_index("k").expected_best[3] == pytest.approx(min(scores))
+        best = settings[(settings.cell == cell) & (settings.stage == "confirm")]
+        assert kl_of[settings[(settings.cell == cell) & (settings.stage == "search")].trial_id].idxmin() in \
+            set(settings[(settings.cell == cell) & (settings.setting == best.setting.iloc[0])].trial_id)
+    pairs = pd.read_parquet(local_storage.uri("sweeps", "s", "budget_curves", "pairs.parquet"))
+    both = pairs.groupby(["metric", "k"]).p_a_beats_b.sum()
+    assert np.allclose(both, 1.0)
+    confirm = pd.read_parquet(local_storage.uri("sweeps", "s", "search", "confirm_rankings.parquet"))
+    assert set(confirm.loss) == {"non-saturating", "wgan-gp"} and (confirm.seeds <= 2).all()
+    html = local_storage.read_bytes("sweeps", "s", "report", "index.html").decode()
+    assert "best score at a tuning budget" in html and "Confirm stage" in html
+
+    inodes = {t: row(t) for t in stored.trial_id}
+    assert finished(local_storage, sweep, "s") is not None
+    again = sweep_flow(cfg, local_storage.url, "s")
+    assert again["not_completed"] == 0 and {t: row(t) for t in stored.trial_id} == inodes

@@ -9,7 +9,8 @@ from flows.actors.pool import sweep_pool
 from flows.actors.session import ray_session
 from flows.guard.lock import SweepLock, SweepLocked
 from flows.run.fan_in import compare_with_previous, evaluate_rest, report
-from flows.run.search import confirm_trials, settings_rows, write_settings
+from flows.run.rungs import train_rungs
+from flows.run.search import cohorts, confirm_trials, settings_rows, write_settings
 from flows.run.train import train_all
 from gan_tasks.config import (ConfigError, SweepConfig, TrialConfig, check_sweep_id, default_sweep_id, dump_config,
                               expand_grid, parse_config, same_trials)
@@ -87,11 +88,14 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
         runner = ThreadPoolTaskRunner(max_workers=min(2 * len(pool.actors) + 2, len(trials)))
         with pool, runner:
             prepare(sweep, storage, sweep_id)
-            results = train_all(sweep, trials, storage, sweep_id, pool, force)
+            if sweep.early_stop is not None and sweep.early_stop.decide == "cohort":
+                results = train_rungs(sweep, trials, storage, sweep_id, pool, force, cohorts(sweep, sweep_id, trials))
+            else:
+                results = train_all(sweep, trials, storage, sweep_id, pool, force)
             results = evaluate_rest(sweep, trials, results, storage, sweep_id, pool)
             if sweep.search is not None and sweep.search.confirm_seeds:  # the search done: its best settings
                 extra = confirm_trials(sweep, storage, sweep_id)
-                more = train_all(sweep, extra, storage, sweep_id, pool, force)
+                more = train_all(sweep, extra, storage, sweep_id, pool, force, es=None)  # seeds: none stops
                 results += evaluate_rest(sweep, extra, more, storage, sweep_id, pool)
         out = report(storage, sweep_id)
     return {"sweep_id": sweep_id, "storage": storage.url, **out,

@@ -31,6 +31,13 @@ def settings_rows(sweep: SweepConfig, sweep_id: str, best: dict[str, int] | None
     return rows
 
 
+def cohorts(sweep: SweepConfig, sweep_id: str, trials: list[TrialConfig]) -> dict[str, str]:
+    """Trial id -> its early-stopping cohort: a search's cell (the settings of one loss), else the whole sweep."""
+    if sweep.search is None:
+        return {t.trial_id: "sweep" for t in trials}
+    return {r["trial_id"]: r["cell"] for r in settings_rows(sweep, sweep_id)}
+
+
 def write_settings(storage: Storage, sweep_id: str, rows: list[dict]) -> None:
     storage.write_parquet(pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False), "sweeps", sweep_id,
                           *SETTINGS)

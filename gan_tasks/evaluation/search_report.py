@@ -87,6 +87,19 @@ def _plot(curves: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def _survivors_html(storage: Storage, sweep_id: str) -> str:
+    """Per cell: how many of its search trials completed (scored), were stopped by early_stop, or failed."""
+    settings = storage.read_parquet("sweeps", sweep_id, *SETTINGS).to_pandas()
+    trials = storage.read_table("sweeps", sweep_id, "trials")
+    if trials is None:
+        return ""
+    status = trials.to_pandas().set_index("trial_id").status
+    s = settings[settings.stage == "search"].assign(status=lambda d: d.trial_id.map(status).fillna("not run"))
+    t = pd.crosstab(s.cell, s.status)
+    return ("<p>Search trials per cell by status (a stopped or failed trial is no seed of its setting):</p>"
+            + t.to_html(border=0))
+
+
 def search_html(storage: Storage, sweep_id: str) -> str:
     """The report's search section; '' for a sweep without a search."""
     if not storage.exists("sweeps", sweep_id, *CURVES):
@@ -98,6 +111,7 @@ def search_html(storage: Storage, sweep_id: str) -> str:
     if storage.exists("sweeps", sweep_id, *PLOT):
         png = base64.b64encode(storage.read_bytes("sweeps", sweep_id, *PLOT)).decode()
         parts.append(f"<img alt='budget curves' src='data:image/png;base64,{png}'>")
+    parts.append(_survivors_html(storage, sweep_id))
     pairs = storage.read_parquet("sweeps", sweep_id, *PAIRS).to_pandas()
     if not pairs.empty:
         last = pairs[pairs.k == pairs.groupby(["metric", "cell_a", "cell_b"]).k.transform("max")]
