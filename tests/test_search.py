@@ -174,7 +174,8 @@ def test_best_settings_pick_by_the_metrics_direction():
 def test_a_search_runs_end_to_end_resumes_and_reruns_nothing(ray_session, prefect_harness, local_storage):
     """ring-8, 2 losses x 3 sobol settings x 1 seed of 100 steps, then 2 confirm seeds each: through the real
     flow. One search trial trained before the flow (a run that died mid-search) is kept, not retrained; a
-    second run of the sweep id trains nothing."""
+    second run of the sweep id trains nothing; a third with budget 4 trains only the 2 new settings (and the
+    confirm stage, if the best changed)."""
     import os
 
     import pandas as pd
@@ -231,3 +232,14 @@ def test_a_search_runs_end_to_end_resumes_and_reruns_nothing(ray_session, prefec
     assert finished(local_storage, sweep, "s") is not None
     again = sweep_flow(cfg, local_storage.url, "s")
     assert again["not_completed"] == 0 and {t: row(t) for t in stored.trial_id} == inodes
+
+    # the budget raised under the same sweep id: the 6 search trials stay as they are, 2 more train
+    cfg["search"]["budget"] = 4
+    grown = sweep_flow(cfg, local_storage.url, "s")
+    assert grown["not_completed"] == 0
+    assert all(row(t.trial_id) == inodes[t.trial_id] for t in trials)
+    settings = pd.read_parquet(local_storage.uri("sweeps", "s", "search", "settings.parquet"))
+    assert (settings.stage == "search").sum() == 8 and set(settings.trial_id) <= set(
+        pd.read_parquet(local_storage.uri("sweeps", "s", "trials")).trial_id)
+    curves = pd.read_parquet(local_storage.uri("sweeps", "s", "budget_curves", "curves.parquet"))
+    assert curves.k.max() == 4

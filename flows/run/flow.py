@@ -13,7 +13,7 @@ from flows.run.rungs import train_rungs
 from flows.run.search import cohorts, confirm_trials, settings_rows, write_settings
 from flows.run.train import train_all
 from gan_tasks.config import (ConfigError, SweepConfig, TrialConfig, check_sweep_id, default_sweep_id, dump_config,
-                              expand_grid, parse_config, same_trials)
+                              expand_grid, extends, parse_config, same_trials)
 from gan_tasks.data.datasets import ensure_dataset
 from gan_tasks.data.userdata import read_manifest
 from gan_tasks.data.schema import DONE
@@ -32,10 +32,17 @@ def _transient(task, run, state) -> bool:
 def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
     """Write the sweep's config.yaml, or check that a re-run of this sweep id is the same sweep.
 
-    A stored config.yaml is kept as it is (the text that was run first), however it is spelt."""
+    A stored config.yaml is kept as it is (the text that was run first), however it is spelt; a search whose
+    budget was raised is the same sweep grown (load.extends): its config.yaml and settings are rewritten."""
     path = ("sweeps", sweep_id, "config.yaml")
     if storage.exists(*path):
-        if not same_trials(storage.read_bytes(*path), sweep):
+        stored = storage.read_bytes(*path)
+        if same_trials(stored, sweep):
+            pass
+        elif extends(stored, sweep):  # a search's budget raised: its settings so far stay, more are added
+            storage.write_bytes(dump_config(sweep).encode(), *path)
+            write_settings(storage, sweep_id, settings_rows(sweep, sweep_id))
+        else:
             raise ConfigError(f"sweep {sweep_id} exists in {storage.url} with a different config; "
                               "choose another --sweep-id")
     else:

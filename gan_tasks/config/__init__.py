@@ -19,7 +19,7 @@ from gan_tasks.config.entries import (ConfigError, DatasetEntry, EvalConfig, Lim
                                       OptimizerEntry, Resources, TrainConfig)
 from gan_tasks.config.labels import cell_label, cell_parts  # noqa: F401
 from gan_tasks.config.load import (apply_overrides, check_sweep_id, default_sweep_id, dump_config,  # noqa: F401
-                                   load_config, parse_config, resolve_dataset, same_trials, utc_stamp)
+                                   extends, load_config, parse_config, resolve_dataset, same_trials, utc_stamp)
 from gan_tasks.config.sweep import Grid, SweepConfig  # noqa: F401
 from gan_tasks.config.trial import TrialConfig, expand_grid, resolved_cells, resolved_common, trial_id  # noqa: F401
 from gan_tasks.methods.trick_settings import Tricks  # noqa: F401
