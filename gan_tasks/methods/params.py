@@ -154,7 +154,15 @@ def check_spec_params(defaults: dict[str, Any], schema: dict[str, Spec | None]) 
 
 def describe_schema(schema: dict[str, Spec], defaults: dict[str, Any]) -> str:
     """'key: range (default d)' per parameter; `gansweep list` prints it."""
-    return "; ".join(f"{k} {s.describe()} (default {defaults.get(k)})" for k, s in schema.items())
+    return "; ".join(f"{k} {s.describe()} (default {defaults.get(k)}{_searched(s)})" for k, s in schema.items())
+
+
+def _searched(s: Spec) -> str:
+    """', search log_uniform [0.1, 100]': the range a search samples by default (docs/search.md), if any."""
+    if isinstance(s, Seq):
+        parts = [f"element {i} {sp.describe()}" for i, sp in enumerate(s.search) if sp is not None]
+        return f", search {'; '.join(parts)}" if parts else ""
+    return f", search {s.search.describe()}" if getattr(s, "search", None) else ""
 
 
 def _types(t: Any) -> set:
