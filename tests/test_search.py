@@ -243,3 +243,17 @@ def test_a_search_runs_end_to_end_resumes_and_reruns_nothing(ray_session, prefec
         pd.read_parquet(local_storage.uri("sweeps", "s", "trials")).trial_id)
     curves = pd.read_parquet(local_storage.uri("sweeps", "s", "budget_curves", "curves.parquet"))
     assert curves.k.max() == 4
+
+
+def test_best_settings_by_mean_rank_over_several_metrics():
+    import pandas as pd
+
+    # setting 0: many modes, no quality (an unlearnt blob); 1: both good; 2: some quality, few modes
+    scores = pd.DataFrame({"cell": "x", "setting": [0, 0, 1, 1, 2, 2],
+                           "metric": ["modes_covered", "high_quality"] * 3,
+                           "score": [8, 0.01, 7, 0.6, 2, 0.5], "seeds": 1})
+    assert best_settings(scores, "modes_covered") == {"x": 0}
+    assert best_settings(scores, ("modes_covered", "high_quality")) == {"x": 1}
+    assert best_settings(scores[scores.setting != 1], ("modes_covered", "high_quality")) == {"x": 0}, "tie: lower"
+    sweep = parse_config(searched(search={"metric": ["modes_covered", "high_quality"]}))
+    assert sweep.search.metrics == ("modes_covered", "high_quality")

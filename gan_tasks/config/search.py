@@ -30,7 +30,9 @@ class Search(_Frozen):
     sampler: Literal["random", "sobol"] = "sobol"
     seed: int = Field(0, ge=0, le=2**32 - 1)  # the samplers' seed; with the cell it fixes every setting
     seeds_per_setting: int = Field(1, ge=1, le=1_000)  # each setting trains grid.seed's first N seeds
-    metric: str  # the score that picks each cell's best setting and draws the budget curves
+    # What picks each cell's best setting for the confirm stage: a metric, or several (mean rank over them, so
+    # one metric alone cannot pick a collapsed or unlearnt generator). Budget curves are drawn for every metric.
+    metric: str | tuple[str, ...]
     # Per parameter name: {log_uniform: [lo, hi]} | {uniform: [lo, hi]} | {int: [lo, hi]} | {choice: [v, ...]}.
     space: dict[str, dict[str, list]] = Field(default_factory=dict)
     use_declared: bool = True  # also search every parameter whose entry declares a range (and the grid leaves free)
@@ -38,10 +40,18 @@ class Search(_Frozen):
 
     @field_validator("metric")
     @classmethod
-    def _metric(cls, v: str) -> str:
-        if v not in DIRECTIONS:
-            raise ValueError(f"unknown metric {v!r}; valid: {', '.join(sorted(DIRECTIONS))}")
-        return v
+    def _metric(cls, v: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        names = (v,) if isinstance(v, str) else v
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"name one metric or a list of distinct metrics, got {list(names)}")
+        for m in names:
+            if m not in DIRECTIONS:
+                raise ValueError(f"unknown metric {m!r}; valid: {', '.join(sorted(DIRECTIONS))}")
+        return names[0] if len(names) == 1 else names
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.metric,) if isinstance(self.metric, str) else self.metric
 
     @field_validator("space", mode="before")
     @classmethod
@@ -175,9 +185,10 @@ def check_search(search: Search, cells: list[tuple[LossEntry, OptimizerEntry, st
                  seeds: int, trial_limit: int) -> None:
     """The search against the grid: metric logged for this data, every explicit space some cell's parameter,
     enough seeds, and the trials within limits.trials."""
-    if (search.metric in MIXTURE_METRICS) != (kind == "points"):
-        valid = sorted(MIXTURE_METRICS if kind == "points" else set(DIRECTIONS) - MIXTURE_METRICS)
-        raise FieldError("search.metric", f"{search.metric!r} is not measured on {kind} data; valid: {', '.join(valid)}")
+    for m in search.metrics:
+        if (m in MIXTURE_METRICS) != (kind == "points"):
+            valid = sorted(MIXTURE_METRICS if kind == "points" else set(DIRECTIONS) - MIXTURE_METRICS)
+            raise FieldError("search.metric", f"{m!r} is not measured on {kind} data; valid: {', '.join(valid)}")
     declared: set[str] = set()
     for loss, opt, where in cells:
         declared |= set(declared_params(loss, opt, kind))

@@ -79,14 +79,18 @@ def setting_scores(settings: pd.DataFrame, trials: pd.DataFrame, evaluations: pd
     return pd.DataFrame({"score": g.mean(), "seeds": g.size()}).reset_index()[cols]
 
 
-def best_settings(scores: pd.DataFrame, metric: str) -> dict[str, int]:
-    """Each cell's best setting on `metric` (ties: the lower index): what the confirm stage re-runs."""
-    s = scores[scores.metric == metric]
-    higher = DIRECTIONS[metric]
+def best_settings(scores: pd.DataFrame, metric: str | tuple[str, ...]) -> dict[str, int]:
+    """Each cell's best setting (what the confirm stage re-runs): on `metric`, or by mean rank over several
+    metrics (each in its direction, ties sharing a rank, a missing score the worst); ties: the lower index."""
+    from scipy.stats import rankdata
+
+    metrics = (metric,) if isinstance(metric, str) else tuple(metric)
     out = {}
-    for cell, g in s.groupby("cell", sort=True):
-        g = g.sort_values("setting")
-        out[cell] = int(g.setting.iloc[int(np.argmax(g.score.to_numpy() if higher else -g.score.to_numpy()))])
+    for cell, g in scores[scores.metric.isin(metrics)].groupby("cell", sort=True):
+        table = g.pivot(index="setting", columns="metric", values="score").reindex(columns=list(metrics))
+        ranks = [rankdata(np.nan_to_num((-1 if DIRECTIONS[m] else 1) * table[m].to_numpy(dtype=float), nan=np.inf))
+                 for m in metrics]
+        out[cell] = int(table.index[int(np.argmin(np.mean(ranks, axis=0)))])
     return out
 
 
