@@ -9,8 +9,8 @@ point's name is the name a sweep file uses, its value "module:attr" names a spec
 A spec is torch-free: its code is named by Ref("module:function") and imported only when a trial
 trains, so `gansweep validate` and `gansweep list` never import torch. Its parameters are typed
 (Num, Choice, Seq) with defaults inside their ranges, and optionally the range a hyper-parameter search
-samples (Space, docs/search.md); a sweep's values for them get exactly the built-ins' validation, `--set` overrides, `gansweep list` lines and error messages, because the
-built-ins are the same spec classes added through the same `Registry.add` (`register` below).
+samples (Space, docs/search.md); a sweep's values for them get exactly the built-ins' validation, `--set`
+overrides, `gansweep list` lines and error messages, because the built-ins are the same spec classes added through the same `Registry.add` (`register` below).
 What each kind's code receives and returns: docs/plugins.md.
 
 Compatibility: names exported here keep their meaning within one API_VERSION; a change that breaks a

@@ -48,7 +48,8 @@ def _print_settings(sweep) -> None:
     s = sweep.search
     table = Table("cell", "setting", "values", title=f"search: {s.budget} {s.sampler} settings per cell (seed "
                   f"{s.seed}) x seeds {', '.join(map(str, sweep.grid.seed[:s.seeds_per_setting]))}; then each "
-                  f"cell's best on {' + '.join(s.metrics)} x seeds {', '.join(map(str, confirm_seeds(sweep))) or '(none)'}",
+                  f"cell's best on {' + '.join(s.metrics)} x seeds "
+                  f"{', '.join(map(str, confirm_seeds(sweep))) or '(none)'}",
                   title_justify="left")
     for st in search_settings(sweep):
         table.add_row(f"{st['loss']}/{st['optimizer']}", str(st["setting"]),

@@ -204,7 +204,8 @@ def check_search(search: Search, cells: list[tuple[LossEntry, OptimizerEntry, st
     if n > trial_limit:
         raise FieldError("search.budget", f"{len(cells)} cells x ({search.budget} settings x "
                                           f"{search.seeds_per_setting} seeds + {search.confirm_seeds} confirm seeds) "
-                                          f"= {n:,} trials, over the limit of {trial_limit:,} (limits.trials); raise it "
+                                          f"= {n:,} trials, over the limit of {trial_limit:,} (limits.trials); "
+                                          "raise it "
                                           "with `limits: {trials: N}` if you mean it")
 
 

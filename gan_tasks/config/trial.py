@@ -93,7 +93,8 @@ def trial_id(t: TrialConfig) -> str:
     # Default tricks are left out, so trials without tricks keep the ids they had before tricks existed.
     # The default program likewise: trials of configs without `program:` keep their ids.
     # Train options added later likewise, at their default (batch_unit also at pac 1, where it changes nothing).
-    skip: dict = {k: True for k, default in (("tricks", t.tricks == Tricks()), ("program", t.program == DEFAULT_PROGRAM),
+    skip: dict = {k: True for k, default in (("tricks", t.tricks == Tricks()),
+                                             ("program", t.program == DEFAULT_PROGRAM),
                                              ("setting", t.setting is None)) if default}
     later = {"update": t.train.update == "alternating", "batch_unit": t.train.batch_unit == "samples" or t.tricks.pac == 1}
     if any(later.values()):
