@@ -103,6 +103,8 @@ def test_cohort_decisions_are_a_function_of_the_results(ray_session, prefect_har
         assert set(kl.nsmallest(2).index) == set(t[t.status == "completed"].trial_id), "the best two went on"
         stopped[sid] = set(t[t.status == "stopped"].trial_id)
     assert stopped["a"] == stopped["b"]
+    html = local_storage.read_bytes("sweeps", "a", "report", "index.html").decode()
+    assert "<td>75%</td>" in html, "the report says what stopping saved: 2 of 4 trials stopped at half way"
     before = pd.read_parquet(local_storage.uri("sweeps", "a", "trials")).set_index("trial_id").started_at
     assert sweep_flow(cfg, local_storage.url, "a")["not_completed"] == 0
     after = pd.read_parquet(local_storage.uri("sweeps", "a", "trials")).set_index("trial_id").started_at

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 
 import pandas as pd
 import pyarrow as pa
@@ -93,11 +94,15 @@ def _survivors_html(storage: Storage, sweep_id: str) -> str:
     trials = storage.read_table("sweeps", sweep_id, "trials")
     if trials is None:
         return ""
-    status = trials.to_pandas().set_index("trial_id").status
-    s = settings[settings.stage == "search"].assign(status=lambda d: d.trial_id.map(status).fillna("not run"))
-    t = pd.crosstab(s.cell, s.status)
-    return ("<p>Search trials per cell by status (a stopped or failed trial is no seed of its setting):</p>"
-            + t.to_html(border=0))
+    t = trials.to_pandas().set_index("trial_id")
+    s = settings[settings.stage == "search"].assign(status=lambda d: d.trial_id.map(t.status).fillna("not run"),
+                                                    steps=lambda d: d.trial_id.map(t.steps).fillna(0))
+    table = pd.crosstab(s.cell, s.status)
+    full = int(json.loads(t.config_json.iloc[0])["train"]["steps"])
+    table["steps trained"] = [f"{g.steps.sum() / (full * len(g)):.0%}" for _, g in s.groupby("cell", sort=True)]
+    return ("<p>Search trials per cell by status (a stopped or failed trial is no seed of its setting), and the "
+            "generator steps they trained as a share of every trial's full budget (what early stopping saved):</p>"
+            + table.to_html(border=0))
 
 
 def search_html(storage: Storage, sweep_id: str) -> str:
