@@ -8,7 +8,8 @@ training/ and evaluation/: it imports neither of those.
 
 - entries.py: loss / optimizer / dataset / model entries, train, resources, limits, evaluation settings
 - sweep.py: the grid and the whole SweepConfig with its cross-field checks; checks.py: size and
-  duplicate checks; eval_options.py: extractor / classifier names; early_stop.py, published.py: blocks;
+  duplicate checks; eval_options.py: extractor / classifier names; early_stop.py, published.py, search.py
+  (sampled settings per cell: docs/search.md): blocks;
   scores.py: every ranked metric's direction and bounds
 - trial.py: TrialConfig (its hash is the trial id) and the grid's expansion; labels.py: a cell's label
 - load.py: strict YAML (strict_yaml.py), --set overrides, error formatting
