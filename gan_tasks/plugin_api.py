@@ -8,9 +8,9 @@ point's name is the name a sweep file uses, its value "module:attr" names a spec
 
 A spec is torch-free: its code is named by Ref("module:function") and imported only when a trial
 trains, so `gansweep validate` and `gansweep list` never import torch. Its parameters are typed
-(Num, Choice, Seq) with defaults inside their ranges; a sweep's values for them get exactly the
-built-ins' validation, `--set` overrides, `gansweep list` lines and error messages, because the
-built-ins are the same spec classes added through the same `Registry.add` (`register` below).
+(Num, Choice, Seq) with defaults inside their ranges, and optionally the range a hyper-parameter search
+samples (Space, docs/search.md); a sweep's values for them get exactly the built-ins' validation, `--set`
+overrides, `gansweep list` lines and error messages, because the built-ins are the same spec classes added through the same `Registry.add` (`register` below).
 What each kind's code receives and returns: docs/plugins.md.
 
 Compatibility: names exported here keep their meaning within one API_VERSION; a change that breaks a
@@ -22,7 +22,7 @@ from typing import Any
 
 from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS, Loss, ModelSpec, OptimizerSpec
 from gan_tasks.methods.metric_specs import METRICS, MetricSpec
-from gan_tasks.methods.params import Choice, Num, Seq
+from gan_tasks.methods.params import Choice, Num, Seq, Space
 from gan_tasks.methods.plugins import GROUPS, PluginError, Provider
 from gan_tasks.methods.programs import PROGRAMS, ProgramSpec
 from gan_tasks.methods.registry import Ref, Registry
@@ -46,4 +46,4 @@ def register(kind: str, name: str, spec: Any, doc: str = "") -> None:
 
 
 __all__ = ["API_VERSION", "GROUPS", "REGISTRIES", "PLURALS", "Loss", "Model", "Optimizer", "Program", "Metric",
-           "Num", "Choice", "Seq", "Ref", "PluginError", "Provider", "register"]
+           "Num", "Choice", "Seq", "Space", "Ref", "PluginError", "Provider", "register"]

@@ -69,3 +69,43 @@ def test_a_sweep_stops_trials_at_a_rung_keeps_them_and_skips_them_on_rerun(ray_s
     assert again["not_completed"] == 0
     after = pd.read_parquet(local_storage.uri("sweeps", "es", "trials")).set_index("trial_id")
     assert (after.loc[trials.trial_id, "started_at"].to_numpy() == trials.started_at.to_numpy()).all()
+
+
+def test_several_metrics_decide_by_mean_rank():
+    es = EarlyStop(metric=["modes_covered", "high_quality"], rungs=(100,), reduction_factor=2, min_trials=3)
+    # mean ranks: a (1.5 + 4) / 2, b (3 + 1) / 2, c (1.5 + 2) / 2, d (4 + 3) / 2: the best two are c and b
+    vals = {"a": (8.0, 0.1), "b": (4.0, 0.9), "c": (8.0, 0.5), "d": (2.0, 0.2)}
+    assert [go_on(vals, t, es) for t in "abcd"] == [False, True, True, False]
+    assert not go_on({**vals, "e": (math.nan, 0.95)}, "e", EarlyStop(**{**es.model_dump(), "reduction_factor": 5}))
+    with pytest.raises(ConfigError, match="early_stop.metric"):
+        parse_config(tiny_config(evaluation={"eval_every": 10},
+                                 early_stop={"metric": ["modes_covered", "fid"], "rungs": [20]}))
+
+
+@pytest.mark.slow
+def test_cohort_decisions_are_a_function_of_the_results(ray_session, prefect_harness, local_storage):
+    """decide: cohort over a search's 4 settings (one cell): trials pause at the rung, the flow keeps the best
+    ceil(4/2) on reverse KL; the same sweep under another id stops the same trials, and a re-run retrains none."""
+    cfg = tiny_config(grid={"loss": ["non-saturating"], "optimizer": ["adam"], "seed": [0]},
+                      train={"steps": 100, "checkpoint_every": 50, "log_every": 10},
+                      evaluation={"n_samples": 500, "eval_every": 50, "eval_every_samples": 500},
+                      search={"budget": 4, "metric": "reverse_kl", "confirm_seeds": 0},
+                      early_stop={"metric": "reverse_kl", "rungs": [50], "reduction_factor": 2, "min_trials": 2,
+                                  "decide": "cohort"})
+    stopped = {}
+    for sid in ("a", "b"):
+        assert sweep_flow(cfg, local_storage.url, sid)["not_completed"] == 0
+        t = pd.read_parquet(local_storage.uri("sweeps", sid, "trials"))
+        assert sorted(t.status) == ["completed", "completed", "stopped", "stopped"], t.status
+        assert (t[t.status == "stopped"].steps == 50).all() and t.error.str.contains("decided together").sum() == 2
+        ev = pd.read_parquet(local_storage.uri("sweeps", sid, "eval_every"))
+        kl = ev[(ev.metric == "reverse_kl") & (ev.step == 50)].set_index("trial_id").value
+        assert set(kl.nsmallest(2).index) == set(t[t.status == "completed"].trial_id), "the best two went on"
+        stopped[sid] = set(t[t.status == "stopped"].trial_id)
+    assert stopped["a"] == stopped["b"]
+    html = local_storage.read_bytes("sweeps", "a", "report", "index.html").decode()
+    assert "<td>75%</td>" in html, "the report says what stopping saved: 2 of 4 trials stopped at half way"
+    before = pd.read_parquet(local_storage.uri("sweeps", "a", "trials")).set_index("trial_id").started_at
+    assert sweep_flow(cfg, local_storage.url, "a")["not_completed"] == 0
+    after = pd.read_parquet(local_storage.uri("sweeps", "a", "trials")).set_index("trial_id").started_at
+    assert (after.loc[before.index] == before).all(), "a re-run retrains nothing"

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from gan_tasks.errors import UserError
@@ -31,7 +32,8 @@ class UserErrors(TyperGroup):
         try:
             return super().invoke(ctx)
         except UserError as e:
-            console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)  # a path in it stays whole
+            # a path in it stays whole; a value like [lo, hi] is text, not rich markup
+            console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             if e.hint:
                 console.print(e.hint, highlight=False, soft_wrap=True, markup=False)
             raise typer.Exit(e.exit_code) from None

@@ -82,6 +82,10 @@ def best_cells(st, sid: str, top: int = 5) -> None:
                   "permutation test or Welch's, Holm over all pairs of cells)",
                   soft_wrap=True)
     aligned(("metric", "rank", "cell", "mean", "95 % CI", "seeds", "vs best"), rows)
+    if st.exists("sweeps", sid, "search", "confirm.md"):  # a search: the table that answers the question
+        console.print("\n[bold]confirm stage[/bold] (each cell's best setting on new seeds, ranked as above; "
+                      "budget curves in the report)", soft_wrap=True)
+        say(st.read_bytes("sweeps", sid, "search", "confirm.md").decode().rstrip())
 
 
 def register(app: typer.Typer) -> None:

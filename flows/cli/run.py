@@ -29,9 +29,32 @@ def validate(config: str, sets: SetOpt = [],  # noqa: B006 - typer reads the def
     for row in resolved_cells(sweep):
         table.add_row(*row.values())
     console.print(table)
+    if sweep.search is not None:
+        _print_settings(sweep)
     _print_plugins(sweep)
-    console.print(f"[green]ok[/green] {config}: sweep {sweep.name!r}, {len(trials)} trials "
-                  f"({sweep.grid.describe()})", soft_wrap=True)
+    what = sweep.grid.describe()
+    if sweep.search is not None:
+        s = sweep.search
+        what = (f"{len(sweep.grid.pairs())} cells x {s.budget} settings x {s.seeds_per_setting} seed(s); the confirm "
+                f"stage adds {len(sweep.grid.pairs()) * s.confirm_seeds} trials once the search is done")
+    console.print(f"[green]ok[/green] {config}: sweep {sweep.name!r}, {len(trials)} trials ({what})", soft_wrap=True)
+
+
+def _print_settings(sweep) -> None:
+    """The search's sampled settings, cell by cell: what will train before anything does."""
+    from gan_tasks.config.trial import confirm_seeds, search_settings
+    from gan_tasks.config.labels import _value
+
+    s = sweep.search
+    table = Table("cell", "setting", "values", title=f"search: {s.budget} {s.sampler} settings per cell (seed "
+                  f"{s.seed}) x seeds {', '.join(map(str, sweep.grid.seed[:s.seeds_per_setting]))}; then each "
+                  f"cell's best on {' + '.join(s.metrics)} x seeds "
+                  f"{', '.join(map(str, confirm_seeds(sweep))) or '(none)'}",
+                  title_justify="left")
+    for st in search_settings(sweep):
+        table.add_row(f"{st['loss']}/{st['optimizer']}", str(st["setting"]),
+                      ", ".join(f"{k} {_value(v)}" for k, v in st["values"].items()) or "-")
+    console.print(table)
 
 
 def _print_plugins(sweep) -> None:

@@ -1,7 +1,7 @@
 """A re-run of a finished sweep, decided from storage alone: no Ray, no Prefect API, no flow run.
 
 `gansweep run` asks `finished()` first. The sweep is finished when its config.yaml means the same
-trials, no run holds its lock, and every trial is done (`completed` or `stopped`) with its trial
+trials, no run holds its lock, a search's confirm stage has chosen its trials, and every trial is done (`completed` or `stopped`) with its trial
 row, metric files and final evaluation reading back: the same damage checks the flow makes
 (storage.read_parquet), but read-only here. Anything missing or damaged and the answer is None:
 the full flow runs, which moves damaged files to quarantine/ and redoes what they held, as before.
@@ -45,6 +45,11 @@ def finished(storage: Storage, sweep: SweepConfig, sweep_id: str) -> dict | None
     if not same_trials(storage.read_bytes(*base, "config.yaml"), sweep):
         return None  # another sweep under this id: the flow refuses it with its message
     tids = [t.trial_id for t in expand_grid(sweep)]
+    if sweep.search is not None and sweep.search.confirm_seeds:  # and the confirm stage's, once it has chosen
+        confirm = _confirm_ids(storage, sweep_id)
+        if not confirm:
+            return None
+        tids += confirm
     metrics = storage.ls(*base, "metrics")
     evaluated = set(storage.ls(*base, "evaluations"))
     by_trial: dict[str, list[str]] = {t: [] for t in tids}
@@ -65,6 +70,15 @@ def finished(storage: Storage, sweep: SweepConfig, sweep_id: str) -> dict | None
 
         rebuild(storage, sweep_id)
     return {"counts": counts, "report": storage.uri(*base, "report", "index.html"), "rebuilt": rebuilt}
+
+
+def _confirm_ids(storage: Storage, sweep_id: str) -> list[str]:
+    """The confirm stage's trials, as the search's settings table (flows/run/search.py) names them."""
+    path = ("sweeps", sweep_id, "search", "settings.parquet")
+    if not storage.exists(*path):
+        return []
+    rows = storage.read_parquet(*path).to_pylist()
+    return [r["trial_id"] for r in rows if r["stage"] == "confirm"]
 
 
 def _stale(storage: Storage, sweep_id: str, names: list[str]) -> bool:

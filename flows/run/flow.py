@@ -9,9 +9,11 @@ from flows.actors.pool import sweep_pool
 from flows.actors.session import ray_session
 from flows.guard.lock import SweepLock, SweepLocked
 from flows.run.fan_in import compare_with_previous, evaluate_rest, report
+from flows.run.rungs import train_rungs
+from flows.run.search import cohorts, confirm_trials, settings_rows, write_settings
 from flows.run.train import train_all
 from gan_tasks.config import (ConfigError, SweepConfig, TrialConfig, check_sweep_id, default_sweep_id, dump_config,
-                              expand_grid, parse_config, same_trials)
+                              expand_grid, extends, parse_config, same_trials)
 from gan_tasks.data.datasets import ensure_dataset
 from gan_tasks.data.userdata import read_manifest
 from gan_tasks.data.schema import DONE
@@ -30,14 +32,23 @@ def _transient(task, run, state) -> bool:
 def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
     """Write the sweep's config.yaml, or check that a re-run of this sweep id is the same sweep.
 
-    A stored config.yaml is kept as it is (the text that was run first), however it is spelt."""
+    A stored config.yaml is kept as it is (the text that was run first), however it is spelt; a search whose
+    budget was raised is the same sweep grown (load.extends): its config.yaml and settings are rewritten."""
     path = ("sweeps", sweep_id, "config.yaml")
     if storage.exists(*path):
-        if not same_trials(storage.read_bytes(*path), sweep):
+        stored = storage.read_bytes(*path)
+        if same_trials(stored, sweep):
+            pass
+        elif extends(stored, sweep):  # a search's budget raised: its settings so far stay, more are added
+            storage.write_bytes(dump_config(sweep).encode(), *path)
+            write_settings(storage, sweep_id, settings_rows(sweep, sweep_id))
+        else:
             raise ConfigError(f"sweep {sweep_id} exists in {storage.url} with a different config; "
                               "choose another --sweep-id")
     else:
         storage.write_bytes(dump_config(sweep).encode(), *path)
+    if sweep.search is not None and not storage.exists("sweeps", sweep_id, "search", "settings.parquet"):
+        write_settings(storage, sweep_id, settings_rows(sweep, sweep_id))  # every setting, before any trains
     if sweep.dataset.id:  # added with gansweep data add: its manifest must be there (read_manifest says why not)
         read_manifest(storage, sweep.dataset.name, sweep.dataset.id)
     else:
@@ -84,8 +95,15 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
         runner = ThreadPoolTaskRunner(max_workers=min(2 * len(pool.actors) + 2, len(trials)))
         with pool, runner:
             prepare(sweep, storage, sweep_id)
-            results = train_all(sweep, trials, storage, sweep_id, pool, force)
+            if sweep.early_stop is not None and sweep.early_stop.decide == "cohort":
+                results = train_rungs(sweep, trials, storage, sweep_id, pool, force, cohorts(sweep, sweep_id, trials))
+            else:
+                results = train_all(sweep, trials, storage, sweep_id, pool, force)
             results = evaluate_rest(sweep, trials, results, storage, sweep_id, pool)
+            if sweep.search is not None and sweep.search.confirm_seeds:  # the search done: its best settings
+                extra = confirm_trials(sweep, storage, sweep_id)
+                more = train_all(sweep, extra, storage, sweep_id, pool, force, es=None)  # seeds: none stops
+                results += evaluate_rest(sweep, extra, more, storage, sweep_id, pool)
         out = report(storage, sweep_id)
     return {"sweep_id": sweep_id, "storage": storage.url, **out,
             "not_completed": sum(r["status"] not in DONE for r in results)}

@@ -111,7 +111,9 @@ def packs(trials: list[TrialConfig], n: int) -> list[list[TrialConfig]]:
 
 
 def train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
-               force: bool) -> list[dict]:
+               force: bool, es: EarlyStop | None | str = "sweep") -> list[dict]:
+    """es: the sweep's early_stop by default; None (no stopping), or a round's rung (flows/run/rungs.py)."""
+    es = sweep.early_stop if es == "sweep" else es
     if sweep.pack_seeds > 1:
         groups = packs(trials, sweep.pack_seeds)
         futures = [train_pack.with_options(task_run_name=f"{g[0].loss.name}/{g[0].optimizer.name} seeds "
@@ -119,7 +121,7 @@ def train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, s
                    .submit(g, storage, sweep_id, pool, force) for g in groups]
     else:
         futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]", tags=_tags(t))
-                   .submit(t, storage, sweep_id, pool, force, sweep.evaluation, sweep.early_stop) for t in trials]
+                   .submit(t, storage, sweep_id, pool, force, sweep.evaluation, es) for t in trials]
     by_id = {r["trial_id"]: r for r in _follow(futures, len(trials), len(pool.actors))}
     return [by_id[t.trial_id] for t in trials]
 

@@ -8,7 +8,8 @@ training/ and evaluation/: it imports neither of those.
 
 - entries.py: loss / optimizer / dataset / model entries, train, resources, limits, evaluation settings
 - sweep.py: the grid and the whole SweepConfig with its cross-field checks; checks.py: size and
-  duplicate checks; eval_options.py: extractor / classifier names; early_stop.py, published.py: blocks;
+  duplicate checks; eval_options.py: extractor / classifier names; early_stop.py, published.py, search.py
+  (sampled settings per cell: docs/search.md): blocks;
   scores.py: every ranked metric's direction and bounds
 - trial.py: TrialConfig (its hash is the trial id) and the grid's expansion; labels.py: a cell's label
 - load.py: strict YAML (strict_yaml.py), --set overrides, error formatting
@@ -19,7 +20,7 @@ from gan_tasks.config.entries import (ConfigError, DatasetEntry, EvalConfig, Lim
                                       OptimizerEntry, Resources, TrainConfig)
 from gan_tasks.config.labels import cell_label, cell_parts  # noqa: F401
 from gan_tasks.config.load import (apply_overrides, check_sweep_id, default_sweep_id, dump_config,  # noqa: F401
-                                   load_config, parse_config, resolve_dataset, same_trials, utc_stamp)
+                                   extends, load_config, parse_config, resolve_dataset, same_trials, utc_stamp)
 from gan_tasks.config.sweep import Grid, SweepConfig  # noqa: F401
 from gan_tasks.config.trial import TrialConfig, expand_grid, resolved_cells, resolved_common, trial_id  # noqa: F401
 from gan_tasks.methods.trick_settings import Tricks  # noqa: F401

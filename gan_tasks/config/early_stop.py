@@ -9,10 +9,13 @@ goes on if it is among the best ceil(n / eta) of those n, else it stops: status 
 and a checkpoint at that step kept, its evaluation done at that step; rankings leave it out of the
 cell's statistics and say so. Asynchronous, as in ASHA and Ray Tune: a trial is compared with the
 trials that reached the rung before it, so the first ones to arrive are never stopped (min_trials).
+`decide: cohort` makes the decisions a function of the results alone: trials pause at a rung, and the flow
+decides once their cohort has reached it (flows/run/rungs.py). `metric` may list several metrics (mean rank).
 """
 from __future__ import annotations
 
 import math
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -23,19 +26,33 @@ MIXTURE_METRICS = {"modes_covered", "high_quality", "reverse_kl", "reverse_kl_hq
 
 
 class EarlyStop(Strict):
-    metric: str  # a metric the eval_every evaluation logs for this dataset
+    # A metric the eval_every evaluation logs for this dataset, or several: then a trial's score is its mean
+    # rank over them (each in its own direction), so one metric alone (high quality) cannot reward collapse.
+    metric: str | tuple[str, ...]
     rungs: tuple[int, ...] = Field(min_length=1)  # steps where trials are compared, multiples of eval_every
     # Keep the best 1/eta at each rung: ASHA's eta; 3 is Hyperband's and Ray Tune's default, 2 halves.
     reduction_factor: float = Field(3.0, gt=1, le=100)
     # A rung decides only once this many trials have reached it: the first arrivals have nobody to lose to.
     min_trials: int = Field(3, ge=2, le=10_000)
+    # asynchronous: ASHA, each trial against those that reached the rung before it (which trials stop depends
+    # on timing). cohort: trials pause at each rung; once their whole cohort (a search's cell, else the sweep)
+    # reached it the flow decides from all of its values at once, so a re-run stops the same trials.
+    decide: Literal["asynchronous", "cohort"] = "asynchronous"
 
     @field_validator("metric")
     @classmethod
-    def _metric(cls, v: str) -> str:
-        if v not in DIRECTIONS:
-            raise ValueError(f"unknown metric {v!r}; valid: {', '.join(sorted(DIRECTIONS))}")
-        return v
+    def _metric(cls, v: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        names = (v,) if isinstance(v, str) else v
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"name one metric or a list of distinct metrics, got {list(names)}")
+        for m in names:
+            if m not in DIRECTIONS:
+                raise ValueError(f"unknown metric {m!r}; valid: {', '.join(sorted(DIRECTIONS))}")
+        return v if isinstance(v, str) or len(names) > 1 else names[0]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.metric,) if isinstance(self.metric, str) else self.metric
 
     @field_validator("rungs")
     @classmethod
@@ -52,22 +69,58 @@ class EarlyStop(Strict):
         if bad:
             raise ValueError(f"early_stop.rungs {bad}: each must be a multiple of evaluation.eval_every "
                              f"({eval_every}) and below train.steps ({steps})")
-        if (self.metric in MIXTURE_METRICS) != (kind == "points"):
-            valid = sorted(MIXTURE_METRICS if kind == "points" else set(DIRECTIONS) - MIXTURE_METRICS)
-            raise ValueError(f"early_stop.metric {self.metric!r} is not logged for {kind} data; valid: "
-                             f"{', '.join(valid)}")
+        for m in self.metrics:
+            if (m in MIXTURE_METRICS) != (kind == "points"):
+                valid = sorted(MIXTURE_METRICS if kind == "points" else set(DIRECTIONS) - MIXTURE_METRICS)
+                raise ValueError(f"early_stop.metric {m!r} is not logged for {kind} data; valid: {', '.join(valid)}")
 
 
-def go_on(values: dict[str, float], trial_id: str, es: EarlyStop) -> bool:
-    """Whether trial_id continues past a rung where `values` (trial id -> metric, itself included)
-    were recorded: it is among the best ceil(n / eta), ties go on, a NaN value is the worst."""
+def go_on(values: dict[str, Any], trial_id: str, es: EarlyStop) -> bool:
+    """Whether trial_id continues past a rung where `values` (trial id -> metric, or a tuple of es.metrics'
+    values; itself included) were recorded: it is among the best ceil(n / eta), ties go on, NaN is the worst.
+    Several metrics: by mean rank over them (ties share their mean rank)."""
     n = len(values)
     if n < es.min_trials:
         return True
+    if len(es.metrics) > 1:
+        return _go_on_ranks(values, trial_id, es)
     higher = DIRECTIONS[es.metric]
     key = lambda v: (-math.inf if math.isnan(v) else v) if higher else (math.inf if math.isnan(v) else -v)  # noqa: E731
     ranked = sorted((key(v) for v in values.values()), reverse=True)
     return key(values[trial_id]) >= ranked[math.ceil(n / es.reduction_factor) - 1]
+
+
+def _go_on_ranks(values: dict[str, tuple], trial_id: str, es: EarlyStop) -> bool:
+    from scipy.stats import rankdata
+
+    ids = sorted(values)
+    ranks = []
+    for i, m in enumerate(es.metrics):  # rank 1 = best; NaN the worst
+        v = [values[t][i] for t in ids]
+        worst = -math.inf if DIRECTIONS[m] else math.inf
+        v = [worst if math.isnan(x) else x for x in v]
+        ranks.append(rankdata([-x for x in v] if DIRECTIONS[m] else v))
+    mean = dict(zip(ids, sum(ranks) / len(ranks)))
+    cut = sorted(mean.values())[math.ceil(len(ids) / es.reduction_factor) - 1]
+    return bool(mean[trial_id] <= cut)
+
+
+def cohort_survivors(values: dict[str, Any], es: EarlyStop) -> set[str]:
+    """decide: cohort: the trials of one cohort that go on past a rung, from all of its values at once."""
+    return {t for t in values if go_on(values, t, es)}
+
+
+def rung_scores(storage, sweep_id: str, step: int, es: EarlyStop) -> dict[str, Any]:
+    """rung_values of es.metric, or of each of es.metrics as one tuple per trial (NaN where one is missing)."""
+    if len(es.metrics) == 1:
+        return rung_values(storage, sweep_id, step, es.metrics[0])
+    per = [rung_values(storage, sweep_id, step, m) for m in es.metrics]
+    ids = set().union(*per)
+    return {t: tuple(p.get(t, math.nan) for p in per) for t in ids}
+
+
+def show(v: Any) -> str:
+    return ", ".join(f"{x:.4g}" for x in v) if isinstance(v, tuple) else f"{v:.4g}"
 
 
 def rung_values(storage, sweep_id: str, step: int, metric: str) -> dict[str, float]:

@@ -150,6 +150,19 @@ def same_trials(stored: bytes, sweep: SweepConfig) -> bool:
         return False
 
 
+def extends(stored: bytes, sweep: SweepConfig) -> bool:
+    """Whether a stored config.yaml is this sweep with a smaller search budget: raising `search.budget` adds
+    settings and keeps every existing one (gan_tasks/config/search.py), so a re-run under the same id resumes."""
+    try:
+        old = parse_config(yaml.safe_load(stored.decode()))
+    except (ValueError, yaml.YAMLError):
+        return False
+    if old.search is None or sweep.search is None or old.search.budget > sweep.search.budget:
+        return False
+    same = old.model_copy(update={"search": old.search.model_copy(update={"budget": sweep.search.budget})})
+    return dump_config(same) == dump_config(sweep)
+
+
 def utc_stamp() -> str:
     """Now, UTC, as sweep ids and benchmark runs name themselves: 20260101-020000."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime())

@@ -16,6 +16,7 @@ from gan_tasks.config.entries import (NAME_MAX, SEED_MAX, _NAME, DatasetEntry, E
 from gan_tasks.config.eval_options import check_dataset_extractor
 from gan_tasks.config.plugins import check_metrics, check_pin
 from gan_tasks.config.published import Published
+from gan_tasks.config.search import Search, check_search
 from gan_tasks.data.datasets import dataset_spec
 from gan_tasks.methods.catalog import LOSSES, MODELS, check_packable
 from gan_tasks.methods.params import FieldError
@@ -105,6 +106,8 @@ class SweepConfig(_Frozen):
     # Stop hopeless trials at rungs of successive halving (gan_tasks/config/early_stop.py). None: every
     # trial trains its full budget. Not part of any trial id: it only cuts a trial short.
     early_stop: EarlyStop | None = None
+    # Sampled settings per (loss, optimizer) cell instead of one (gan_tasks/config/search.py, docs/search.md).
+    search: Search | None = None
     limits: Limits = Limits()  # raisable upper bounds on sizes (gan_tasks/config/checks.py)
     # Distributions the sweep's plugins must come from, as requirements ("my-gan-lib>=0.2"; config/plugins.py).
     plugins: tuple[str, ...] = ()
@@ -163,6 +166,8 @@ class SweepConfig(_Frozen):
         _check_batch(self)
         check_duplicates(self.grid)  # after resolution: `lsgan` and `{name: lsgan, params: {a: 0}}` are one
         check_applies(self.evaluation, kind, self.dataset.name)
+        if self.search is not None:
+            check_search(self.search, search_cells(self), kind, len(self.grid.seed), self.limits.trials)
         if self.early_stop is not None:
             self.early_stop.check(self.train.steps, self.evaluation.eval_every, kind)
             if self.pack_seeds > 1:
@@ -185,6 +190,14 @@ class SweepConfig(_Frozen):
         for tricks in self.grid.tricks or (getattr(self, "tricks", None),):
             check_packable(self.pack_seeds, self.grid.loss_names(), tricks)
         return self
+
+
+def search_cells(sweep: "SweepConfig") -> list[tuple[LossEntry, OptimizerEntry, str]]:
+    """The resolved (loss, optimizer) cells a search samples, each with where the grid gives it."""
+    g = sweep.grid
+    where = (lambda i, lo, op: f"grid.cells.{i} ({lo.name}/{op.name})") if g.cells is not None else \
+        (lambda i, lo, op: f"grid.loss {lo.name!r} x grid.optimizer {op.name!r}")  # noqa: E731
+    return [(lo, op, where(i, lo, op)) for i, (lo, op) in enumerate(g.pairs())]
 
 
 def _check_batch(sweep: "SweepConfig") -> None:

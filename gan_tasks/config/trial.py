@@ -12,6 +12,7 @@ from pydantic import model_validator
 from gan_tasks.config.entries import (ConfigError, DatasetEntry, LossEntry, ModelEntry, OptimizerEntry, TrainConfig,
                                       _Frozen, _resolve_kind)
 from gan_tasks.config.labels import cell_label, _value
+from gan_tasks.config.search import apply_setting, cell_spaces, sample
 from gan_tasks.config.sweep import SweepConfig
 from gan_tasks.data.datasets import dataset_spec
 from gan_tasks.methods.programs import DEFAULT_PROGRAM
@@ -30,6 +31,8 @@ class TrialConfig(_Frozen):
     train: TrainConfig
     tricks: Tricks = Tricks()
     program: str = DEFAULT_PROGRAM  # gan_tasks/methods/programs.py
+    # Index of the sampled setting of a search (gan_tasks/config/search.py) within its cell; None: no search.
+    setting: int | None = None
 
     @model_validator(mode="after")
     def _resolved(self) -> "TrialConfig":
@@ -43,7 +46,8 @@ class TrialConfig(_Frozen):
     @property
     def label(self) -> str:
         tricks = self.tricks.short  # only when on: trials without tricks keep their plain label
-        return f"{self.loss.name}/{self.optimizer.name}/{tricks + '/' if tricks else ''}seed{self.seed}"
+        setting = "" if self.setting is None else f"s{self.setting}/"
+        return f"{self.loss.name}/{self.optimizer.name}/{tricks + '/' if tricks else ''}{setting}seed{self.seed}"
 
     @property
     def batch_samples(self) -> int:
@@ -89,8 +93,9 @@ def trial_id(t: TrialConfig) -> str:
     # Default tricks are left out, so trials without tricks keep the ids they had before tricks existed.
     # The default program likewise: trials of configs without `program:` keep their ids.
     # Train options added later likewise, at their default (batch_unit also at pac 1, where it changes nothing).
-    skip: dict = {k: True for k, default in (("tricks", t.tricks == Tricks()), ("program", t.program == DEFAULT_PROGRAM))
-                  if default}
+    skip: dict = {k: True for k, default in (("tricks", t.tricks == Tricks()),
+                                             ("program", t.program == DEFAULT_PROGRAM),
+                                             ("setting", t.setting is None)) if default}
     later = {"update": t.train.update == "alternating", "batch_unit": t.train.batch_unit == "samples" or t.tricks.pac == 1}
     if any(later.values()):
         skip["train"] = {k for k, default in later.items() if default}
@@ -102,16 +107,61 @@ def trial_id(t: TrialConfig) -> str:
 
 
 def expand_grid(sweep: SweepConfig) -> list[TrialConfig]:
-    """Pure: (loss x optimizer, or the cells) x trick settings x seed, in YAML order."""
+    """Pure: (loss x optimizer, or the cells) x trick settings x seed, in YAML order; with a search, each
+    cell's sampled settings x its seeds instead (search_trials)."""
     g = sweep.grid
-    trials = [
+    trials = search_trials(sweep) if sweep.search is not None else [
         TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss,
                     optimizer=opt, seed=seed, train=sweep.train, tricks=tricks, program=sweep.program)
         for (loss, opt), tricks, seed in itertools.product(g.pairs(), g.tricks or (sweep.tricks,), g.seed)
     ]
+    _no_dupes(trials)
+    return trials
+
+
+def _no_dupes(trials: list[TrialConfig]) -> None:
     counts = collections.Counter(t.trial_id for t in trials)  # linear; the axes were checked one by one
     dupes = sorted(i for i, n in counts.items() if n > 1)
     if dupes:
         raise ConfigError(f"grid: {sum(counts.values()) - len(counts)} duplicate trials (same resolved config): "
                           f"{dupes[:5]}")
-    return trials
+
+
+def cell_key(loss: LossEntry, opt: OptimizerEntry, tricks: Tricks) -> str:
+    """What seeds a cell's sampler: its resolved entries and tricks, as sorted JSON."""
+    return json.dumps([loss.model_dump(mode="json"), opt.model_dump(mode="json"), tricks.model_dump(mode="json")],
+                      sort_keys=True, separators=(",", ":"))
+
+
+def search_settings(sweep: SweepConfig, budget: int | None = None) -> list[dict]:
+    """Every sampled setting of the search, cell by cell in grid order: {cell (label: 'loss/optimizer[/tricks]'),
+    loss, optimizer, tricks, setting (index), values ({name: value}), entries ((LossEntry, OptimizerEntry) with
+    the values in place)}."""
+    s, kind, out = sweep.search, dataset_spec(sweep.dataset).kind, []
+    cells = list(itertools.product(sweep.grid.pairs(), sweep.grid.tricks or (sweep.tricks,)))
+    names = [f"{lo.name}/{op.name}" + (f"/{tr.short}" if tr.short else "") for (lo, op), tr in cells]
+    for c, ((loss, opt), tricks) in enumerate(cells):
+        spaces = cell_spaces(s, loss, opt, kind, f"{loss.name}/{opt.name}")
+        cell = names[c] if names.count(names[c]) == 1 else f"{names[c]}#{c}"  # two adam entries stay apart
+        for i, values in enumerate(sample(s, spaces, cell_key(loss, opt, tricks), budget)):
+            out.append({"cell": cell, "loss": loss.name, "optimizer": opt.name, "tricks": tricks, "setting": i,
+                        "values": values, "entries": apply_setting(loss, opt, values, kind)})
+    return out
+
+
+def search_trials(sweep: SweepConfig, budget: int | None = None) -> list[TrialConfig]:
+    """Each sampled setting x grid.seed's first seeds_per_setting seeds."""
+    seeds = sweep.grid.seed[:sweep.search.seeds_per_setting]
+    return [setting_trial(sweep, st, seed) for st in search_settings(sweep, budget) for seed in seeds]
+
+
+def setting_trial(sweep: SweepConfig, st: dict, seed: int) -> TrialConfig:
+    loss, opt = st["entries"]
+    return TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss, optimizer=opt,
+                       seed=seed, train=sweep.train, tricks=st["tricks"], program=sweep.program, setting=st["setting"])
+
+
+def confirm_seeds(sweep: SweepConfig) -> list[int]:
+    """The confirm stage's seeds: new ones, after every seed of the grid (the search's picked the best)."""
+    first = max(sweep.grid.seed) + 1
+    return list(range(first, first + sweep.search.confirm_seeds))

@@ -9,7 +9,8 @@ DONE = ("completed", "stopped")
 TRIALS = pa.schema([
     ("sweep_id", pa.string()), ("trial_id", pa.string()), ("loss", pa.string()), ("optimizer", pa.string()),
     ("seed", pa.int64()), ("dataset", pa.string()), ("model", pa.string()),
-    ("status", pa.string()),  # running | completed | stopped | diverged | failed | interrupted
+    # running | paused (at an early_stop rung, decide: cohort) | completed | stopped | diverged | failed | interrupted
+    ("status", pa.string()),
     ("steps", pa.int64()),  # generator steps done
     ("wall_seconds", pa.float64()), ("started_at", _TS), ("finished_at", _TS),
     ("error", pa.string()),  # "" unless diverged/failed

@@ -29,8 +29,8 @@ from gan_tasks.evaluation.metrics import METRICS, mode_coverage, stacked_mnist_c
 from gan_tasks.methods.registry import Registry
 from gan_tasks.data.storage import Storage, evaluation_file
 from gan_tasks.data.userdata import open_split
-from gan_tasks.config.early_stop import go_on, rung_values
-from gan_tasks.training.trial import EarlyStopped, Trial
+from gan_tasks.config.early_stop import go_on, rung_scores, show
+from gan_tasks.training.trial import EarlyStopped, Paused, Trial
 
 
 @dataclass(frozen=True)
@@ -199,9 +199,12 @@ def on_eval(storage: Storage, sweep_id: str, ev: EvalConfig, es=None) -> Callabl
     def hook(trial: Trial) -> None:
         m = measure(trial, storage, ev, ev.eval_every_samples)
         write_evaluations(storage, sweep_id, trial.tid, rows(trial.cfg, sweep_id, trial.step, m), trial.step)
+        if es is not None and trial.step in es.rungs and es.decide == "cohort":
+            raise Paused(f"paused at step {trial.step}: its cohort's rung is decided by the flow")
         if es is not None and trial.step in es.rungs:
-            values = rung_values(storage, sweep_id, trial.step, es.metric)
+            values = rung_scores(storage, sweep_id, trial.step, es)
             if not go_on(values, trial.tid, es):
-                raise EarlyStopped(f"early_stop at step {trial.step}: {es.metric} {values.get(trial.tid):.4g} not "
+                what = es.metric if isinstance(es.metric, str) else f"mean rank over {', '.join(es.metric)} of"
+                raise EarlyStopped(f"early_stop at step {trial.step}: {what} {show(values.get(trial.tid))} not "
                                    f"in the best 1/{es.reduction_factor:g} of {len(values)} trials at this rung")
     return hook

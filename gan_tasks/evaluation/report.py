@@ -18,6 +18,7 @@ from gan_tasks.methods.programs import DEFAULT_PROGRAM, PROGRAMS  # noqa: E402
 from gan_tasks.config.published import Published  # noqa: E402
 from gan_tasks.evaluation.rankings import ALPHA, HIGHER_IS_BETTER, cell_frame, final_values, rank_cells  # noqa: E402
 from gan_tasks.evaluation.seeds import seed_results  # noqa: E402
+from gan_tasks.evaluation.search_report import search_html, write_search_tables  # noqa: E402
 from gan_tasks.data.storage import Storage, read_evaluations  # noqa: E402
 from gan_tasks.errors import UserError  # noqa: E402
 
@@ -289,6 +290,7 @@ def render_html(storage: Storage, sweep_id: str) -> str:
                  "note. Click a header to sort.</p>")
     parts.append(_rankings_html(ranks))
     parts.append(_published_html(storage, sweep_id))
+    parts.append(search_html(storage, sweep_id))
     parts.append("<h2>Generated samples</h2><div class='grid'>" + _samples_html(storage, sweep_id, frames, table)
                  + "</div>")
     if table.empty:
@@ -321,6 +323,7 @@ def rebuild(storage: Storage, sweep_id: str) -> tuple[dict[str, pd.DataFrame], p
     frames = load_frames(storage, sweep_id)
     ranks = rank_cells(frames["trials"], frames["evaluations"], sweep_id, *of_sweep(storage, sweep_id))
     write_rankings(storage, sweep_id, ranks)
+    write_search_tables(storage, sweep_id, frames)  # a search's budget curves and confirm rankings
     return frames, ranks, write_report(storage, sweep_id)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from gan_tasks.methods.params import Choice, Num, Seq, Spec, check_spec_params
+from gan_tasks.methods.params import Choice, Num, Seq, Space, Spec, check_spec_params
 from gan_tasks.methods.registry import KINDS, Registry, Ref, for_kind
 
 
@@ -74,13 +74,14 @@ class Loss:
 LOSSES: Registry[Loss] = Registry("loss", Loss, plugins=True)
 
 # Type and range of every loss parameter (gan_tasks/methods/params.py); an entry's schema is its keys' rows.
+# `search`: the range a search samples (docs/search.md); compare_gan's wide ranges (Lucic et al. 2018).
 LOSS_PARAMS: dict[str, Spec] = {
-    "d_steps": Num(int, 1, 100),  # D steps per G step: WGAN's 5; at 100 G barely trains
+    "d_steps": Num(int, 1, 100, search=Space("int", 1, 5)),  # D steps per G step: WGAN's 5; at 100 G barely trains
     "max_score": Num(float, 0, 80, lo_open=True),  # exp(score) overflows float32 above ~88
     # LSGAN targets: any finite labels; within +-1000 the squared errors stay far from float32's range.
     "a": Num(float, -1e3, 1e3), "b": Num(float, -1e3, 1e3), "c": Num(float, -1e3, 1e3),
-    "clip": Num(float, 0, 10, lo_open=True),  # WGAN clips weights to [-0.01, 0.01]; at 10 nothing is clipped
-    "gp_lambda": Num(float, 0, 1e4),  # penalty weight: 0 turns it off, 10 is the paper's, 1e4 drowns the loss
+    "clip": Num(float, 0, 10, lo_open=True, search=Space("log_uniform", 1e-3, 1e-1)),  # WGAN clips weights to [-0.01, 0.01]; at 10 nothing is clipped
+    "gp_lambda": Num(float, 0, 1e4, search=Space("log_uniform", 1e-1, 1e2)),  # penalty weight: 0 turns it off, 10 is the paper's, 1e4 drowns the loss
     "perturb": Num(float, 0, 10, lo_open=True),  # DRAGAN noise in std of the data: 0.5 the paper's
     "gamma": Num(float, 0, 1, lo_open=True),  # BEGAN diversity ratio E L(G(z)) / E L(x), in (0, 1]
     "lambda_k": Num(float, 0, 1, lo_open=True),  # BEGAN's k_t learning rate: 0.001; k_t itself lives in [0, 1]
@@ -167,6 +168,8 @@ class OptimizerSpec:
     by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"points": {"lr": ..., "betas": ...}}
     params: dict[str, Spec] = field(default_factory=dict)  # its own parameters' types, over OPTIMIZER_PARAMS
     doc: str = ""  # one line for `gansweep list` (a plugin's)
+    # Where a search samples the learning rate (both lr_g and lr_d, one value): compare_gan's range.
+    lr_search: Space | None = Space("log_uniform", 1e-5, 1e-2)
 
     def lr_for(self, kind: str) -> float:
         return self.by_kind.get(kind, {}).get("lr", self.lr)
@@ -193,7 +196,8 @@ OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer", OptimizerSpec, plugi
 # Type and range of every optimizer parameter (gan_tasks/methods/params.py); an entry's schema is its keys' rows.
 OPTIMIZER_PARAMS: dict[str, Spec] = {
     "momentum": Num(float, 0, 1, hi_open=True),  # a decay: at 1 the velocity never forgets
-    "betas": Seq(Num(float, 0, 1, hi_open=True), 2),  # Adam's decays (beta1, beta2), each in [0, 1)
+    # Adam's decays (beta1, beta2), each in [0, 1); a search samples beta1 (`betas.0`) as compare_gan does
+    "betas": Seq(Num(float, 0, 1, hi_open=True), 2, search=(Space("uniform", 0.0, 1.0), None)),
     "eps": Num(float, 0, 1, lo_open=True),  # the denominator's floor: 1e-8; above 1 it is the step size
 }
 

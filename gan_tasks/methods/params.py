@@ -26,6 +26,23 @@ def _show(v: Any) -> str:
     return s if len(s) <= 60 else s[:57] + "..."  # a 10 MB value is not echoed back
 
 
+SPACE_KINDS = ("log_uniform", "uniform", "int", "choice")
+
+
+@dataclass(frozen=True)
+class Space:
+    """Where a hyper-parameter search samples a parameter (gan_tasks/config/search.py): log_uniform / uniform /
+    int over [lo, hi], or choice among `values`. A registry entry declares one per parameter worth searching."""
+
+    kind: str  # one of SPACE_KINDS
+    lo: float | None = None
+    hi: float | None = None
+    values: tuple = ()
+
+    def describe(self) -> str:
+        return f"choice {list(self.values)}" if self.kind == "choice" else f"{self.kind} [{self.lo:g}, {self.hi:g}]"
+
+
 @dataclass(frozen=True)
 class Num:
     """An int or a float within [lo, hi]; lo_open / hi_open exclude the bound itself.
@@ -38,6 +55,7 @@ class Num:
     lo_open: bool = False
     hi_open: bool = False
     limit: str | None = None
+    search: Space | None = None  # the range a search samples by default; None: not searched unless asked
 
     def describe(self) -> str:
         fmt = (lambda x: f"{int(x):,}") if self.type is int else (lambda x: f"{x:g}")  # noqa: E731
@@ -64,6 +82,7 @@ class Num:
 @dataclass(frozen=True)
 class Choice:
     values: tuple[str, ...]
+    search: Space | None = None
 
     def describe(self) -> str:
         return f"one of {', '.join(self.values)}"
@@ -80,6 +99,9 @@ class Seq:
 
     item: Num | Choice
     n: int
+    # Per element, the range a search samples by default (Adam's beta1 alone: (Space(...), None)); element i
+    # is the search parameter `<name>.<i>`.
+    search: tuple[Space | None, ...] = ()
 
     def describe(self) -> str:
         return f"a list of {self.n} values, each {self.item.describe()}"
@@ -132,7 +154,15 @@ def check_spec_params(defaults: dict[str, Any], schema: dict[str, Spec | None]) 
 
 def describe_schema(schema: dict[str, Spec], defaults: dict[str, Any]) -> str:
     """'key: range (default d)' per parameter; `gansweep list` prints it."""
-    return "; ".join(f"{k} {s.describe()} (default {defaults.get(k)})" for k, s in schema.items())
+    return "; ".join(f"{k} {s.describe()} (default {defaults.get(k)}{_searched(s)})" for k, s in schema.items())
+
+
+def _searched(s: Spec) -> str:
+    """', search log_uniform [0.1, 100]': the range a search samples by default (docs/search.md), if any."""
+    if isinstance(s, Seq):
+        parts = [f"element {i} {sp.describe()}" for i, sp in enumerate(s.search) if sp is not None]
+        return f", search {'; '.join(parts)}" if parts else ""
+    return f", search {s.search.describe()}" if getattr(s, "search", None) else ""
 
 
 def _types(t: Any) -> set:

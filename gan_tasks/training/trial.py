@@ -27,6 +27,11 @@ from gan_tasks.training.rows import now, trial_row, write_trial_row
 log = logging.getLogger("gansweep.train")
 
 
+class Paused(RuntimeError):
+    """Raised by the evaluation hook at a rung of `early_stop: {decide: cohort}`: the trial checkpoints and
+    waits (status `paused`) until the flow has decided its cohort's rung (flows/run/rungs.py)."""
+
+
 class EarlyStopped(RuntimeError):
     """Raised by the evaluation hook at a rung where the trial is not among the best (early_stop)."""
 
@@ -211,6 +216,9 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
         status, err = "completed", ""
     except Diverged as e:
         status, err = "diverged", str(e)
+    except Paused as e:
+        status, err = "paused", str(e)
+        trial.checkpoint()  # resumed from here if its cohort lets it go on
     except EarlyStopped as e:
         status, err = "stopped", str(e)
         trial.checkpoint()  # its state at the rung is kept, like its rows: a look at it needs no re-run
