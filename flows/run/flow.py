@@ -7,6 +7,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.actors.pool import sweep_pool
 from flows.actors.session import ray_session
+from flows.guard.changed import check_code
 from flows.guard.lock import SweepLock, SweepLocked
 from flows.run.fan_in import compare_with_previous, evaluate_rest, report
 from flows.run.train import train_all
@@ -16,6 +17,7 @@ from gan_tasks.data.datasets import ensure_dataset
 from gan_tasks.data.userdata import read_manifest
 from gan_tasks.data.schema import DONE
 from gan_tasks.data.storage import Storage
+from gan_tasks.errors import UserError
 
 # torch, pandas, matplotlib and scipy are imported where they are used (trial rows written on a failure,
 # comparison, rankings, report), not with this module: the driver starts seconds sooner.
@@ -23,12 +25,14 @@ from gan_tasks.data.storage import Storage
 
 def _transient(task, run, state) -> bool:
     """Retry storage hiccups, not a refusal: a config that differs will differ again in 5 s."""
-    return not isinstance(state.result(raise_on_failure=False), ConfigError)
+    return not isinstance(state.result(raise_on_failure=False), UserError)
 
 
 @task(retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
-def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
-    """Write the sweep's config.yaml, or check that a re-run of this sweep id is the same sweep.
+def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str, trials: list[TrialConfig],
+            retrain_changed: bool = False) -> None:
+    """Write the sweep's config.yaml, or check that a re-run of this sweep id is the same sweep with
+    the same plugin code (else, with retrain_changed, move the trials of the old code aside).
 
     A stored config.yaml is kept as it is (the text that was run first), however it is spelt."""
     path = ("sweeps", sweep_id, "config.yaml")
@@ -36,6 +40,7 @@ def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
         if not same_trials(storage.read_bytes(*path), sweep):
             raise ConfigError(f"sweep {sweep_id} exists in {storage.url} with a different config; "
                               "choose another --sweep-id")
+        check_code(storage, sweep_id, trials, retrain_changed, get_run_logger().info)
     else:
         storage.write_bytes(dump_config(sweep).encode(), *path)
     if sweep.dataset.id:  # added with gansweep data add: its manifest must be there (read_manifest says why not)
@@ -47,8 +52,9 @@ def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
 @flow(name="gansweep", log_prints=True)
 def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_address: str | None = None,
                s3_endpoint_url: str | None = None, force: bool = False, fail_on_regression: bool = False,
-               actors: str | None = None):
-    """actors: the name of trial actors started already (`gansweep run`: flows/run/launch.py; WarmActors: flows/actors/warm.py),
+               actors: str | None = None, retrain_changed: bool = False):
+    """retrain_changed: trials of plugin code that changed since are retrained (flows/guard/changed.py).
+    actors: the name of trial actors started already (`gansweep run`: flows/run/launch.py; WarmActors: flows/actors/warm.py),
     borrowed, and left running at the end: whoever named them stops them."""
     sweep = parse_config(config)
     trials = expand_grid(sweep)
@@ -61,7 +67,7 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
         get_run_logger().error(str(e))
         return Failed(message=str(e), data=e)
     try:  # the lock is renewed while the sweep runs and released at its end, whatever happens
-        out = _run(sweep, trials, storage, sweep_id, ray_address, force, actors)
+        out = _run(sweep, trials, storage, sweep_id, ray_address, force, actors, retrain_changed)
         out.update(compare_with_previous(storage, sweep.name, sweep_id))
     finally:
         lock.release()
@@ -75,7 +81,7 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
 
 
 def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, ray_address: str | None,
-         force: bool, actors: str | None = None) -> dict:
+         force: bool, actors: str | None = None, retrain_changed: bool = False) -> dict:
     with ray_session(ray_address):
         pool = sweep_pool(sweep.resources, len(trials), actors)
         # Threads only wait on Ray actors; the pool bounds how many train at once. Two per slot: the
@@ -83,7 +89,7 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
         # the API server (SQLite on the same cores) is not asked for 64 task runs at once.
         runner = ThreadPoolTaskRunner(max_workers=min(2 * len(pool.actors) + 2, len(trials)))
         with pool, runner:
-            prepare(sweep, storage, sweep_id)
+            prepare(sweep, storage, sweep_id, trials, retrain_changed or force)
             results = train_all(sweep, trials, storage, sweep_id, pool, force)
             results = evaluate_rest(sweep, trials, results, storage, sweep_id, pool)
         out = report(storage, sweep_id)

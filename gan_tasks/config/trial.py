@@ -12,6 +12,7 @@ from pydantic import model_validator
 from gan_tasks.config.entries import (ConfigError, DatasetEntry, LossEntry, ModelEntry, OptimizerEntry, TrainConfig,
                                       _Frozen, _resolve_kind)
 from gan_tasks.config.labels import cell_label, _value
+from gan_tasks.config.plugins import PluginCode, sweep_plugins, trial_plugins
 from gan_tasks.config.sweep import SweepConfig
 from gan_tasks.data.datasets import dataset_spec
 from gan_tasks.methods.programs import DEFAULT_PROGRAM
@@ -30,6 +31,9 @@ class TrialConfig(_Frozen):
     train: TrainConfig
     tricks: Tricks = Tricks()
     program: str = DEFAULT_PROGRAM  # gan_tasks/methods/programs.py
+    # The plugin entries it uses, each with its distribution, version and code hash (config/plugins.py):
+    # changed plugin code is another trial. Empty for built-ins only.
+    plugins: tuple[PluginCode, ...] = ()
 
     @model_validator(mode="after")
     def _resolved(self) -> "TrialConfig":
@@ -87,10 +91,10 @@ def resolved_common(sweep: SweepConfig) -> dict[str, str]:
 def trial_id(t: TrialConfig) -> str:
     # sort_keys: the id must not depend on the order keys appear in the YAML
     # Default tricks are left out, so trials without tricks keep the ids they had before tricks existed.
-    # The default program likewise: trials of configs without `program:` keep their ids.
+    # The default program likewise: trials of configs without `program:` keep their ids; and no plugins.
     # Train options added later likewise, at their default (batch_unit also at pac 1, where it changes nothing).
-    skip: dict = {k: True for k, default in (("tricks", t.tricks == Tricks()), ("program", t.program == DEFAULT_PROGRAM))
-                  if default}
+    skip: dict = {k: True for k, default in (("tricks", t.tricks == Tricks()), ("program", t.program == DEFAULT_PROGRAM),
+                                             ("plugins", not t.plugins)) if default}
     later = {"update": t.train.update == "alternating", "batch_unit": t.train.batch_unit == "samples" or t.tricks.pac == 1}
     if any(later.values()):
         skip["train"] = {k for k, default in later.items() if default}
@@ -102,11 +106,13 @@ def trial_id(t: TrialConfig) -> str:
 
 
 def expand_grid(sweep: SweepConfig) -> list[TrialConfig]:
-    """Pure: (loss x optimizer, or the cells) x trick settings x seed, in YAML order."""
-    g = sweep.grid
+    """(loss x optimizer, or the cells) x trick settings x seed, in YAML order; each trial with the
+    plugin code it uses (its package's files read and hashed, once per package)."""
+    g, codes = sweep.grid, sweep_plugins(sweep)
     trials = [
         TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss,
-                    optimizer=opt, seed=seed, train=sweep.train, tricks=tricks, program=sweep.program)
+                    optimizer=opt, seed=seed, train=sweep.train, tricks=tricks, program=sweep.program,
+                    plugins=trial_plugins(codes, loss.name, opt.name))
         for (loss, opt), tricks, seed in itertools.product(g.pairs(), g.tricks or (sweep.tricks,), g.seed)
     ]
     counts = collections.Counter(t.trial_id for t in trials)  # linear; the axes were checked one by one
