@@ -31,12 +31,9 @@ def gansweep(*args: str, paths: tuple[Path, ...] = (), cwd: Path = ROOT, timeout
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory) -> Path:
-    """examples/gansweep-example installed by pip into a throwaway target folder."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(EXAMPLE)], check=True, capture_output=True, timeout=300)
-    return target
+def example(example_site) -> Path:
+    """examples/gansweep-example installed by pip into a throwaway target folder (tests/conftest.py)."""
+    return example_site
 
 
 def _dist(root: Path, name: str, version: str, entry_points: str, modules: dict[str, str]) -> Path:

@@ -7,6 +7,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.actors.pool import sweep_pool
 from flows.actors.session import ray_session
+from flows.actors.shipping import check_nodes, runtime_env
 from flows.guard.changed import check_code
 from flows.guard.lock import SweepLock, SweepLocked
 from flows.run.fan_in import compare_with_previous, evaluate_rest, report
@@ -52,8 +53,9 @@ def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str, trials: list[Tr
 @flow(name="gansweep", log_prints=True)
 def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_address: str | None = None,
                s3_endpoint_url: str | None = None, force: bool = False, fail_on_regression: bool = False,
-               actors: str | None = None, retrain_changed: bool = False):
-    """retrain_changed: trials of plugin code that changed since are retrained (flows/guard/changed.py).
+               actors: str | None = None, retrain_changed: bool = False, ship_plugins: bool = True):
+    """ship_plugins: on a cluster, the plugins' code goes with the run (flows/actors/shipping.py).
+    retrain_changed: trials of plugin code that changed since are retrained (flows/guard/changed.py).
     actors: the name of trial actors started already (`gansweep run`: flows/run/launch.py; WarmActors: flows/actors/warm.py),
     borrowed, and left running at the end: whoever named them stops them."""
     sweep = parse_config(config)
@@ -67,7 +69,7 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
         get_run_logger().error(str(e))
         return Failed(message=str(e), data=e)
     try:  # the lock is renewed while the sweep runs and released at its end, whatever happens
-        out = _run(sweep, trials, storage, sweep_id, ray_address, force, actors, retrain_changed)
+        out = _run(sweep, trials, storage, sweep_id, ray_address, force, actors, retrain_changed, ship_plugins)
         out.update(compare_with_previous(storage, sweep.name, sweep_id))
     finally:
         lock.release()
@@ -81,8 +83,11 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
 
 
 def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, ray_address: str | None,
-         force: bool, actors: str | None = None, retrain_changed: bool = False) -> dict:
-    with ray_session(ray_address):
+         force: bool, actors: str | None = None, retrain_changed: bool = False, ship_plugins: bool = True) -> dict:
+    env = runtime_env(trials, sweep.pip, sweep.limits.shipped_bytes, ship_plugins) if ray_address else None
+    with ray_session(ray_address, runtime_env=env) as joined:
+        if joined and ray_address:  # not joined by `gansweep run` (which checked): the nodes checked here
+            check_nodes(trials)
         pool = sweep_pool(sweep.resources, len(trials), actors)
         # Threads only wait on Ray actors; the pool bounds how many train at once. Two per slot: the
         # next trial's task run is created and waiting while the slot's current trial trains, and

@@ -45,6 +45,17 @@ def check_pin(i: int, pin: Any) -> str:
     return pin
 
 
+def check_requirement(i: int, req: Any) -> str:
+    """One `pip:` entry: a requirement pip can install on the workers (not checked against this environment)."""
+    try:
+        if isinstance(req, str):
+            Requirement(req)
+            return req
+    except InvalidRequirement as e:
+        raise FieldError(str(i), f"{req!r} is not a requirement like 'scikit-learn>=1.4': {e}") from None
+    raise FieldError(str(i), f"expected a requirement like 'scikit-learn>=1.4', got {req!r}")
+
+
 def check_metrics(metrics: tuple, kind: str) -> None:
     """evaluation.metrics against the dataset's kind of data; their outputs join the ranked metrics
     (early_stop.DIRECTIONS, the one table of directions) unless one would change a direction there."""
