@@ -32,7 +32,7 @@ def check_pin(i: int, pin: Any) -> str:
     try:
         req = Requirement(pin) if isinstance(pin, str) else None
     except InvalidRequirement as e:
-        raise FieldError(where, f"{pin!r} is not a requirement like 'my-gan-lib>=0.2': {e}") from None
+        raise FieldError(where, f"{pin!r} is not a requirement like 'my-gan-lib>=0.2': {str(e).splitlines()[0]}") from None
     if req is None:
         raise FieldError(where, f"expected a requirement like 'my-gan-lib>=0.2', got {pin!r}")
     try:
@@ -52,7 +52,7 @@ def check_requirement(i: int, req: Any) -> str:
             Requirement(req)
             return req
     except InvalidRequirement as e:
-        raise FieldError(str(i), f"{req!r} is not a requirement like 'scikit-learn>=1.4': {e}") from None
+        raise FieldError(str(i), f"{req!r} is not a requirement like 'scikit-learn>=1.4': {str(e).splitlines()[0]}") from None
     raise FieldError(str(i), f"expected a requirement like 'scikit-learn>=1.4', got {req!r}")
 
 
