@@ -22,7 +22,7 @@ from gan_tasks.methods.catalog import Loss
 from gan_tasks.methods.plugins import Provider
 from gan_tasks.methods.registry import Registry
 from gan_tasks.training.rows import trial_row, write_trial_row
-from tests.test_plugins import QUICKSTART, _dist, _error, gansweep
+from tests.test_plugins import QUICKSTART, ROOT, _dist, _error, gansweep
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 
@@ -140,3 +140,26 @@ def test_the_pip_list_takes_requirements(tmp_path):
     assert _error(gansweep("validate", str(QUICKSTART), "--set", "pip=['scikit-learn>=1.4', 'not a req!']"))\
         .startswith("pip.1: 'not a req!' is not a requirement like 'scikit-learn>=1.4'")
     assert gansweep("validate", str(QUICKSTART), "--set", "pip=['scikit-learn>=1.4']").returncode == 0
+
+
+def test_feature_extractors_are_discovered_like_the_other_kinds(tmp_path):
+    spec = ("from gan_tasks.plugin_api import FeatureExtractor, Ref\n"
+            "TINY = FeatureExtractor(build=Ref('feat_nets:TinyFeatures'), dim=64, doc='64 random projections')\n"
+            "NO_DIM = FeatureExtractor(build=Ref('feat_nets:TinyFeatures'))\n")
+    site = _dist(tmp_path / "site", "feat-lib", "1.2", "[gansweep.feature_extractors]\ntiny-feat = feat_specs:TINY\n"
+                 "no-dim = feat_specs:NO_DIM\n", {"feat_specs": spec})
+    r = gansweep("list", "feature-extractors", paths=(site,))
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"│ (\S+)\s+│ ([^│]*)│ ([^│]*)", r.stdout)}
+    assert rows["tiny-feat"].startswith("plugin feat-lib 1.2: 64 random projections")
+    assert "64-d features (feat_nets:TinyFeatures)" in r.stdout
+    assert "BROKEN (feat-lib 1.2): plugin 'no-dim' of feat-lib 1.2 (entry point feat_specs:NO_DIM) is an invalid " \
+           "spec: dim 0: expected the feature dimension, a positive integer" in r.stdout
+    assert " inception-v3 " in r.stdout and " classifier " in r.stdout
+    mnist = ROOT / "configs" / "mnist-dcgan-wgan.yaml"
+    r = gansweep("validate", str(mnist), "--set", "evaluation.feature_extractor=tiny-feat", paths=(site,))
+    assert r.returncode == 0, r.stdout + r.stderr  # no weights file asked of a plugin's extractor
+    assert re.search(r"plugin feature extractor tiny-feat: feat-lib 1\.2, code sha256 [0-9a-f]{16}", r.stdout), r.stdout
+    line = _error(gansweep("validate", str(mnist), "--set", "evaluation.feature_extractor=nope", paths=(site,)))
+    assert line.startswith("evaluation") and "unknown feature extractor 'nope'" in line
+    assert line.endswith("; plugins: no-dim (feat-lib 1.2), tiny-feat (feat-lib 1.2)")

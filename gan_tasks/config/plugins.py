@@ -16,14 +16,14 @@ from gan_tasks.config import scores
 from gan_tasks.config.early_stop import DIRECTIONS
 from gan_tasks.config.entries import _Frozen
 from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS
-from gan_tasks.methods.metric_specs import METRICS
+from gan_tasks.methods.metric_specs import EXTRACTORS, METRICS
 from gan_tasks.methods.params import FieldError
 from gan_tasks.methods.plugins import GROUPS, Provider
 from gan_tasks.methods.programs import PROGRAMS
 from gan_tasks.methods.registry import Registry
 
 REGISTRIES: dict[str, Registry] = {"program": PROGRAMS, "model": MODELS, "loss": LOSSES, "optimizer": OPTIMIZERS,
-                                   "metric": METRICS}
+                                   "metric": METRICS, "feature extractor": EXTRACTORS}
 
 
 def check_pin(i: int, pin: Any) -> str:
@@ -78,6 +78,8 @@ def used_plugins(sweep: Any) -> list[tuple[str, str, Provider]]:
     used += [("loss", LOSSES, loss.name) for loss, _ in sweep.grid.pairs()]
     used += [("optimizer", OPTIMIZERS, opt.name) for _, opt in sweep.grid.pairs()]
     used += [("metric", METRICS, m.name) for m in sweep.evaluation.metrics]
+    if sweep.evaluation.feature_extractor:
+        used.append(("feature extractor", EXTRACTORS, sweep.evaluation.feature_extractor))
     out, seen = [], set()
     for kind, reg, name in used:
         provider = reg.provider(name)
@@ -90,7 +92,7 @@ def used_plugins(sweep: Any) -> list[tuple[str, str, Provider]]:
 class PluginCode(_Frozen):
     """One plugin entry a trial uses, as the driver resolved it: part of the trial's id and row."""
 
-    kind: str  # loss | model | optimizer | program | metric
+    kind: str  # loss | model | optimizer | program | metric | feature extractor
     name: str  # the registered name
     dist: str  # the distribution that provides it, and its version
     version: str
@@ -119,10 +121,11 @@ def sweep_plugins(sweep: Any) -> dict[tuple[str, str], PluginCode]:
 
 
 def trial_plugins(codes: dict[tuple[str, str], PluginCode], loss: str, optimizer: str) -> tuple[PluginCode, ...]:
-    """The entries of one trial: the sweep's program, model and metrics, and its own loss and optimizer."""
+    """The entries of one trial: the sweep's program, model, metrics and feature extractor, and its own
+    loss and optimizer."""
     own = {("loss", loss), ("optimizer", optimizer)}
     return tuple(c for (kind, name), c in sorted(codes.items())
-                 if kind in ("program", "model", "metric") or (kind, name) in own)
+                 if kind in ("program", "model", "metric", "feature extractor") or (kind, name) in own)
 
 
 def adopt(codes: tuple[PluginCode, ...]) -> None:
