@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
-import yaml
 
 from flows.actors.shipping import ShippingRefused, check_size, code_key
 from flows.guard.changed import CodeChanged, check_code
