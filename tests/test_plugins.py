@@ -76,7 +76,8 @@ def _error(r: subprocess.CompletedProcess) -> str:
 
 # --- discovery and listing -------------------------------------------------------------------------
 def test_list_shows_the_example_entries_with_distribution_and_version(example):
-    for what, name in (("losses", "rpgan-r1"), ("models", "deep-mlp"), ("metrics", "energy-distance")):
+    for what, name in (("losses", "rpgan-r1"), ("models", "deep-mlp"), ("metrics", "energy-distance"),
+                       ("programs", "lookahead-gan")):
         r = gansweep("list", what, paths=(example,))
         assert r.returncode == 0, r.stderr
         row = next(line for line in r.stdout.splitlines() if f" {name} " in line)
