@@ -74,13 +74,17 @@ def launch(sweep: SweepConfig, storage: Storage, sweep_id: str | None = None, ra
                 "not_completed": 0}
     sid = sweep_id or default_sweep_id(sweep.name)
     SweepLock(storage, sid).check()  # a live run holds this id: say so before Prefect, Ray, torch load
-    check_code(storage, sid, trials, retrain_changed or force, say)  # plugin code changed since: refused
+    retrain = retrain_changed or force
+    if not retrain:  # plugin code changed since the stored trials ran: refused now
+        check_code(storage, sid, trials, False, say)
+    env = runtime_env(trials, sweep.pip, sweep.limits.shipped_bytes, ship_plugins) if ray_address else None
     if ray_address:  # join now: the flow uses this connection; a request no node can hold fails here
-        env = runtime_env(trials, sweep.pip, sweep.limits.shipped_bytes, ship_plugins)  # too large: refused here
         join_cluster(ray_address, env)
         wait_for_cluster_resources(sweep.resources, ray_address, wait_for_resources, say)
         if check_nodes(trials):  # a node that cannot import a plugin module: refused before any trial
             say(f"plugin code imports on every node ({len(env['py_modules']) - 2} package(s) shipped)")
+    if retrain:  # every check passed: the trials of the old code are moved aside, their cells retrain
+        check_code(storage, sid, trials, True, say)
     # kill -9 of an earlier run left its Ray and Prefect server running: stop them; this run's own
     # processes (started from here on, the Prefect API first) carry its name
     interrupt.clean_orphans(say)
