@@ -30,7 +30,7 @@ def _transient(task, run, state) -> bool:
 
 
 @task(retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
-def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str, trials: list[TrialConfig],
+def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str, trials: list[TrialConfig] | None = None,
             retrain_changed: bool = False) -> None:
     """Write the sweep's config.yaml, or check that a re-run of this sweep id is the same sweep with
     the same plugin code (else, with retrain_changed, move the trials of the old code aside).
@@ -41,7 +41,8 @@ def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str, trials: list[Tr
         if not same_trials(storage.read_bytes(*path), sweep):
             raise ConfigError(f"sweep {sweep_id} exists in {storage.url} with a different config; "
                               "choose another --sweep-id")
-        check_code(storage, sweep_id, trials, retrain_changed, get_run_logger().info)
+        check_code(storage, sweep_id, trials or expand_grid(sweep), retrain_changed,
+                   lambda msg: get_run_logger().info(msg))
     else:
         storage.write_bytes(dump_config(sweep).encode(), *path)
     if sweep.dataset.id:  # added with gansweep data add: its manifest must be there (read_manifest says why not)
