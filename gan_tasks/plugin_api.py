@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS, Loss, ModelSpec, OptimizerSpec
-from gan_tasks.methods.metric_specs import METRICS, MetricSpec
+from gan_tasks.methods.metric_specs import EXTRACTORS, METRICS, ExtractorSpec, MetricSpec
 from gan_tasks.methods.params import Choice, Num, Seq, Space
 from gan_tasks.methods.plugins import GROUPS, PluginError, Provider
 from gan_tasks.methods.programs import PROGRAMS, ProgramSpec
@@ -30,12 +30,13 @@ from gan_tasks.methods.registry import Ref, Registry
 API_VERSION = 1
 
 # The spec classes under the names a plugin uses.
-Model, Optimizer, Program, Metric = ModelSpec, OptimizerSpec, ProgramSpec, MetricSpec
+Model, Optimizer, Program, Metric, FeatureExtractor = ModelSpec, OptimizerSpec, ProgramSpec, MetricSpec, ExtractorSpec
 
 # Registry by kind, and by the plural `gansweep list` takes.
 REGISTRIES: dict[str, Registry] = {"loss": LOSSES, "model": MODELS, "optimizer": OPTIMIZERS, "program": PROGRAMS,
-                                   "metric": METRICS}
-PLURALS = {"losses": "loss", "models": "model", "optimizers": "optimizer", "programs": "program", "metrics": "metric"}
+                                   "metric": METRICS, "feature extractor": EXTRACTORS}
+PLURALS = {"losses": "loss", "models": "model", "optimizers": "optimizer", "programs": "program", "metrics": "metric",
+           "feature-extractors": "feature extractor"}
 
 
 def register(kind: str, name: str, spec: Any, doc: str = "") -> None:
@@ -46,4 +47,5 @@ def register(kind: str, name: str, spec: Any, doc: str = "") -> None:
 
 
 __all__ = ["API_VERSION", "GROUPS", "REGISTRIES", "PLURALS", "Loss", "Model", "Optimizer", "Program", "Metric",
+           "FeatureExtractor",
            "Num", "Choice", "Seq", "Space", "Ref", "PluginError", "Provider", "register"]

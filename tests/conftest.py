@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DATA = SHARED / "data"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gansweep-example"
 
 
 def free_port() -> int:
@@ -26,6 +29,15 @@ def _isolated_env(tmp_path_factory):
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ["GANSWEEP_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     yield
+
+
+@pytest.fixture(scope="session")
+def example_site(tmp_path_factory) -> Path:
+    """examples/gansweep-example installed by pip into a throwaway target folder (put it on PYTHONPATH)."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(EXAMPLE)], check=True, capture_output=True, timeout=300)
+    return target
 
 
 @pytest.fixture(scope="session")

@@ -31,12 +31,9 @@ def gansweep(*args: str, paths: tuple[Path, ...] = (), cwd: Path = ROOT, timeout
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory) -> Path:
-    """examples/gansweep-example installed by pip into a throwaway target folder."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(EXAMPLE)], check=True, capture_output=True, timeout=300)
-    return target
+def example(example_site) -> Path:
+    """examples/gansweep-example installed by pip into a throwaway target folder (tests/conftest.py)."""
+    return example_site
 
 
 def _dist(root: Path, name: str, version: str, entry_points: str, modules: dict[str, str]) -> Path:
@@ -79,7 +76,8 @@ def _error(r: subprocess.CompletedProcess) -> str:
 
 # --- discovery and listing -------------------------------------------------------------------------
 def test_list_shows_the_example_entries_with_distribution_and_version(example):
-    for what, name in (("losses", "rpgan-r1"), ("models", "deep-mlp"), ("metrics", "energy-distance")):
+    for what, name in (("losses", "rpgan-r1"), ("models", "deep-mlp"), ("metrics", "energy-distance"),
+                       ("programs", "lookahead-gan")):
         r = gansweep("list", what, paths=(example,))
         assert r.returncode == 0, r.stderr
         row = next(line for line in r.stdout.splitlines() if f" {name} " in line)

@@ -30,31 +30,33 @@ def connect_ray(address: str, **kwargs) -> None:
         ray.init(address=address, **kwargs)
 
 
-def join_cluster(address: str) -> None:
-    """Connect this process to an existing cluster as the sweep's driver."""
+def join_cluster(address: str, runtime_env: dict | None = None) -> None:
+    """Connect this process to an existing cluster as the sweep's driver. runtime_env: the job's code
+    (flows/actors/shipping.py: this checkout and the sweep's plugins); by default this checkout's."""
     import flows
     import gan_tasks
 
     # Ship this checkout's code with the job: workers need the dependencies, not our package.
-    connect_ray(address, log_to_driver=True, runtime_env={"py_modules": [gan_tasks, flows]})
+    connect_ray(address, log_to_driver=True, runtime_env=runtime_env or {"py_modules": [gan_tasks, flows]})
 
 
-def ensure_ray(address: str | None, log_to_driver: bool = True) -> bool:
+def ensure_ray(address: str | None, log_to_driver: bool = True, runtime_env: dict | None = None) -> bool:
     """Connect to a cluster or start a local Ray; True if we started it (and so must stop it)."""
     if ray.is_initialized():
         return False
     if address:
-        join_cluster(address)
+        join_cluster(address, runtime_env)
     else:
         start_local_ray(log_to_driver=log_to_driver)  # this run's own Ray: loopback only, dashboard off
     return True
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None = None, log_to_driver: bool = True) -> Iterator[bool]:
-    """A Ray for the duration of `with`: the one running, else a cluster joined or a local one started,
-    and then stopped at the end. Yields whether it was started here."""
-    started = ensure_ray(address, log_to_driver)
+def ray_session(address: str | None = None, log_to_driver: bool = True,
+                runtime_env: dict | None = None) -> Iterator[bool]:
+    """A Ray for the duration of `with`: the one running, else a cluster joined (with runtime_env) or a
+    local one started, and then stopped at the end. Yields whether it was started here."""
+    started = ensure_ray(address, log_to_driver, runtime_env)
     try:
         yield started
     finally:

@@ -8,6 +8,14 @@ import threading
 import ray
 
 
+def _adopt(*cfgs) -> None:
+    """The plugin entries these trials use, registered where only their code was shipped (a cluster node)."""
+    from gan_tasks.config.plugins import adopt
+
+    for c in cfgs:
+        adopt(c.plugins)
+
+
 def _device() -> str:
     import torch
 
@@ -52,6 +60,7 @@ class TrialActor:
         from gan_tasks.training.trial import run_trial
 
         self.progress_ = (0, 0, 0.0)  # a pooled actor must not report its previous trial's progress
+        _adopt(cfg)
         node = ray.get_runtime_context().get_node_id()
         hook = None
         if ev is not None and ev.eval_every:  # quality-over-steps rows in eval_every/
@@ -73,12 +82,14 @@ class TrialActor:
         from gan_tasks.training.packing import run_packed
 
         self.progress_ = (0, 0, 0.0)
+        _adopt(*cfgs)
         node = ray.get_runtime_context().get_node_id()
         return run_packed(cfgs, storage, sweep_id, _device(), self._on_progress, node)
 
     def evaluate(self, cfg, storage, sweep_id: str, ev) -> list[dict]:
         from gan_tasks.evaluation.evaluate import evaluate_trial
 
+        _adopt(cfg)
         return evaluate_trial(cfg, storage, sweep_id, ev, _device())
 
 

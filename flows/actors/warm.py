@@ -5,6 +5,7 @@ from __future__ import annotations
 import ray
 
 from flows.actors.pool import ActorPool, sweep_pool
+from flows.actors.shipping import code_key
 
 
 class WarmActors:
@@ -18,8 +19,9 @@ class WarmActors:
             for cfg in configs:
                 sweep_flow(cfg, storage_url, actors=warm.for_sweep(cfg))
 
-    One sweep at a time: a sweep borrows every actor of its resource shape. Actors of a shape the next
-    sweep does not ask for are stopped before its own start, so they never hold the CPUs/GPUs it needs.
+    One sweep at a time: a sweep borrows every actor of its resource shape and plugin code. Actors of a
+    shape the next sweep does not ask for are stopped before its own start, so they never hold the
+    CPUs/GPUs it needs; so are actors that imported other plugin code (an actor keeps a module it imported).
     Leaving `with` stops them all. A sweep that starts its own Ray (none running) stops it at its end,
     actors included: hence the check in for_sweep."""
 
@@ -27,7 +29,7 @@ class WarmActors:
         import uuid
 
         self.prefix = f"gansweep-warm-{uuid.uuid4().hex[:12]}"
-        self._pools: dict[tuple[float, float], ActorPool] = {}
+        self._pools: dict[tuple[float, float, str], ActorPool] = {}
 
     def for_sweep(self, config) -> str:
         """The `actors` name to pass to sweep_flow for this sweep (a dict as sweep_flow takes, or a
@@ -38,12 +40,12 @@ class WarmActors:
         if not ray.is_initialized():
             raise RuntimeError("WarmActors needs a Ray that outlives the sweeps: call ray.init() (or "
                                "flows.actors.session.start_local_ray()) before for_sweep")
-        res = sweep.resources
-        shape = (res.gpus_per_trial, res.cpus_per_trial)
+        res, trials = sweep.resources, expand_grid(sweep)
+        shape = (res.gpus_per_trial, res.cpus_per_trial, code_key(trials))
         for other in [s for s in self._pools if s != shape]:
             self._pools.pop(other).shutdown()
-        name = f"{self.prefix}-g{shape[0]:g}-c{shape[1]:g}"
-        pool = sweep_pool(res, len(expand_grid(sweep)), name)  # existing actors of that name taken over
+        name = f"{self.prefix}-g{shape[0]:g}-c{shape[1]:g}" + (f"-p{shape[2]}" if shape[2] else "")
+        pool = sweep_pool(res, len(trials), name)  # existing actors of that name taken over
         if shape not in self._pools or len(pool.actors) > len(self._pools[shape].actors):
             self._pools[shape] = pool  # these handles keep the actors alive (Ray stops unreferenced ones)
         return name

@@ -8,8 +8,9 @@ from flows.cli.common import console
 from gan_tasks.errors import UserError
 
 
-def list_(what: str = typer.Argument(..., help="programs | losses | optimizers | models | datasets | metrics | tricks | "
-                                                  "train | evaluation | resources | limits")) -> None:
+def list_(what: str = typer.Argument(..., help="programs | losses | optimizers | models | datasets | metrics | "
+                                                  "feature-extractors | tricks | train | evaluation | resources | "
+                                                  "limits")) -> None:
     """List registered names with a one-line description and each parameter's type, range and default."""
     from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS
     from gan_tasks.methods.trick_settings import Tricks
@@ -23,8 +24,11 @@ def list_(what: str = typer.Argument(..., help="programs | losses | optimizers |
                   "datasets": DATASETS}
     sections = {"tricks": Tricks, "train": TrainConfig, "evaluation": EvalConfig, "resources": Resources,
                 "limits": Limits}
-    if what not in [*registries, "metrics", *sections]:
-        raise UserError(f"cannot list {what!r}; valid: {', '.join([*registries, 'metrics', *sections])}")
+    from gan_tasks.methods.metric_specs import EXTRACTORS
+
+    special = {"metrics", "feature-extractors"}
+    if what not in [*registries, *special, *sections]:
+        raise UserError(f"cannot list {what!r}; valid: {', '.join([*registries, *sorted(special), *sections])}")
     if what == "metrics":
         from gan_tasks.methods.metric_specs import METRICS
 
@@ -33,13 +37,15 @@ def list_(what: str = typer.Argument(..., help="programs | losses | optimizers |
     elif what in sections:  # the sections of a sweep file: each field's type, bounds and default
         rows = [(n, f"{f.description or ''} (default {f.default})".lstrip(), describe_field(f))
                 for n, f in sections[what].model_fields.items()]
+    elif what == "feature-extractors":
+        rows = [(n, d, EXTRACTORS.get(n).summary) for n, d in EXTRACTORS.describe().items()] + _plugin_rows(EXTRACTORS)
     elif what == "programs":
         rows = [(n, d, PROGRAMS.get(n).summary) for n, d in PROGRAMS.describe().items()] + _plugin_rows(PROGRAMS)
     else:
         reg = registries[what]
         rows = [(n, d, describe_schema(reg.get(n).schema, _defaults(reg.get(n)))) for n, d in reg.describe().items()]
         rows += _plugin_rows(reg) if reg.group else []
-    third = {"programs": "metrics; combinations"}.get(what, "type, range" if what in sections else
+    third = {"programs": "metrics; combinations", "feature-extractors": "features"}.get(what, "type, range" if what in sections else
                                                     "parameters: type, range (default)")
     table = Table("name", "description", third,
                   show_lines=True)

@@ -38,18 +38,26 @@ def compare(sweep_a: str, sweep_b: str, storage: StorageOpt = DEFAULT_STORAGE,
             s3_endpoint_url: EndpointOpt = None) -> None:
     """Per (loss, optimizer, metric): the change from SWEEP_A to SWEEP_B, one-sided test in the metric's worse
     direction with Benjamini-Hochberg over all rows; missing cells and more failed seeds are regressions."""
-    from gan_tasks.evaluation.compare import compare as compare_sweeps, detectable, regressions
+    from gan_tasks.evaluation.compare import code_changes, compare as compare_sweeps, detectable, regressions
 
     st = storage_at(storage, s3_endpoint_url, sweep_a, sweep_b)
     cmp = compare_sweeps(st, sweep_a, sweep_b)
+    code = code_changes(st, sweep_a, sweep_b)
+    changed = {(r.loss, r.optimizer) for r in code.itertuples() if r.changed}
 
     def num(v: float, fmt: str) -> str:
         return "-" if v != v else format(v, fmt)
 
     aligned(("loss", "optimizer", "metric", "A", "B", "delta", "p", "p_adj", ""),
             [(r.loss, r.optimizer, r.metric, num(r.mean_a, ".4g"), num(r.mean_b, ".4g"), num(r.delta, "+.4g"),
-              num(r.p_value, ".2g"), num(r.p_adj, ".2g"), ("REGRESSION " if r.flagged else "") + r.note)
+              num(r.p_value, ".2g"), num(r.p_adj, ".2g"), ("REGRESSION " if r.flagged else "") + r.note
+              + (" CODE CHANGED" if (r.loss, r.optimizer) in changed else ""))
              for r in cmp.itertuples()])
+    if len(code):
+        say("plugin code per cell (distribution version code hash):")
+        aligned(("loss", "optimizer", f"A {sweep_a}", f"B {sweep_b}", ""),
+                [(r.loss, r.optimizer, _code(r.code_a), _code(r.code_b), "CODE CHANGED" if r.changed else "")
+                 for r in code.itertuples()])
     det = detectable(cmp)
     if len(det):
         say(f"smallest worsening the seeds detect (80 % power, one-sided at level {det.level.iloc[0]:.2g} = "
@@ -60,6 +68,10 @@ def compare(sweep_a: str, sweep_b: str, storage: StorageOpt = DEFAULT_STORAGE,
                  for r in det.itertuples()])
     say(f"{len(regressions(cmp))} regression(s) (Benjamini-Hochberg over the night's tests; a cell "
         "missing tonight or with more failed seeds counts)")
+
+
+def _code(code: object) -> str:
+    return (code or "built-in") if isinstance(code, str) else "-"
 
 
 def best_cells(st, sid: str, top: int = 5) -> None:

@@ -70,6 +70,12 @@ def run(config: str, storage: StorageOpt = DEFAULT_STORAGE,
         sweep_id: Optional[str] = typer.Option(None, help="default: <name>-<UTC timestamp>"),
         ray_address: RayAddressOpt = None, s3_endpoint_url: EndpointOpt = None,
         force: bool = typer.Option(False, "--force", help="retrain trials that already completed"),
+        retrain_changed: bool = typer.Option(False, "--retrain-changed", help="a re-run after a plugin's code "
+                                             "changed: retrain exactly the trials that used the old code (without "
+                                             "it such a re-run is refused)"),
+        ship_plugins: bool = typer.Option(True, "--ship-plugins/--no-ship-plugins", help="with --ray-address: "
+                                          "ship the code of the plugins the sweep uses to the workers (off: every "
+                                          "node must have them installed; checked before any trial starts)"),
         sets: SetOpt = [],  # noqa: B006
         wait_for_resources: float = typer.Option(
             300.0, min=0, help="with --ray-address: seconds to wait for a node that can hold one trial to join "
@@ -82,7 +88,8 @@ def run(config: str, storage: StorageOpt = DEFAULT_STORAGE,
     sweep = load_config(config, sets, st)  # a dataset added with gansweep data add: its id in st
     from flows.run.launch import launch  # Prefect, Ray: after the config and storage URL are known good
 
-    out = launch(sweep, st, sweep_id, ray_address, force, wait_for_resources, say)
+    out = launch(sweep, st, sweep_id, ray_address, force, wait_for_resources, say, retrain_changed=retrain_changed,
+                 ship_plugins=ship_plugins)
     sid = out["sweep_id"]
     if out["already"]:
         what = "report rebuilt" if out["rebuilt"] else "report up to date"

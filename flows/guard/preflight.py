@@ -8,6 +8,9 @@ and Prefect start, as retries, tracebacks or an endless wait.
   node offers them, or one joins within `--wait-for-resources` seconds (an autoscaler adding it):
   Ray itself would wait for such a node forever, without a word.
 
+- a plugin model's networks fit the dataset: G maps z to one sample of its shape, D a sample to one score
+  (built once on the driver, torch imported only for a sweep with a plugin model).
+
 Each failure is a PreflightError of one line; `gansweep run` prints it and exits 2.
 """
 from __future__ import annotations
@@ -152,9 +155,38 @@ def wait_for_cluster_resources(res: Any, address: str, wait_s: float, say: Calla
         time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
 
 
+def check_model_shapes(sweep: Any) -> None:
+    """A plugin model's G and D, built for the dataset, probed with two zero inputs (no random draw
+    taken from any stream a trial uses): G's output must be samples of the dataset's shape, D's one score each."""
+    from gan_tasks.data.datasets import dataset_spec
+    from gan_tasks.methods.catalog import MODELS
+
+    provider = MODELS.provider(sweep.model.name)
+    if provider is None:  # the built-ins are tested against every dataset kind they accept
+        return
+    import torch
+
+    from gan_tasks.methods.models import build_models
+
+    shape, z_dim = tuple(dataset_spec(sweep.dataset).shape), sweep.train.z_dim
+    who = f"model {sweep.model.name!r} of {provider.dist} {provider.version}"
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        g, d = build_models(sweep.model.name, shape, z_dim, sweep.model.params)
+        g.eval(), d.eval()
+        made = tuple(g(torch.zeros(2, z_dim)).shape)
+        if made != (2, *shape):
+            raise PreflightError(f"{who}: G makes samples of shape {made[1:]} from z of train.z_dim {z_dim}; "
+                                 f"dataset {sweep.dataset.name!r} has samples of shape {shape}")
+        scores = tuple(d(torch.zeros(2, *shape)).shape)
+        if scores not in ((2, 1), (2,)):
+            raise PreflightError(f"{who}: D gives scores of shape {scores[1:]} per sample of dataset "
+                                 f"{sweep.dataset.name!r}; expected one raw score per sample, shape (n, 1)")
+
+
 def preflight(st: Storage, sweep: Any, ray_address: str | None, timeout: float = TIMEOUT) -> None:
     """Before Ray or Prefect start. A cluster's resources are checked after joining it
     (wait_for_cluster_resources), storage and datasets first."""
     if not ray_address:
         check_local_resources(sweep.resources)
     check_storage(st, sweep, timeout)
+    check_model_shapes(sweep)

@@ -7,6 +7,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.actors.pool import sweep_pool
 from flows.actors.session import ray_session
+from flows.actors.shipping import check_nodes, runtime_env
+from flows.guard.changed import check_code
 from flows.guard.lock import SweepLock, SweepLocked
 from flows.run.fan_in import compare_with_previous, evaluate_rest, report
 from flows.run.rungs import train_rungs
@@ -18,6 +20,7 @@ from gan_tasks.data.datasets import ensure_dataset
 from gan_tasks.data.userdata import read_manifest
 from gan_tasks.data.schema import DONE
 from gan_tasks.data.storage import Storage
+from gan_tasks.errors import UserError
 
 # torch, pandas, matplotlib and scipy are imported where they are used (trial rows written on a failure,
 # comparison, rankings, report), not with this module: the driver starts seconds sooner.
@@ -25,12 +28,14 @@ from gan_tasks.data.storage import Storage
 
 def _transient(task, run, state) -> bool:
     """Retry storage hiccups, not a refusal: a config that differs will differ again in 5 s."""
-    return not isinstance(state.result(raise_on_failure=False), ConfigError)
+    return not isinstance(state.result(raise_on_failure=False), UserError)
 
 
 @task(retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
-def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
-    """Write the sweep's config.yaml, or check that a re-run of this sweep id is the same sweep.
+def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str, trials: list[TrialConfig] | None = None,
+            retrain_changed: bool = False) -> None:
+    """Write the sweep's config.yaml, or check that a re-run of this sweep id is the same sweep with
+    the same plugin code (else, with retrain_changed, move the trials of the old code aside).
 
     A stored config.yaml is kept as it is (the text that was run first), however it is spelt; a search whose
     budget was raised is the same sweep grown (load.extends): its config.yaml and settings are rewritten."""
@@ -45,6 +50,8 @@ def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
         else:
             raise ConfigError(f"sweep {sweep_id} exists in {storage.url} with a different config; "
                               "choose another --sweep-id")
+        check_code(storage, sweep_id, trials or expand_grid(sweep), retrain_changed,
+                   lambda msg: get_run_logger().info(msg))
     else:
         storage.write_bytes(dump_config(sweep).encode(), *path)
     if sweep.search is not None and not storage.exists("sweeps", sweep_id, "search", "settings.parquet"):
@@ -58,8 +65,10 @@ def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str) -> None:
 @flow(name="gansweep", log_prints=True)
 def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_address: str | None = None,
                s3_endpoint_url: str | None = None, force: bool = False, fail_on_regression: bool = False,
-               actors: str | None = None):
-    """actors: the name of trial actors started already (`gansweep run`: flows/run/launch.py; WarmActors: flows/actors/warm.py),
+               actors: str | None = None, retrain_changed: bool = False, ship_plugins: bool = True):
+    """ship_plugins: on a cluster, the plugins' code goes with the run (flows/actors/shipping.py).
+    retrain_changed: trials of plugin code that changed since are retrained (flows/guard/changed.py).
+    actors: the name of trial actors started already (`gansweep run`: flows/run/launch.py; WarmActors: flows/actors/warm.py),
     borrowed, and left running at the end: whoever named them stops them."""
     sweep = parse_config(config)
     trials = expand_grid(sweep)
@@ -72,7 +81,7 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
         get_run_logger().error(str(e))
         return Failed(message=str(e), data=e)
     try:  # the lock is renewed while the sweep runs and released at its end, whatever happens
-        out = _run(sweep, trials, storage, sweep_id, ray_address, force, actors)
+        out = _run(sweep, trials, storage, sweep_id, ray_address, force, actors, retrain_changed, ship_plugins)
         out.update(compare_with_previous(storage, sweep.name, sweep_id))
     finally:
         lock.release()
@@ -86,15 +95,18 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
 
 
 def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, ray_address: str | None,
-         force: bool, actors: str | None = None) -> dict:
-    with ray_session(ray_address):
+         force: bool, actors: str | None = None, retrain_changed: bool = False, ship_plugins: bool = True) -> dict:
+    env = runtime_env(trials, sweep.pip, sweep.limits.shipped_bytes, ship_plugins) if ray_address else None
+    with ray_session(ray_address, runtime_env=env) as joined:
+        if joined and ray_address:  # not joined by `gansweep run` (which checked): the nodes checked here
+            check_nodes(trials)
         pool = sweep_pool(sweep.resources, len(trials), actors)
         # Threads only wait on Ray actors; the pool bounds how many train at once. Two per slot: the
         # next trial's task run is created and waiting while the slot's current trial trains, and
         # the API server (SQLite on the same cores) is not asked for 64 task runs at once.
         runner = ThreadPoolTaskRunner(max_workers=min(2 * len(pool.actors) + 2, len(trials)))
         with pool, runner:
-            prepare(sweep, storage, sweep_id)
+            prepare(sweep, storage, sweep_id, trials, retrain_changed or force)
             if sweep.early_stop is not None and sweep.early_stop.decide == "cohort":
                 results = train_rungs(sweep, trials, storage, sweep_id, pool, force, cohorts(sweep, sweep_id, trials))
             else:

@@ -16,7 +16,9 @@ from typing import Callable
 
 from flows.actors.pool import pool_name, sweep_pool
 from flows.actors.session import join_cluster, ray_session
+from flows.actors.shipping import check_nodes, runtime_env
 from flows.guard import interrupt
+from flows.guard.changed import check_code
 from flows.guard.finished import finished
 from flows.guard.lock import SweepLock
 from flows.guard.preflight import preflight, wait_for_cluster_resources
@@ -53,12 +55,17 @@ class WarmStart:
 
 def launch(sweep: SweepConfig, storage: Storage, sweep_id: str | None = None, ray_address: str | None = None,
            force: bool = False, wait_for_resources: float = 300.0, say: Callable[[str], None] = print,
-           handle_signals: bool = True) -> dict:
+           handle_signals: bool = True, retrain_changed: bool = False, ship_plugins: bool = True) -> dict:
     """Run one sweep; its summary: the flow's output (`counts`, `report`, `not_completed`...), `sweep_id`,
     `seconds`, and `already` (a finished sweep, verified from storage alone: nothing ran). A problem the
     user can fix is a UserError (config, storage, datasets, resources, a locked sweep id).
-    handle_signals: Ctrl-C marks running trials interrupted, stops every child process and exits 130."""
-    n_trials = len(expand_grid(sweep))
+    handle_signals: Ctrl-C marks running trials interrupted, stops every child process and exits 130.
+    retrain_changed: a re-run after a plugin's code changed retrains the trials that used the old code
+    (else it is refused: flows/guard/changed.py); --force implies it.
+    ship_plugins: with ray_address, the plugins' code goes to the workers (flows/actors/shipping.py); off,
+    the nodes must have them installed. Either way every node must import them before a trial starts."""
+    trials = expand_grid(sweep)
+    n_trials = len(trials)
     preflight(storage, sweep, ray_address)  # storage, datasets, resources: before Ray or Prefect
     sweep_id = sweep_id and check_sweep_id(sweep_id)
     t0 = time.perf_counter()
@@ -67,9 +74,17 @@ def launch(sweep: SweepConfig, storage: Storage, sweep_id: str | None = None, ra
                 "not_completed": 0}
     sid = sweep_id or default_sweep_id(sweep.name)
     SweepLock(storage, sid).check()  # a live run holds this id: say so before Prefect, Ray, torch load
+    retrain = retrain_changed or force
+    if not retrain:  # plugin code changed since the stored trials ran: refused now
+        check_code(storage, sid, trials, False, say)
+    env = runtime_env(trials, sweep.pip, sweep.limits.shipped_bytes, ship_plugins) if ray_address else None
     if ray_address:  # join now: the flow uses this connection; a request no node can hold fails here
-        join_cluster(ray_address)
+        join_cluster(ray_address, env)
         wait_for_cluster_resources(sweep.resources, ray_address, wait_for_resources, say)
+        if check_nodes(trials):  # a node that cannot import a plugin module: refused before any trial
+            say(f"plugin code imports on every node ({len(env['py_modules']) - 2} package(s) shipped)")
+    if retrain:  # every check passed: the trials of the old code are moved aside, their cells retrain
+        check_code(storage, sid, trials, True, say)
     # kill -9 of an earlier run left its Ray and Prefect server running: stop them; this run's own
     # processes (started from here on, the Prefect API first) carry its name
     interrupt.clean_orphans(say)
@@ -87,7 +102,8 @@ def launch(sweep: SweepConfig, storage: Storage, sweep_id: str | None = None, ra
         warm.start_ray(sweep, n_trials, sid, ray_address)
         warm.wait()
         state = sweep_flow(sweep.model_dump(mode="json"), storage.url, sid, ray_address, storage.endpoint_url,
-                           force, actors=warm.actors, return_state=True)
+                           force, actors=warm.actors, retrain_changed=retrain_changed, ship_plugins=ship_plugins,
+                           return_state=True)
     finally:
         warm.close()
     out = state.result(raise_on_failure=False)

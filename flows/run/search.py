@@ -8,6 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from gan_tasks.config import SweepConfig, TrialConfig
+from gan_tasks.config.plugins import sweep_plugins
 from gan_tasks.config.trial import confirm_seeds, search_settings, setting_trial
 from gan_tasks.data.storage import Storage
 
@@ -17,14 +18,14 @@ SETTINGS = ("search", "settings.parquet")
 def settings_rows(sweep: SweepConfig, sweep_id: str, best: dict[str, int] | None = None) -> list[dict]:
     """One row per trial of the search (stage 'search') and of the confirm stage ('confirm', given `best`):
     trial_id, stage, cell, loss, optimizer, setting, seed, and the setting's values as columns."""
-    rows = []
+    rows, codes = [], sweep_plugins(sweep)
     for st in search_settings(sweep):
         stages = [("search", sweep.grid.seed[:sweep.search.seeds_per_setting])]
         if best is not None and best.get(st["cell"]) == st["setting"]:
             stages.append(("confirm", confirm_seeds(sweep)))
         for stage, seeds in stages:
             for seed in seeds:
-                t = setting_trial(sweep, st, seed)
+                t = setting_trial(sweep, st, seed, codes)
                 rows.append({"sweep_id": sweep_id, "trial_id": t.trial_id, "stage": stage, "cell": st["cell"],
                              "loss": st["loss"], "optimizer": st["optimizer"], "setting": st["setting"],
                              "seed": seed, **{k.replace(".", "_"): v for k, v in st["values"].items()}})
@@ -61,4 +62,5 @@ def confirm_trials(sweep: SweepConfig, storage: Storage, sweep_id: str) -> list[
         get_run_logger().warning("no completed setting to confirm in %s", ", ".join(missing))
     by_cell = {st["cell"]: st for st in search_settings(sweep) if best.get(st["cell"]) == st["setting"]}
     get_run_logger().info("confirm stage: %s", ", ".join(f"{c} s{s}" for c, s in best.items()))
-    return [setting_trial(sweep, by_cell[c], seed) for c in by_cell for seed in confirm_seeds(sweep)]
+    codes = sweep_plugins(sweep)
+    return [setting_trial(sweep, by_cell[c], seed, codes) for c in by_cell for seed in confirm_seeds(sweep)]

@@ -198,6 +198,9 @@ class Limits(_Frozen):
     width: int = Field(4_096, gt=0)  # z_dim and model widths (mlp hidden: 4096^2 = 16.7M weights a layer)
     # uint8 bytes of a dataset `gansweep data add` writes (--max-bytes): 8 GiB is ~700k 3x64x64 images
     dataset_bytes: int = Field(8 << 30, gt=0)
+    # bytes of plugin code a cluster run ships to its workers (py_modules): a package this large usually
+    # carries data or checkpoints that belong in storage
+    shipped_bytes: int = Field(50 << 20, gt=0)
 
 
 class EvalConfig(_Frozen):

@@ -4,32 +4,13 @@ reading them lives in gan_tasks/evaluation/ (fidelity.py, classifier.py)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Sequence
 
+from gan_tasks.methods.metric_specs import EXTRACTORS, FIDELITY_NAME, ExtractorSpec  # noqa: F401 - re-exported
 from gan_tasks.methods.registry import Registry
 
 
-FIDELITY_NAME = "gansweep-classifier"  # the name torch-fidelity knows our classifier by
 METRIC_FLAGS = ("isc", "fid", "kid", "prc")  # Inception Score, FID, KID, precision/recall
-
-
-@dataclass(frozen=True)
-class ExtractorSpec:
-    fidelity_name: str  # the name torch-fidelity knows it by
-    rgb: bool  # takes 3-channel images: grey ones are repeated to RGB
-    weights_hint: str  # how to provide the weights when they are missing
-
-
-EXTRACTORS: Registry[ExtractorSpec] = Registry("feature extractor")
-EXTRACTORS.add("classifier", ExtractorSpec(FIDELITY_NAME, False, "gansweep evaluator train DATASET --storage URL"),
-               "in-domain CNN classifier (MNIST, Fashion-MNIST): logits for IS, 128-d features for FID/KID/PR")
-EXTRACTORS.add("inception-v3", ExtractorSpec(
-    "inception-v3-compat", True,
-    "set evaluation.feature_extractor_weights_path to a local copy of "
-    "pt_inception-2015-12-05-6726825d.pth (torch-fidelity's FID Inception weights)"),
-    "Inception-v3 (FID / IS reference network), from a local weights file")
-
 
 
 # In-domain classifiers (gansweep evaluator train) and the test accuracy each must reach.
@@ -46,7 +27,7 @@ def check_eval(extractor: str | None, weights_path: str | None, metrics: Sequenc
     if extractor is None:
         return
     spec = EXTRACTORS.get(extractor)
-    if spec.fidelity_name != FIDELITY_NAME and not weights_path:
+    if spec.build is None and spec.fidelity_name != FIDELITY_NAME and not weights_path:  # a plugin's: optional
         raise ValueError(f"evaluation.feature_extractor {extractor!r} needs its weights: {spec.weights_hint}")
     if weights_path and not os.path.exists(weights_path):
         raise ValueError(f"evaluation.feature_extractor_weights_path {weights_path!r} does not exist")

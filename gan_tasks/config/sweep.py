@@ -14,7 +14,7 @@ from gan_tasks.config.entries import (NAME_MAX, SEED_MAX, _NAME, DatasetEntry, E
                                       ModelEntry, OptimizerEntry, Resources, TrainConfig, _entry, _Frozen,
                                       _resolve_kind)
 from gan_tasks.config.eval_options import check_dataset_extractor
-from gan_tasks.config.plugins import check_metrics, check_pin
+from gan_tasks.config.plugins import check_metrics, check_pin, check_requirement
 from gan_tasks.config.published import Published
 from gan_tasks.config.search import Search, check_search
 from gan_tasks.data.datasets import dataset_spec
@@ -111,11 +111,19 @@ class SweepConfig(_Frozen):
     limits: Limits = Limits()  # raisable upper bounds on sizes (gan_tasks/config/checks.py)
     # Distributions the sweep's plugins must come from, as requirements ("my-gan-lib>=0.2"; config/plugins.py).
     plugins: tuple[str, ...] = ()
+    # Third-party requirements of the plugins that a cluster's workers install (Ray runtime_env `pip`;
+    # docs/plugins.md). Not installed locally: a local run uses the driver's environment.
+    pip: tuple[str, ...] = ()
 
     @field_validator("plugins", mode="before")
     @classmethod
     def _pins(cls, v: Any) -> Any:
         return [check_pin(i, p) for i, p in enumerate(v)] if isinstance(v, (list, tuple)) else v
+
+    @field_validator("pip", mode="before")
+    @classmethod
+    def _pip(cls, v: Any) -> Any:
+        return [check_requirement(i, r) for i, r in enumerate(v)] if isinstance(v, (list, tuple)) else v
 
     @model_validator(mode="before")
     @classmethod

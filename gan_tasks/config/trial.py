@@ -12,6 +12,7 @@ from pydantic import model_validator
 from gan_tasks.config.entries import (ConfigError, DatasetEntry, LossEntry, ModelEntry, OptimizerEntry, TrainConfig,
                                       _Frozen, _resolve_kind)
 from gan_tasks.config.labels import cell_label, _value
+from gan_tasks.config.plugins import PluginCode, sweep_plugins, trial_plugins
 from gan_tasks.config.search import apply_setting, cell_spaces, sample
 from gan_tasks.config.sweep import SweepConfig
 from gan_tasks.data.datasets import dataset_spec
@@ -33,6 +34,9 @@ class TrialConfig(_Frozen):
     program: str = DEFAULT_PROGRAM  # gan_tasks/methods/programs.py
     # Index of the sampled setting of a search (gan_tasks/config/search.py) within its cell; None: no search.
     setting: int | None = None
+    # The plugin entries it uses, each with its distribution, version and code hash (config/plugins.py):
+    # changed plugin code is another trial. Empty for built-ins only.
+    plugins: tuple[PluginCode, ...] = ()
 
     @model_validator(mode="after")
     def _resolved(self) -> "TrialConfig":
@@ -91,11 +95,11 @@ def resolved_common(sweep: SweepConfig) -> dict[str, str]:
 def trial_id(t: TrialConfig) -> str:
     # sort_keys: the id must not depend on the order keys appear in the YAML
     # Default tricks are left out, so trials without tricks keep the ids they had before tricks existed.
-    # The default program likewise: trials of configs without `program:` keep their ids.
+    # The default program likewise: trials of configs without `program:` keep their ids; and no plugins.
     # Train options added later likewise, at their default (batch_unit also at pac 1, where it changes nothing).
     skip: dict = {k: True for k, default in (("tricks", t.tricks == Tricks()),
                                              ("program", t.program == DEFAULT_PROGRAM),
-                                             ("setting", t.setting is None)) if default}
+                                             ("setting", t.setting is None), ("plugins", not t.plugins)) if default}
     later = {"update": t.train.update == "alternating", "batch_unit": t.train.batch_unit == "samples" or t.tricks.pac == 1}
     if any(later.values()):
         skip["train"] = {k for k, default in later.items() if default}
@@ -107,12 +111,14 @@ def trial_id(t: TrialConfig) -> str:
 
 
 def expand_grid(sweep: SweepConfig) -> list[TrialConfig]:
-    """Pure: (loss x optimizer, or the cells) x trick settings x seed, in YAML order; with a search, each
-    cell's sampled settings x its seeds instead (search_trials)."""
-    g = sweep.grid
-    trials = search_trials(sweep) if sweep.search is not None else [
+    """(loss x optimizer, or the cells) x trick settings x seed, in YAML order; with a search, each cell's
+    sampled settings x its seeds instead (search_trials); each trial with the plugin code it uses (its
+    package's files read and hashed, once per package)."""
+    g, codes = sweep.grid, sweep_plugins(sweep)
+    trials = search_trials(sweep, codes=codes) if sweep.search is not None else [
         TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss,
-                    optimizer=opt, seed=seed, train=sweep.train, tricks=tricks, program=sweep.program)
+                    optimizer=opt, seed=seed, train=sweep.train, tricks=tricks, program=sweep.program,
+                    plugins=trial_plugins(codes, loss.name, opt.name))
         for (loss, opt), tricks, seed in itertools.product(g.pairs(), g.tricks or (sweep.tricks,), g.seed)
     ]
     _no_dupes(trials)
@@ -149,16 +155,18 @@ def search_settings(sweep: SweepConfig, budget: int | None = None) -> list[dict]
     return out
 
 
-def search_trials(sweep: SweepConfig, budget: int | None = None) -> list[TrialConfig]:
+def search_trials(sweep: SweepConfig, budget: int | None = None, codes: dict | None = None) -> list[TrialConfig]:
     """Each sampled setting x grid.seed's first seeds_per_setting seeds."""
-    seeds = sweep.grid.seed[:sweep.search.seeds_per_setting]
-    return [setting_trial(sweep, st, seed) for st in search_settings(sweep, budget) for seed in seeds]
+    seeds, codes = sweep.grid.seed[:sweep.search.seeds_per_setting], sweep_plugins(sweep) if codes is None else codes
+    return [setting_trial(sweep, st, seed, codes) for st in search_settings(sweep, budget) for seed in seeds]
 
 
-def setting_trial(sweep: SweepConfig, st: dict, seed: int) -> TrialConfig:
+def setting_trial(sweep: SweepConfig, st: dict, seed: int, codes: dict | None = None) -> TrialConfig:
     loss, opt = st["entries"]
+    codes = sweep_plugins(sweep) if codes is None else codes
     return TrialConfig(sweep_name=sweep.name, dataset=sweep.dataset, model=sweep.model, loss=loss, optimizer=opt,
-                       seed=seed, train=sweep.train, tricks=st["tricks"], program=sweep.program, setting=st["setting"])
+                       seed=seed, train=sweep.train, tricks=st["tricks"], program=sweep.program, setting=st["setting"],
+                       plugins=trial_plugins(codes, loss.name, opt.name))
 
 
 def confirm_seeds(sweep: SweepConfig) -> list[int]:

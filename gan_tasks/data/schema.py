@@ -23,6 +23,9 @@ TRIALS = pa.schema([
     # The id of a dataset added with `gansweep data add` (datasets/<dataset>/<id>/): which images the trial
     # trained on. Null for built-in datasets, and in rows written before it existed.
     ("dataset_id", pa.string()),
+    # The plugin entries the trial used (part of its trial_id), a JSON list of {"kind", "name", "dist",
+    # "version", "code_hash"}; "[]" for built-ins only, null in rows written before it existed.
+    ("plugins", pa.string()),
 ])
 
 METRICS = pa.schema([

@@ -6,9 +6,12 @@ test in the metric's worse direction: an exact permutation test (<= 5 seeds on a
 Welch's t-test (gan_tasks/evaluation/stats.py); Benjamini-Hochberg over every tested row of the night;
 `flagged` when p_adj <= 0.05. A side with one seed is "not assessable", never flagged. A cell (or a
 metric) with values last night and none tonight is a regression, as is a cell with more failed seeds
-than last night. detectable() says per metric how large a worsening its seeds could find.
+than last night. detectable() says per metric how large a worsening its seeds could find; code_changes() puts each
+night's plugin code per cell side by side (the trials' `plugins` column).
 """
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -16,6 +19,7 @@ import pandas as pd
 from gan_tasks.config.scores import DIRECTIONS
 from gan_tasks.data.storage import Storage
 from gan_tasks.evaluation import stats
+from gan_tasks.evaluation.rankings import cell_frame
 from gan_tasks.evaluation.report import load_frames
 from gan_tasks.evaluation.seeds import seed_counts, seed_results
 
@@ -66,6 +70,33 @@ def compare_cells(sa: pd.DataFrame, sb: pd.DataFrame) -> pd.DataFrame:
 def compare(storage: Storage, a: str, b: str) -> pd.DataFrame:
     """compare_cells of two stored sweeps (A last night, B tonight)."""
     return compare_cells(cell_stats(storage, a), cell_stats(storage, b))
+
+
+def _code(plugins: object) -> str:
+    """'dist version code-hash' of each distribution in a trials row's `plugins` ('' for built-ins only)."""
+    used = json.loads(plugins) if isinstance(plugins, str) and plugins else []
+    return ", ".join(sorted({f"{p['dist']} {p['version']} {p['code_hash']}" for p in used}))
+
+
+def cell_code(storage: Storage, sweep_id: str) -> pd.DataFrame:
+    """Per (loss, optimizer): the plugin code its trials used (`code`, '' for built-ins only)."""
+    t = storage.read_table("sweeps", sweep_id, "trials")
+    df = cell_frame(t.to_pandas()) if t is not None else pd.DataFrame()
+    if df.empty:
+        return pd.DataFrame(columns=["loss", "optimizer", "code"])
+    df["code"] = df.plugins.map(_code) if "plugins" in df else ""
+    return df.groupby(["loss", "optimizer"]).code.agg(lambda v: " | ".join(sorted(set(v)))).reset_index()
+
+
+def code_changes(storage: Storage, a: str, b: str) -> pd.DataFrame:
+    """Each cell's plugin code in A and B side by side (loss, optimizer, code_a, code_b, changed); empty
+    when neither night used a plugin. `changed`: the cell ran on both nights with different code."""
+    m = cell_code(storage, a).merge(cell_code(storage, b), on=["loss", "optimizer"], suffixes=("_a", "_b"),
+                                    how="outer")
+    if not (m.code_a.fillna("") + m.code_b.fillna("")).str.len().any():
+        return pd.DataFrame(columns=["loss", "optimizer", "code_a", "code_b", "changed"])
+    m["changed"] = m.code_a.notna() & m.code_b.notna() & (m.code_a != m.code_b)
+    return m.sort_values(["loss", "optimizer"]).reset_index(drop=True)
 
 
 def regressions(cmp: pd.DataFrame) -> pd.DataFrame:

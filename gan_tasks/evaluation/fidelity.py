@@ -21,6 +21,7 @@ from torch_fidelity.defaults import DEFAULTS
 from gan_tasks.config.eval_options import (EXTRACTORS, FIDELITY_NAME, METRIC_FLAGS, ExtractorSpec,  # noqa: F401
                                check_dataset_extractor, check_eval)
 from gan_tasks.evaluation.classifier import ensure_registered, to_uint8
+from gan_tasks.evaluation.extractors import fidelity_extractor  # a plugin's extractor, registered on first use
 from gan_tasks.data.storage import Storage, node_cache, write_local
 
 # torch-fidelity's result keys -> the metric names in our evaluations table.
@@ -83,15 +84,15 @@ def calculate(fake: np.ndarray | torch.Tensor | torch.nn.Module, real: np.ndarra
         raise ValueError(f"metrics {list(metrics)}: valid are {', '.join(METRIC_FLAGS)} (at least one)")
     check_options(options)
     spec = EXTRACTORS.get(extractor)
-    if not weights_path:
+    if not weights_path and spec.build is None:  # a plugin's extractor (spec.build) may bring its own weights
         raise ValueError(f"feature extractor {extractor!r} needs its weights: {spec.weights_hint}")
-    if not os.path.exists(weights_path):
+    if weights_path and not os.path.exists(weights_path):
         raise FileNotFoundError(f"feature_extractor_weights_path {weights_path!r} does not exist")
     if set(metrics) - {"isc"} and real is None:
         raise ValueError(f"metrics {sorted(set(metrics) - {'isc'})} compare with real images: pass `real`")
     ensure_registered()
     kw: dict = {"isc": "isc" in metrics, "fid": "fid" in metrics, "kid": "kid" in metrics, "prc": "prc" in metrics,
-                "feature_extractor": spec.fidelity_name, "feature_extractor_weights_path": weights_path,
+                "feature_extractor": fidelity_extractor(extractor), "feature_extractor_weights_path": weights_path,
                 "cuda": device.startswith("cuda"), "verbose": False, "save_cpu_ram": True}
     if isinstance(fake, torch.nn.Module):
         if not (n_samples and z_dim):

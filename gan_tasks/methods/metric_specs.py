@@ -5,6 +5,11 @@ evaluate.py picks them by dataset: `automatic`). Others, a plugin's, are named i
 `evaluation.metrics` and measured beside them at every evaluation: `compute(fake, real, **params)`
 gets n generated and n training samples as numpy arrays of the dataset's shape and returns
 {output name: float}; `outputs` says which way each output is better, for rankings and compare.
+
+Feature extractors (`evaluation.feature_extractor`; `gansweep list feature-extractors`) are the networks
+whose features IS / FID / KID / precision-recall compare (gan_tasks/evaluation/fidelity.py). A plugin's
+names a torch-fidelity FeatureExtractorBase subclass by Ref (`build`) and its feature dimension (`dim`);
+gan_tasks/evaluation/extractors.py registers it with torch-fidelity under its name when first used.
 """
 from __future__ import annotations
 
@@ -62,3 +67,40 @@ METRICS.add("image-fidelity", MetricSpec(Ref("gan_tasks.evaluation.fidelity:calc
                                          {"inception_score": True, "fid": False, "kid": False, "precision": True,
                                           "recall": True, "f_score": True}, data_kinds=("images",), automatic=True),
             "IS, FID, KID, precision/recall through torch-fidelity (in-domain classifier or Inception-v3)")
+
+
+FIDELITY_NAME = "gansweep-classifier"  # the name torch-fidelity knows our classifier by
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    fidelity_name: str = ""  # the name torch-fidelity knows it by ('' for a plugin's: its registered name)
+    rgb: bool = False  # takes 3-channel images: grey ones are repeated to RGB
+    weights_hint: str = ""  # how to provide the weights when they are missing (a built-in's)
+    # A plugin's: a torch-fidelity FeatureExtractorBase subclass, built as cls(name, features_list,
+    # feature_extractor_weights_path=...) with the features FID/KID/PR and IS ask for, and the FID features' size.
+    build: Ref | None = None
+    dim: int = 0
+    doc: str = ""  # one line for `gansweep list` (a plugin's; built-ins give it to EXTRACTORS.add)
+
+    @property
+    def summary(self) -> str:
+        """What `gansweep list feature-extractors` shows beside the description."""
+        return (f"{self.dim}-d features ({self.build.target})" if self.build else f"torch-fidelity {self.fidelity_name}") \
+            + ("; RGB input" if self.rgb else "")
+
+    def check_spec(self) -> None:
+        if self.build is None and not self.fidelity_name:
+            raise ValueError("expected build=Ref('module:FeatureExtractorClass') (a plugin's) or a fidelity_name")
+        if self.build is not None and (not isinstance(self.dim, int) or self.dim <= 0):
+            raise ValueError(f"dim {self.dim!r}: expected the feature dimension, a positive integer")
+
+
+EXTRACTORS: Registry[ExtractorSpec] = Registry("feature extractor", ExtractorSpec, plugins=True)
+EXTRACTORS.add("classifier", ExtractorSpec(FIDELITY_NAME, False, "gansweep evaluator train DATASET --storage URL"),
+               "in-domain CNN classifier (MNIST, Fashion-MNIST): logits for IS, 128-d features for FID/KID/PR")
+EXTRACTORS.add("inception-v3", ExtractorSpec(
+    "inception-v3-compat", True,
+    "set evaluation.feature_extractor_weights_path to a local copy of "
+    "pt_inception-2015-12-05-6726825d.pth (torch-fidelity's FID Inception weights)"),
+    "Inception-v3 (FID / IS reference network), from a local weights file")

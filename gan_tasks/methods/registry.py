@@ -70,6 +70,12 @@ class Registry(Generic[T]):
                              + (f"; plugins: {', '.join(plugins)}" if plugins else ""))
         return self._items[name]
 
+    def adopt(self, name: str, provider: Provider) -> None:
+        """An entry a driver resolved through `provider`, on a process that cannot discover it (its
+        code shipped without its distribution's metadata); a no-op where the name resolves already."""
+        if name not in self._items and not self._found(name):
+            self.add(name, provider.load(), provider=provider)
+
     def __getitem__(self, name: str) -> T:
         return self.get(name)
 

@@ -25,7 +25,12 @@ def trial_row(cfg: TrialConfig, sweep_id: str, status: str, steps: int, started:
             "steps": steps, "wall_seconds": ((finished or now()) - started).total_seconds(),
             "started_at": started, "finished_at": finished, "error": error, "device": device, "node": node,
             "config_json": json.dumps(cfg.model_dump(mode="json"), sort_keys=True), "cell": cfg.cell,
-            "dataset_id": cfg.dataset.id}
+            "dataset_id": cfg.dataset.id, "plugins": plugins_json(cfg)}
+
+
+def plugins_json(cfg: TrialConfig) -> str:
+    """The trials table's `plugins`: the plugin entries the trial used, as a JSON list ("[]": built-ins only)."""
+    return json.dumps([p.model_dump(exclude={"entry_point"}) for p in cfg.plugins], sort_keys=True)
 
 
 def write_trial_row(storage: Storage, row: dict) -> None:

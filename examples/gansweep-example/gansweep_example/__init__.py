@@ -1,1 +1,2 @@
-"""An example gansweep plugin (docs/plugins.md): specs.py names what losses.py, models.py and metrics.py implement."""
+"""An example gansweep plugin (docs/plugins.md): specs.py names what losses.py, models.py, metrics.py and
+programs.py implement."""

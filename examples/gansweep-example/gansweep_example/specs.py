@@ -3,7 +3,7 @@
 Torch-free: gansweep imports this module to validate a sweep and to list entries; the torch code is
 named by Ref("module:function") and imported only when a trial trains.
 """
-from gan_tasks.plugin_api import Loss, Metric, Model, Num, Ref
+from gan_tasks.plugin_api import Loss, Metric, Model, Num, Program, Ref
 
 # Relativistic pairing GAN (Jolicoeur-Martineau 2018) with a zero-centred R1 penalty on real data
 # (Mescheder et al. 2018): the pairing of R3GAN (Huang et al. 2024). gamma 0.1 suits 2-D mixtures.
@@ -34,4 +34,12 @@ ENERGY_DISTANCE = Metric(
     defaults={"max_points": 1000},
     params={"max_points": Num(int, 10, 20_000)},  # pairwise distances cost max_points^2 memory
     doc="energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'| between generated and training samples (lower is better)",
+)
+
+# The built-in GAN step with Lookahead-minmax (Chavdarova et al. 2021): every 5 steps both players' weights
+# are pulled halfway back to slow copies. A program subclassing the built-in gan_tasks.training.programs.gan:GAN.
+LOOKAHEAD_GAN = Program(
+    build=Ref("gansweep_example.programs:LookaheadGAN"),
+    tricks=("d_steps", "label_smoothing", "instance_noise"),  # tricks its GAN step applies unchanged
+    doc="the unconditional GAN with Lookahead-minmax: every 5 steps G's and D's weights halfway back to slow copies",
 )
