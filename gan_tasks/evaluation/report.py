@@ -69,7 +69,7 @@ def _png(fig) -> str:
 
 def _raw_png(rgb: np.ndarray) -> str:
     """An (H, W, 3) float image in [0, 1] as base64 PNG, pixels as they are: no figure, no axes
-    (a matplotlib figure per trial cost ~0.15 s each, most of a 256-trial report)."""
+    (a matplotlib figure per trial was most of a large report's time: bench/README.md)."""
     buf = io.BytesIO()
     plt.imsave(buf, np.clip(rgb, 0, 1), format="png")
     return base64.b64encode(buf.getvalue()).decode()
@@ -207,7 +207,7 @@ def _published_html(storage: Storage, sweep_id: str) -> str:
 
 def _provenance(storage: Storage, ev: pd.DataFrame) -> str:
     """Which extractor (and weights hash) produced the image metrics, and the library versions."""
-    from importlib.metadata import version  # not `import torch` for a version string: ~3 s in the driver
+    from importlib.metadata import version  # not `import torch` for a version string: the driver stays torch-free
 
     lines = [f"torch {version('torch')}, torch-fidelity {version('torch-fidelity')}"]
     if not ev.empty and "extractor" in ev:
