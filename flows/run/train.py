@@ -10,11 +10,12 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
+from prefect.task_runners import TaskRunner
 
 from flows.actors.pool import ActorPool
 from flows.guard import interrupt
 from flows.run.stored import completed, forget_trial, mark_failed
-from flows.run.text import progress_line, progress_text
+from flows.run.text import Tally, progress_text
 from flows.server.temporary import on_temporary_api
 from gan_tasks.config import EvalConfig, SweepConfig, TrialConfig
 from gan_tasks.config.early_stop import EarlyStop
@@ -110,16 +111,24 @@ def packs(trials: list[TrialConfig], n: int) -> list[list[TrialConfig]]:
     return [c[i:i + n] for c in cells.values() for i in range(0, len(c), n)]
 
 
+def submit(runner: TaskRunner, task, **parameters):
+    """task.submit(**parameters) on `runner`, a bounded thread pool, rather than on the flow's own, which
+    has a thread per submitted task: a task run is created only when a thread takes it, so at most
+    max_workers task runs (and their API calls) exist at once, whatever the number of trials."""
+    return runner.submit(task, parameters)
+
+
 def train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
-               force: bool) -> list[dict]:
+              force: bool, runner: TaskRunner) -> list[dict]:
     if sweep.pack_seeds > 1:
         groups = packs(trials, sweep.pack_seeds)
-        futures = [train_pack.with_options(task_run_name=f"{g[0].loss.name}/{g[0].optimizer.name} seeds "
-                                                         f"{','.join(str(t.seed) for t in g)}")
-                   .submit(g, storage, sweep_id, pool, force) for g in groups]
+        futures = [submit(runner, train_pack.with_options(task_run_name=f"{g[0].loss.name}/{g[0].optimizer.name} "
+                                                                        f"seeds {','.join(str(t.seed) for t in g)}"),
+                          cfgs=g, storage=storage, sweep_id=sweep_id, pool=pool, force=force) for g in groups]
     else:
-        futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]", tags=_tags(t))
-                   .submit(t, storage, sweep_id, pool, force, sweep.evaluation, sweep.early_stop) for t in trials]
+        futures = [submit(runner, train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]", tags=_tags(t)),
+                          cfg=t, storage=storage, sweep_id=sweep_id, pool=pool, force=force, ev=sweep.evaluation,
+                          es=sweep.early_stop) for t in trials]
     by_id = {r["trial_id"]: r for r in _follow(futures, len(trials), len(pool.actors))}
     return [by_id[t.trial_id] for t in trials]
 
@@ -137,9 +146,10 @@ def _tags(t: TrialConfig) -> list[str]:
 def _follow(futures: list, total: int, slots_: int) -> list[dict]:
     """Results as they come, with one sweep-wide progress line each time a trial (or pack) ends:
     in the terminal and in the flow run's log in the UI."""
-    logger, t0, rows = get_run_logger(), time.perf_counter(), []
+    logger, t0, rows, tally = get_run_logger(), time.perf_counter(), [], Tally(total, slots_)
     for f in as_completed(futures):
         out = f.result()
-        rows += out if isinstance(out, list) else [out]
-        logger.info(progress_line(rows, total, slots_, time.perf_counter() - t0))
+        new = out if isinstance(out, list) else [out]
+        rows += new
+        logger.info(tally.add(new).line(time.perf_counter() - t0))
     return rows
