@@ -8,6 +8,8 @@ Ray), timed from command start to exit. Per size:
 - `p6_overhead_s_N` (wall - ideal) and `p6_marginal_s_N`: (overhead(N) - overhead(previous N)) / (N - previous N),
   the extra seconds each further trial costs;
 - `p6_driver_rss_mb_N`, `p6_api_rss_mb_N`: peak resident memory (VmHWM) of the driver and of the Prefect API;
+  `p6_driver_cpu_ms_N`: the driver's CPU per trial (user + system, all its threads); `p6_driver_threads_N`: its
+  peak number of threads;
 - `p6_objects_N`: storage objects under the sweep; `p6_fan_in_s_N`: last trial done to report written;
 - `p6_report_s_N`, `p6_report_mb_N`: a rebuild of rankings and report from storage (in this process), and
   the size of report/index.html.
@@ -16,7 +18,10 @@ Acceptance: none asserted (a measurement); goal (issue 28): `p6_marginal_s_*` fl
 Theoretical minimum: ratio 1.0; marginal seconds per trial: the storage writes and the few API calls of one
 trial (~0.01 s here); driver memory and report build linear in trials at most.
 
-    python -m bench.p6_growth STORAGE [N ...]    (default 64 256 1024)
+    python -m bench.p6_growth STORAGE [N ...] [--before CHECKOUT]    (default 64 256 1024)
+
+--before: another checkout's `gansweep run` (the code before a change) at the largest size too, right
+before this checkout's, in the same run: its keys end in `_before`.
 """
 from __future__ import annotations
 
@@ -50,38 +55,52 @@ def growth_config(steps: int, n: int) -> dict:
     return raw
 
 
-def _peak_rss_mb(pid: int) -> float:
+def _status(pid: int, key: str) -> float:
+    """A /proc/PID/status field (VmHWM in kB, Threads); 0 once the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+            return float(next(line.split()[1] for line in f if line.startswith(key + ":")))
     except (OSError, StopIteration):
         return 0.0
 
 
+def _cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, IndexError):
+        return 0.0
+
+
 def _watch(proc: subprocess.Popen, peaks: dict) -> None:
-    """Peak memory of the driver and of its Prefect API server (a child running uvicorn), once a second."""
+    """Peak memory, threads and CPU so far of the driver, and peak memory of its Prefect API server (a child
+    running uvicorn), every half second."""
     import psutil
 
     while proc.poll() is None:
-        peaks["driver"] = max(peaks["driver"], _peak_rss_mb(proc.pid))
+        peaks["driver"] = max(peaks["driver"], _status(proc.pid, "VmHWM") / 1024)
+        peaks["threads"] = max(peaks["threads"], _status(proc.pid, "Threads"))
+        peaks["cpu"] = max(peaks["cpu"], _cpu_s(proc.pid))
         try:
             for c in psutil.Process(proc.pid).children():
                 if "uvicorn" in " ".join(c.cmdline()):
-                    peaks["api"] = max(peaks["api"], _peak_rss_mb(c.pid))
+                    peaks["api"] = max(peaks["api"], _status(c.pid, "VmHWM") / 1024)
         except psutil.Error:
             pass
-        time.sleep(1.0)
+        time.sleep(0.5)
 
 
-def run_watched(raw: dict, storage: Storage, sweep_id: str) -> tuple[float, datetime, dict]:
-    """`gansweep run` of this config in a subprocess: (wall seconds, UTC start, peak RSS MB by process)."""
+def run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT) -> tuple[float, datetime, dict]:
+    """`gansweep run` of this config in a subprocess of `checkout`: (wall seconds, UTC start, peaks)."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(raw, f)
     cmd = [sys.executable, "-m", "flows.cli", "run", f.name, "--storage", storage.url, "--sweep-id", sweep_id]
-    peaks = {"driver": 0.0, "api": 0.0}
+    peaks = {"driver": 0.0, "api": 0.0, "threads": 0.0, "cpu": 0.0}
     start, t0 = datetime.now(timezone.utc), time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(ROOT), stdout=out, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(cmd, cwd=checkout, env=_env(checkout), stdout=out, stderr=subprocess.STDOUT,
+                                text=True)
         watcher = threading.Thread(target=_watch, args=(proc, peaks), daemon=True)
         watcher.start()
         rc = proc.wait()
@@ -94,8 +113,9 @@ def run_watched(raw: dict, storage: Storage, sweep_id: str) -> tuple[float, date
     return wall, start, peaks
 
 
-def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str) -> tuple[list[Figure], float]:
-    """The figures of one size, and its overhead seconds (for the marginal cost of the next size)."""
+def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout: str = ROOT,
+               tag: str = "") -> tuple[list[Figure], float]:
+    """The figures of one size (keys end in the size, then `tag`), and its overhead seconds."""
     from gan_tasks.evaluation.report import rebuild
 
     trials = trials_of(raw)
@@ -103,8 +123,8 @@ def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str) -> tuple[
     data = load_data(storage, trials[0])
     sample = trials[:: max(1, n // (8 * n_slots))][: 8 * n_slots]
     before, _ = bare_concurrent(sample[::2], data, n_slots)
-    sid = f"bench-p6-{n}-{run_id}"
-    wall, start, peaks = run_watched(raw, storage, sid)
+    sid = f"bench-p6-{n}{tag.replace('_', '-')}-{run_id}"
+    wall, start, peaks = run_watched(raw, storage, sid, checkout)
     after, _ = bare_concurrent(sample[1::2], data, n_slots)
     ideal = (before + after) * n / len(sample)
     rows = storage.read_table("sweeps", sid, "trials").to_pandas()
@@ -115,23 +135,33 @@ def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str) -> tuple[
     t0 = time.perf_counter()
     rebuild(storage, sid)
     build = time.perf_counter() - t0
-    return [Figure(f"p6_ratio_{n}", wall / ideal, f"P6 wall / ideal ({n} trials, ideal: bare loops {n_slots} at once)"),
-            Figure(f"p6_wall_s_{n}", wall, f"P6 sweep seconds ({n} trials)"),
-            Figure(f"p6_ideal_s_{n}", ideal, f"P6 ideal seconds ({n} trials)"),
-            Figure(f"p6_overhead_s_{n}", wall - ideal, f"P6 overhead seconds ({n} trials)"),
-            Figure(f"p6_driver_rss_mb_{n}", peaks["driver"], f"P6 driver peak RSS MB ({n} trials)"),
-            Figure(f"p6_api_rss_mb_{n}", peaks["api"], f"P6 Prefect API peak RSS MB ({n} trials)"),
-            Figure(f"p6_objects_{n}", float(objects), f"P6 storage objects written ({n} trials)"),
-            Figure(f"p6_fan_in_s_{n}", fan_in, f"P6 fan-in seconds: last trial done to report written ({n} trials)"),
-            Figure(f"p6_report_s_{n}", build, f"P6 rankings + report rebuild seconds ({n} trials)"),
-            Figure(f"p6_report_mb_{n}", storage.fs.size(report) / 2**20, f"P6 report/index.html MB ({n} trials)")], \
+    n_ = f"{n}{tag}"
+    what = f"{n} trials{', ' + checkout if tag else ''}"
+    return [Figure(f"p6_ratio_{n_}", wall / ideal, f"P6 wall / ideal ({what}; ideal: bare loops {n_slots} at once)"),
+            Figure(f"p6_wall_s_{n_}", wall, f"P6 sweep seconds ({what})"),
+            Figure(f"p6_ideal_s_{n_}", ideal, f"P6 ideal seconds ({what})"),
+            Figure(f"p6_overhead_s_{n_}", wall - ideal, f"P6 overhead seconds ({what})"),
+            Figure(f"p6_driver_cpu_ms_{n_}", 1000 * peaks["cpu"] / n, f"P6 driver CPU ms per trial ({what})"),
+            Figure(f"p6_driver_threads_{n_}", peaks["threads"], f"P6 driver peak threads ({what})"),
+            Figure(f"p6_driver_rss_mb_{n_}", peaks["driver"], f"P6 driver peak RSS MB ({what})"),
+            Figure(f"p6_api_rss_mb_{n_}", peaks["api"], f"P6 Prefect API peak RSS MB ({what})"),
+            Figure(f"p6_objects_{n_}", float(objects), f"P6 storage objects written ({what})"),
+            Figure(f"p6_fan_in_s_{n_}", fan_in, f"P6 fan-in seconds: last trial done to report written ({what})"),
+            Figure(f"p6_report_s_{n_}", build, f"P6 rankings + report rebuild seconds ({what})"),
+            Figure(f"p6_report_mb_{n_}", storage.fs.size(report) / 2**20, f"P6 report/index.html MB ({what})")], \
         wall - ideal
 
 
-def bench_growth(storage: Storage, sizes: tuple[int, ...], n_slots: int, run_id: str, emit=print) -> list[Figure]:
+def bench_growth(storage: Storage, sizes: tuple[int, ...], n_slots: int, run_id: str, emit=print,
+                 before: str | None = None) -> list[Figure]:
     figures, prev, steps = [], None, growth_steps(storage)
     for n in sizes:
         raw = growth_config(steps, n)
+        if before and n == max(sizes):
+            old, _ = bench_size(storage, raw, n_slots, run_id, before, "_before")
+            for f in old:
+                emit(f)
+            figures += old
         new, overhead = bench_size(storage, raw, n_slots, run_id)
         if prev is not None:
             new.append(Figure(f"p6_marginal_s_{n}", (overhead - prev[1]) / (n - prev[0]),
@@ -149,8 +179,10 @@ if __name__ == "__main__":
     from gan_tasks.config import utc_stamp
 
     torch.set_num_threads(1)  # one CPU per trial, as the actors get
-    st = Storage.parse(sys.argv[1])
-    ns = tuple(int(a) for a in sys.argv[2:]) or SIZES
+    args = sys.argv[1:]
+    old = args[args.index("--before") + 1] if "--before" in args else None
+    ns = tuple(int(a) for a in args[1:] if a.isdigit()) or SIZES
     cpus = os.cpu_count() or 1  # `gansweep run`'s local Ray: one slot a CPU
-    bench_growth(st, ns, cpus, utc_stamp(),
-                 lambda f: print(f"{f.key} = {f.value:.3f}  ({f.label})  [{os.getloadavg()[0]:.1f} load]", flush=True))
+    bench_growth(Storage.parse(args[0]), ns, cpus, utc_stamp(),
+                 lambda f: print(f"{f.key} = {f.value:.3f}  ({f.label})  [load {os.getloadavg()[0]:.1f}]", flush=True),
+                 os.path.abspath(old) if old else None)
