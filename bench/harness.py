@@ -66,10 +66,12 @@ def bare_loop(cfg: TrialConfig, data: torch.Tensor) -> float:
 def bare_concurrent(trials: list[TrialConfig], data: torch.Tensor, n_slots: int) -> tuple[float, list[float]]:
     """The trials as bare loops in `n_slots` processes at once (one thread each, as the actors run), each
     process taking the next trial when done, as the flow's slots do: (wall seconds from the first trial's
-    start to the last one's end, each trial's seconds). The processes start and import torch off the clock."""
+    start to the last one's end, each trial's seconds). The processes start, import torch and run a few steps of
+    the first trial off the clock, as the flow's actors are warm after their first trial."""
     ctx = get_context("spawn")
+    warm = trials[0].model_copy(update={"train": trials[0].train.model_copy(update={"steps": 5})})
     with ProcessPoolExecutor(n_slots, mp_context=ctx, initializer=_start_worker,
-                             initargs=(data, ctx.Barrier(n_slots))) as ex:
+                             initargs=(data, ctx.Barrier(n_slots), warm)) as ex:
         list(ex.map(time.sleep, [0.0] * n_slots))  # one call per process: every process started and ready
         t0 = time.perf_counter()
         secs = list(ex.map(_bare_in_worker, trials))
@@ -79,12 +81,11 @@ def bare_concurrent(trials: list[TrialConfig], data: torch.Tensor, n_slots: int)
 _worker_data: torch.Tensor | None = None
 
 
-def _start_worker(data: torch.Tensor, ready) -> None:
+def _start_worker(data: torch.Tensor, ready, warm: TrialConfig) -> None:
     global _worker_data
-    import torch._dynamo  # noqa: F401  (the first optimizer step imports it: seconds, off the clock, as in warm actors)
-
     torch.set_num_threads(1)
     _worker_data = data
+    bare_loop(warm, data)  # first-call costs (imports, torch._dynamo, allocator): seconds, off the clock
     ready.wait()  # no process runs a trial before all are up
 
 
