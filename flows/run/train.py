@@ -14,7 +14,7 @@ from prefect.task_runners import TaskRunner
 
 from flows.actors.pool import ActorPool
 from flows.guard import interrupt
-from flows.run.stored import completed, forget_trial, mark_failed
+from flows.run.stored import Listing, completed, forget_trial, mark_failed
 from flows.run.text import Tally, progress_text
 from flows.server.temporary import on_temporary_api
 from gan_tasks.config import EvalConfig, SweepConfig, TrialConfig
@@ -26,13 +26,14 @@ POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPool, force: bool = False,
-                ev: EvalConfig | None = None, es: EarlyStop | None = None) -> dict:
+                ev: EvalConfig | None = None, es: EarlyStop | None = None, metrics: Listing | None = None) -> dict:
     """Runs one trial in a Ray actor of the sweep's pool and reports its progress while it trains;
-    the actor evaluates it in the same call (`evaluated`: True; a failed evaluation fails the trial)."""
+    the actor evaluates it in the same call (`evaluated`: True; a failed evaluation fails the trial).
+    metrics: the sweep's metrics folder, listed once for the run (stored.Listing)."""
     logger = get_run_logger()
     if force:
         forget_trial(storage, sweep_id, cfg.trial_id)
-    elif completed(storage, sweep_id, cfg.trial_id):
+    elif completed(storage, sweep_id, cfg.trial_id, metrics):
         logger.info("%s already completed in %s: skipped", cfg.label, sweep_id)
         return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
     art = create_progress_artifact(0.0, description=f"{cfg.label} ({cfg.trial_id}): waiting for an actor")
@@ -126,9 +127,10 @@ def train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, s
                                                                         f"seeds {','.join(str(t.seed) for t in g)}"),
                           cfgs=g, storage=storage, sweep_id=sweep_id, pool=pool, force=force) for g in groups]
     else:
+        metrics = Listing(storage, sweep_id, "metrics")
         futures = [submit(runner, train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]", tags=_tags(t)),
                           cfg=t, storage=storage, sweep_id=sweep_id, pool=pool, force=force, ev=sweep.evaluation,
-                          es=sweep.early_stop) for t in trials]
+                          es=sweep.early_stop, metrics=metrics) for t in trials]
     by_id = {r["trial_id"]: r for r in _follow(futures, len(trials), len(pool.actors))}
     return [by_id[t.trial_id] for t in trials]
 
