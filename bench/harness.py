@@ -1,9 +1,12 @@
-"""What every benchmark shares: the bench sweep's config, the bare PyTorch loop every ratio divides by, its
-data, the steps that make a trial take N seconds here, and Figure (a stable key, a value, a label)."""
+"""What every benchmark shares: the bench sweep's config, the bare PyTorch loop every ratio divides by (one
+at a time, or the same trials at the flow's concurrency), its data, the steps that make a trial take N
+seconds here, and Figure (a stable key, a value, a label)."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 
 import torch
 
@@ -58,6 +61,36 @@ def bare_loop(cfg: TrialConfig, data: torch.Tensor) -> float:
         loss.g_loss(None, d(g(torch.randn(bs, cfg.train.z_dim))), p).backward()
         og.step()
     return time.perf_counter() - t0
+
+
+def bare_concurrent(trials: list[TrialConfig], data: torch.Tensor, n_slots: int) -> tuple[float, list[float]]:
+    """The trials as bare loops in `n_slots` processes at once (one thread each, as the actors run), each
+    process taking the next trial when done, as the flow's slots do: (wall seconds from the first trial's
+    start to the last one's end, each trial's seconds). The processes start, import torch and run a few steps of
+    the first trial off the clock, as the flow's actors are warm after their first trial."""
+    ctx = get_context("spawn")
+    warm = trials[0].model_copy(update={"train": trials[0].train.model_copy(update={"steps": 5})})
+    with ProcessPoolExecutor(n_slots, mp_context=ctx, initializer=_start_worker,
+                             initargs=(data, ctx.Barrier(n_slots), warm)) as ex:
+        list(ex.map(time.sleep, [0.0] * n_slots))  # one call per process: every process started and ready
+        t0 = time.perf_counter()
+        secs = list(ex.map(_bare_in_worker, trials))
+        return time.perf_counter() - t0, secs
+
+
+_worker_data: torch.Tensor | None = None
+
+
+def _start_worker(data: torch.Tensor, ready, warm: TrialConfig) -> None:
+    global _worker_data
+    torch.set_num_threads(1)
+    _worker_data = data
+    bare_loop(warm, data)  # first-call costs (imports, torch._dynamo, allocator): seconds, off the clock
+    ready.wait()  # no process runs a trial before all are up
+
+
+def _bare_in_worker(cfg: TrialConfig) -> float:
+    return bare_loop(cfg, _worker_data)
 
 
 def load_data(storage: Storage, cfg: TrialConfig) -> torch.Tensor:

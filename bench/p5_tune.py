@@ -1,6 +1,6 @@
 """P5 ray-tune: the P5 trials (the bare loop, data loaded from storage as ours do) as Ray Tune trials of 1 CPU
 each (bench/tune_trials.py; a bench-only dependency: pip install -e '.[bench]'), in a subprocess timed from
-start to exit like `gansweep run`, against the same ideal.
+start to exit like `gansweep run`, against the same ideal (P5's: the bare loops at the same concurrency).
 
 Acceptance: none asserted; goal: above ours (`p5_many_trials`). Theoretical minimum: 1.0, as ours.
 """

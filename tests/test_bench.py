@@ -9,17 +9,19 @@ from tests.conftest import DATA
 pytestmark = pytest.mark.slow
 
 EVERY_FIGURE = {
-    *(f"{k}_{v}" for v in ("2s", "2s_warm") for k in ("p1_overhead", "p1_bare_trial_s", "p1_overhead_s",
+    *(f"{k}_{v}" for v in ("2s", "2s_warm") for k in ("p1_overhead", "p1_overhead_vs_serial", "p1_ideal_s",
+                                                      "p1_bare_trial_s", "p1_bare_conc_trial_s", "p1_overhead_s",
                                                       "p1_startup_s", "p1_fan_in_s", "p1_actor_vs_bare",
                                                       "p1_slots", "p1_cluster_cpus")),
     *(f"{k}_{m}" for m in ("mlp", "dcgan") for k in ("p2_step_rate", "p2_bare_steps_per_s", "memory_peak_rss_mb")),
     "p3_data", "p3_data_next_night", "p4_packing", "contention",
-    "p5_many_trials", "p5_sweep_s", "p5_ideal_s", "startup_s", "noop_rerun_s", "fan_in_s",
+    "p5_many_trials", "p5_many_trials_vs_serial", "p5_sweep_s", "p5_ideal_s", "p5_ideal_serial_s", "startup_s", "noop_rerun_s", "fan_in_s",
     "p5_ray_tune", "p5_ray_tune_s",
 }
 
 # measured, so above zero (the overhead decomposes: what is not trial time is start-up, fan-in or waiting)
-POSITIVE = ("p1_overhead_2s", "p1_overhead_2s_warm", "p1_actor_vs_bare_2s_warm", "p1_startup_s_2s", "p1_fan_in_s_2s",
+POSITIVE = ("p1_overhead_2s", "p1_overhead_2s_warm", "p1_overhead_vs_serial_2s", "p1_ideal_s_2s",
+            "p1_bare_conc_trial_s_2s", "p5_many_trials_vs_serial", "p5_ideal_serial_s", "p1_actor_vs_bare_2s_warm", "p1_startup_s_2s", "p1_fan_in_s_2s",
             "p1_overhead_s_2s", "p2_step_rate_mlp", "p2_step_rate_dcgan", "memory_peak_rss_mb_mlp",
             "memory_peak_rss_mb_dcgan", "p3_data", "p3_data_next_night", "p4_packing", "p5_many_trials",
             "p5_ray_tune", "startup_s", "noop_rerun_s", "fan_in_s")
@@ -39,6 +41,12 @@ def test_short_bench_prints_and_saves_every_figure(ray_session, prefect_harness,
         sorted(set(figures) ^ EVERY_FIGURE)
     for key in POSITIVE:
         assert figures[key] > 0, key
+    # both P1 and P5 ratios from the one run: the sweep's wall over each ideal
+    for v in ("2s", "2s_warm"):
+        sweep_s = figures[f"p1_overhead_s_{v}"] + figures[f"p1_ideal_s_{v}"]
+        assert figures[f"p1_overhead_{v}"] == pytest.approx(sweep_s / figures[f"p1_ideal_s_{v}"], rel=1e-6)
+    for key, ideal in (("p5_many_trials", "p5_ideal_s"), ("p5_many_trials_vs_serial", "p5_ideal_serial_s")):
+        assert figures[key] == pytest.approx(figures["p5_sweep_s"] / figures[ideal], rel=1e-6), key
     assert figures["p3_data"] <= 1.1  # the dataset is downloaded once however many trials read it
     assert figures["p3_data_next_night"] < 0.01  # only the manifest is read again
     saved = pd.read_parquet(s3_storage.uri("bench"), storage_options=s3_storage.storage_options)

@@ -72,3 +72,25 @@ def test_every_trial_a_task_run_every_row_kept_and_a_verified_noop_rerun(ray_ses
     after = pd.read_parquet(local_storage.uri("sweeps", "many", "metrics")).groupby("trial_id").step.apply(sorted)
     assert after.to_dict() == steps, "the re-run retrained nothing"
     assert finished(local_storage, sweep, "many") is not None
+
+
+def test_task_runs_are_created_as_threads_free_up_not_all_at_once(ray_session, prefect_harness, local_storage):
+    """A sweep's trials wait in the flow's bounded runner (2 threads a slot + 2), not each in a thread of
+    its own: before the first trial ends, at most that many trial task runs exist in the API (all 16 were,
+    with a thread per submitted task), and every trial still completes as its own task run."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.actors.pool import slots
+
+    cfg = tiny_config(grid={"seed": list(range(8))}, train={"steps": 5, "log_every": 5, "checkpoint_every": 5})
+    state = sweep_flow(cfg, local_storage.url, "bounded", return_state=True)
+    assert state.result()["counts"] == {"completed": 16}
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
+            any_=[state.state_details.flow_run_id])))
+    trial_runs = [r for r in runs if r.name.endswith("]")]
+    assert len(trial_runs) == 16
+    first_end = min(r.end_time for r in trial_runs)
+    threads = 2 * slots(0, 1, 16) + 2
+    assert sum(r.created < first_end for r in trial_runs) <= threads < 16

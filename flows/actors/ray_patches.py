@@ -43,7 +43,7 @@ def _any_free_agent_port():
     """While active, a new local Ray's dashboard agent serves HTTP on a port the OS picks.
 
     Ray's default is the fixed port 52365 and ray.init cannot change it: with another local Ray on the
-    machine (a second sweep, a notebook, a benchmark's own Ray) the agent retries for 4.4 s, then runs
+    machine (a second sweep, a notebook, a benchmark's own Ray) the agent retries for seconds, then runs
     without its HTTP server, and ray.init waits for it (bench/README.md, start-up profile). Port 0 is
     Ray's own "dynamic port" case (ray/dashboard/agent.py).
     """

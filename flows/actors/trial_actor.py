@@ -34,7 +34,7 @@ class TrialActor:
 
         torch.set_num_threads(max(1, num_threads))  # one trial must not oversubscribe its CPUs
         import gan_tasks.training.trial  # noqa: F401 - import now, while the sweep prepares, not in the first trial
-        # The first torch optimiser imports torch._dynamo: 3 s here, paid by each actor's first trial.
+        # The first torch optimiser imports torch._dynamo (seconds), else paid by each actor's first trial.
         # Imported beside the sweep's start-up instead (a trial that needs it sooner waits on the import lock).
         threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True).start()
         self.progress_ = (0, 0, 0.0)

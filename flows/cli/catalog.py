@@ -1,5 +1,8 @@
-"""`gansweep list`: what a sweep file may name, with each parameter's type, range and default."""
+"""`gansweep list`: what a sweep file may name, with each parameter's type, range and default; `--markdown`:
+the configuration reference (docs/reference.md, gan_tasks/config/reference.py)."""
 from __future__ import annotations
+
+from typing import Optional
 
 import typer
 from rich.table import Table
@@ -8,13 +11,25 @@ from flows.cli.common import console
 from gan_tasks.errors import UserError
 
 
-def list_(what: str = typer.Argument(..., help="programs | losses | optimizers | models | datasets | metrics | "
-                                                  "feature-extractors | tricks | train | evaluation | resources | "
-                                                  "limits")) -> None:
+def list_(what: Optional[str] = typer.Argument(None, help="programs | losses | optimizers | models | datasets | "
+                                                           "metrics | feature-extractors | tricks | train | evaluation | "
+                                                           "resources | limits"),
+          markdown: bool = typer.Option(False, "--markdown", help="the configuration reference in Markdown, built-ins "
+                                                                  "only (docs/reference.md); with WHAT, its section")) -> None:
     """List registered names with a one-line description and each parameter's type, range and default."""
+    if markdown:
+        from gan_tasks.config.reference import REGISTRIES, SECTIONS, reference_markdown, section_markdown
+
+        if what is not None and what not in {*SECTIONS, *REGISTRIES}:
+            raise UserError(f"no reference section {what!r}; valid: {', '.join([*SECTIONS, *REGISTRIES])}")
+        print(reference_markdown() if what is None else section_markdown(what), end="")
+        return
+    if what is None:
+        raise UserError("name what to list (programs, losses, ...), or give --markdown for the whole reference")
     from gan_tasks.methods.catalog import LOSSES, MODELS, OPTIMIZERS
     from gan_tasks.methods.trick_settings import Tricks
     from gan_tasks.config import EvalConfig, Limits, Resources, TrainConfig
+    from gan_tasks.config.reference import entry_defaults
     from gan_tasks.data.datasets import DATASETS
     from gan_tasks.methods.params import describe_field, describe_schema
 
@@ -43,7 +58,7 @@ def list_(what: str = typer.Argument(..., help="programs | losses | optimizers |
         rows = [(n, d, PROGRAMS.get(n).summary) for n, d in PROGRAMS.describe().items()] + _plugin_rows(PROGRAMS)
     else:
         reg = registries[what]
-        rows = [(n, d, describe_schema(reg.get(n).schema, _defaults(reg.get(n)))) for n, d in reg.describe().items()]
+        rows = [(n, d, describe_schema(reg.get(n).schema, entry_defaults(reg.get(n)))) for n, d in reg.describe().items()]
         rows += _plugin_rows(reg) if reg.group else []
     third = {"programs": "metrics; combinations", "feature-extractors": "features"}.get(what, "type, range" if what in sections else
                                                     "parameters: type, range (default)")
@@ -58,6 +73,7 @@ def _plugin_rows(reg) -> list[tuple[str, str, str]]:
     """One row per plugin entry point of the registry: its doc and parameters, or BROKEN with the error."""
     from rich.markup import escape
 
+    from gan_tasks.config.reference import entry_defaults
     from gan_tasks.methods.params import describe_schema
     from gan_tasks.methods.plugins import PluginError
 
@@ -71,18 +87,9 @@ def _plugin_rows(reg) -> list[tuple[str, str, str]]:
             continue
         third = (spec.summary if hasattr(spec, "summary") else
                  (f"outputs: {', '.join(spec.outputs)}; " if hasattr(spec, "outputs") else "")
-                 + describe_schema(spec.schema, _defaults(spec)))
+                 + describe_schema(spec.schema, entry_defaults(spec)))
         rows.append((name, escape(f"plugin {where}: {reg.doc(name)}"), escape(third)))
     return rows
-
-
-def _defaults(spec) -> dict:
-    """An entry's defaults as `gansweep list` shows them: 'points / images' where the kind changes one."""
-    if not hasattr(spec, "defaults_for"):
-        return spec.defaults
-    pts, img = spec.defaults_for("points"), spec.defaults_for("images")
-    return {k: pts.get(k) if pts.get(k) == img.get(k) else f"{pts.get(k)} points / {img.get(k)} images"
-            for k in {**pts, **img}}
 
 
 def register(app: typer.Typer) -> None:

@@ -6,10 +6,12 @@ import ray
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import TaskRunner
 
 from flows.actors.pool import ActorPool
 from flows.run.stored import evaluated, mark_failed
 from flows.run.text import artifact_key, ranking_md
+from flows.run.train import submit
 from gan_tasks.config import EvalConfig, SweepConfig, TrialConfig
 from gan_tasks.data.schema import DONE
 from gan_tasks.data.storage import DamagedFile, Storage
@@ -22,13 +24,13 @@ def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalCo
 
 
 def evaluate_rest(sweep: SweepConfig, trials: list[TrialConfig], results: list[dict], storage: Storage,
-                  sweep_id: str, pool: ActorPool) -> list[dict]:
+                  sweep_id: str, pool: ActorPool, runner: TaskRunner) -> list[dict]:
     """Trials trained now were evaluated in their actor; skipped ones are evaluated here if their final
     evaluation is missing. A failed evaluation fails its trial; the results, updated."""
     done = [t for t, r in zip(trials, results) if r["status"] in DONE and not r.get("evaluated")
             and not (r.get("skipped") and evaluated(storage, sweep_id, t.trial_id))]
-    evals = [evaluate_trial.with_options(task_run_name=f"evaluate {t.label} [{t.trial_id}]")
-             .submit(t, storage, sweep_id, sweep.evaluation, pool) for t in done]
+    evals = [submit(runner, evaluate_trial.with_options(task_run_name=f"evaluate {t.label} [{t.trial_id}]"),
+                    cfg=t, storage=storage, sweep_id=sweep_id, ev=sweep.evaluation, pool=pool) for t in done]
     results, position = list(results), {t.trial_id: i for i, t in enumerate(trials)}
     for t, f in zip(done, evals):
         if isinstance(err := f.result(raise_on_failure=False), BaseException):

@@ -103,19 +103,21 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
         pool = sweep_pool(sweep.resources, len(trials), actors)
         # Threads only wait on Ray actors; the pool bounds how many train at once. Two per slot: the
         # next trial's task run is created and waiting while the slot's current trial trains, and
-        # the API server (SQLite on the same cores) is not asked for 64 task runs at once.
+        # the API server (SQLite on the same cores) is not asked for thousands of task runs at once.
+        # Trials are submitted to this runner (train.submit), not to the flow's own thread per task.
         runner = ThreadPoolTaskRunner(max_workers=min(2 * len(pool.actors) + 2, len(trials)))
         with pool, runner:
             prepare(sweep, storage, sweep_id, trials, retrain_changed or force)
             if sweep.early_stop is not None and sweep.early_stop.decide == "cohort":
-                results = train_rungs(sweep, trials, storage, sweep_id, pool, force, cohorts(sweep, sweep_id, trials))
+                results = train_rungs(sweep, trials, storage, sweep_id, pool, force, runner,
+                                      cohorts(sweep, sweep_id, trials))
             else:
-                results = train_all(sweep, trials, storage, sweep_id, pool, force)
-            results = evaluate_rest(sweep, trials, results, storage, sweep_id, pool)
+                results = train_all(sweep, trials, storage, sweep_id, pool, force, runner)
+            results = evaluate_rest(sweep, trials, results, storage, sweep_id, pool, runner)
             if sweep.search is not None and sweep.search.confirm_seeds:  # the search done: its best settings
                 extra = confirm_trials(sweep, storage, sweep_id)
-                more = train_all(sweep, extra, storage, sweep_id, pool, force, es=None)  # seeds: none stops
-                results += evaluate_rest(sweep, extra, more, storage, sweep_id, pool)
+                more = train_all(sweep, extra, storage, sweep_id, pool, force, runner, es=None)  # no seed stops
+                results += evaluate_rest(sweep, extra, more, storage, sweep_id, pool, runner)
         out = report(storage, sweep_id)
     return {"sweep_id": sweep_id, "storage": storage.url, **out,
             "not_completed": sum(r["status"] not in DONE for r in results)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from prefect import get_run_logger
+from prefect.task_runners import TaskRunner
 
 from flows.actors.pool import ActorPool
 from flows.run.train import train_all
@@ -36,12 +37,12 @@ def _stop(storage: Storage, sweep_id: str, t: TrialConfig, rung: int, why: str) 
 
 
 def train_rungs(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
-                force: bool, cohorts: dict[str, str]) -> list[dict]:
+                force: bool, runner: TaskRunner, cohorts: dict[str, str]) -> list[dict]:
     """Every trial trained rung by rung, cohorts decided between rungs; one result per trial, as train_all's."""
     es, logger, active = sweep.early_stop, get_run_logger(), list(trials)
     for rung in es.rungs:
         todo = [t for t in active if force or not _decided(*_state(storage, sweep_id, t.trial_id), rung)]
-        train_all(sweep, todo, storage, sweep_id, pool, force, es=es.model_copy(update={"rungs": (rung,)}))
+        train_all(sweep, todo, storage, sweep_id, pool, force, runner, es=es.model_copy(update={"rungs": (rung,)}))
         force = False
         states = {t.trial_id: _state(storage, sweep_id, t.trial_id) for t in active}
         reached = {tid for tid, (status, steps) in states.items()
@@ -60,7 +61,7 @@ def train_rungs(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage,
             logger.info("rung %d, cohort %s: %d of %d go on", rung, cohort, len(keep), len(members))
         active = [t for t in active if t.trial_id in survivors]
     train_all(sweep, [t for t in active if _state(storage, sweep_id, t.trial_id)[0] not in DONE], storage, sweep_id,
-              pool, False, es=None)
+              pool, False, runner, es=None)
     return [{"trial_id": t.trial_id, "status": _state(storage, sweep_id, t.trial_id)[0] or "failed", "skipped": True}
             for t in trials]
 

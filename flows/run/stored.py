@@ -2,6 +2,8 @@
 or failed after training; a damaged file is moved to quarantine/ and its trial redone."""
 from __future__ import annotations
 
+import threading
+
 from prefect import get_run_logger
 
 from gan_tasks.config import TrialConfig
@@ -9,13 +11,34 @@ from gan_tasks.data.schema import DONE
 from gan_tasks.data.storage import DamagedFile, Storage
 
 
-def completed(storage: Storage, sweep_id: str, tid: str) -> bool:
+class Listing:
+    """A folder of a sweep listed once per run, its names by trial id, shared by the run's task-run threads:
+    a re-run of N trials would otherwise list the folder, N trials' files, once per trial. Names written
+    after the listing are not in it: it serves checks of what an earlier run left."""
+
+    def __init__(self, storage: Storage, sweep_id: str, folder: str):
+        self.parts, self.storage = ("sweeps", sweep_id, folder), storage
+        self._by_tid: dict[str, list[str]] | None = None
+        self._lock = threading.Lock()
+
+    def names(self, tid: str) -> list[str]:
+        """The folder's names that start with this trial id."""
+        with self._lock:
+            if self._by_tid is None:
+                self._by_tid = {}
+                for n in self.storage.ls(*self.parts):
+                    self._by_tid.setdefault(n[:len(tid)], []).append(n)  # trial ids have one length
+        return self._by_tid.get(tid, [])
+
+
+def completed(storage: Storage, sweep_id: str, tid: str, metrics: Listing | None = None) -> bool:
     """Whether a re-run may skip this trial, verified: its own row and metric files must read back
     (O(files of this trial), not the whole sweep). A damaged trial row is moved to quarantine/ and
     the trial resumes from its checkpoint (it completes at once, rewriting the row); a damaged metrics
     file cannot be rebuilt from a checkpoint that comes after it, so the trial's files are moved
     aside and it retrains from step 0, deterministically: the same rows as before the damage.
-    Its final evaluation is checked apart (`evaluated`)."""
+    Its final evaluation is checked apart (`evaluated`). metrics: the metrics folder listed once for the
+    run (else listed here)."""
     logger = get_run_logger()
     path = ("sweeps", sweep_id, "trials", f"{tid}.parquet")
     if not storage.exists(*path):
@@ -28,7 +51,8 @@ def completed(storage: Storage, sweep_id: str, tid: str) -> bool:
     if not any(r["status"] in DONE for r in rows):
         return False
     folder = ("sweeps", sweep_id, "metrics")
-    for name in [n for n in storage.ls(*folder) if n.startswith(f"{tid}-")]:
+    names = metrics.names(tid) if metrics is not None else storage.ls(*folder)
+    for name in [n for n in names if n.startswith(f"{tid}-")]:
         try:
             storage.read_parquet(*folder, name)
         except DamagedFile as e:

@@ -5,17 +5,33 @@ from gan_tasks.config import TrialConfig
 from gan_tasks.data.schema import DONE
 
 
+class Tally:
+    """A sweep's trial results counted as they come, so that each progress line costs the same at the
+    10,000th trial as at the first."""
+
+    def __init__(self, total: int, slots_: int):
+        self.total, self.slots, self.done, self.bad, self.stopped, self.trained = total, slots_, 0, 0, 0, 0
+
+    def add(self, rows: list[dict]) -> "Tally":
+        for r in rows:
+            self.done += 1
+            self.bad += r["status"] not in DONE
+            self.stopped += r["status"] == "stopped"
+            self.trained += not r.get("skipped")
+        return self
+
+    def line(self, elapsed: float) -> str:
+        """'sweep: 5/12 trials done (4 completed, 1 failed), 2 running, 41 s elapsed, ETA ~58 s'."""
+        left = self.total - self.done
+        eta = f", ETA ~{elapsed / self.trained * left:.0f} s" if self.trained and left else ""
+        cut = f", {self.stopped} stopped early" if self.stopped else ""
+        return (f"sweep: {self.done}/{self.total} trials done ({self.done - self.bad - self.stopped} completed{cut}, "
+                f"{self.bad} failed), {min(self.slots, left)} running, {elapsed:.0f} s elapsed{eta}")
+
+
 def progress_line(rows: list[dict], total: int, slots_: int, elapsed: float) -> str:
-    """'sweep: 5/12 trials done (4 completed, 1 failed), 2 running, 41 s elapsed, ETA ~58 s'."""
-    done = len(rows)
-    bad = sum(r["status"] not in DONE for r in rows)
-    stopped = sum(r["status"] == "stopped" for r in rows)
-    trained = [r for r in rows if not r.get("skipped")]
-    left = total - done
-    eta = f", ETA ~{elapsed / len(trained) * left:.0f} s" if trained and left else ""
-    cut = f", {stopped} stopped early" if stopped else ""
-    return (f"sweep: {done}/{total} trials done ({done - bad - stopped} completed{cut}, {bad} failed), "
-            f"{min(slots_, left)} running, {elapsed:.0f} s elapsed{eta}")
+    """The progress line after these rows (Tally.line)."""
+    return Tally(total, slots_).add(rows).line(elapsed)
 
 
 def progress_text(cfg: TrialConfig, step: int, steps: int, rate: float | None, status: str = "training") -> str:

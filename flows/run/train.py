@@ -10,11 +10,12 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
+from prefect.task_runners import TaskRunner
 
 from flows.actors.pool import ActorPool
 from flows.guard import interrupt
-from flows.run.stored import completed, forget_trial, mark_failed
-from flows.run.text import progress_line, progress_text
+from flows.run.stored import Listing, completed, forget_trial, mark_failed
+from flows.run.text import Tally, progress_text
 from flows.server.temporary import on_temporary_api
 from gan_tasks.config import EvalConfig, SweepConfig, TrialConfig
 from gan_tasks.config.early_stop import EarlyStop
@@ -25,13 +26,14 @@ POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPool, force: bool = False,
-                ev: EvalConfig | None = None, es: EarlyStop | None = None) -> dict:
+                ev: EvalConfig | None = None, es: EarlyStop | None = None, metrics: Listing | None = None) -> dict:
     """Runs one trial in a Ray actor of the sweep's pool and reports its progress while it trains;
-    the actor evaluates it in the same call (`evaluated`: True; a failed evaluation fails the trial)."""
+    the actor evaluates it in the same call (`evaluated`: True; a failed evaluation fails the trial).
+    metrics: the sweep's metrics folder, listed once for the run (stored.Listing)."""
     logger = get_run_logger()
     if force:
         forget_trial(storage, sweep_id, cfg.trial_id)
-    elif completed(storage, sweep_id, cfg.trial_id):
+    elif completed(storage, sweep_id, cfg.trial_id, metrics):
         logger.info("%s already completed in %s: skipped", cfg.label, sweep_id)
         return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
     art = create_progress_artifact(0.0, description=f"{cfg.label} ({cfg.trial_id}): waiting for an actor")
@@ -110,18 +112,27 @@ def packs(trials: list[TrialConfig], n: int) -> list[list[TrialConfig]]:
     return [c[i:i + n] for c in cells.values() for i in range(0, len(c), n)]
 
 
+def submit(runner: TaskRunner, task, **parameters):
+    """task.submit(**parameters) on `runner`, a bounded thread pool, rather than on the flow's own, which
+    has a thread per submitted task: a task run is created only when a thread takes it, so at most
+    max_workers task runs (and their API calls) exist at once, whatever the number of trials."""
+    return runner.submit(task, parameters)
+
+
 def train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
-               force: bool, es: EarlyStop | None | str = "sweep") -> list[dict]:
+              force: bool, runner: TaskRunner, es: EarlyStop | None | str = "sweep") -> list[dict]:
     """es: the sweep's early_stop by default; None (no stopping), or a round's rung (flows/run/rungs.py)."""
     es = sweep.early_stop if es == "sweep" else es
     if sweep.pack_seeds > 1:
         groups = packs(trials, sweep.pack_seeds)
-        futures = [train_pack.with_options(task_run_name=f"{g[0].loss.name}/{g[0].optimizer.name} seeds "
-                                                         f"{','.join(str(t.seed) for t in g)}")
-                   .submit(g, storage, sweep_id, pool, force) for g in groups]
+        futures = [submit(runner, train_pack.with_options(task_run_name=f"{g[0].loss.name}/{g[0].optimizer.name} "
+                                                                        f"seeds {','.join(str(t.seed) for t in g)}"),
+                          cfgs=g, storage=storage, sweep_id=sweep_id, pool=pool, force=force) for g in groups]
     else:
-        futures = [train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]", tags=_tags(t))
-                   .submit(t, storage, sweep_id, pool, force, sweep.evaluation, es) for t in trials]
+        metrics = Listing(storage, sweep_id, "metrics")
+        futures = [submit(runner, train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]", tags=_tags(t)),
+                          cfg=t, storage=storage, sweep_id=sweep_id, pool=pool, force=force, ev=sweep.evaluation,
+                          es=es, metrics=metrics) for t in trials]
     by_id = {r["trial_id"]: r for r in _follow(futures, len(trials), len(pool.actors))}
     return [by_id[t.trial_id] for t in trials]
 
@@ -139,9 +150,10 @@ def _tags(t: TrialConfig) -> list[str]:
 def _follow(futures: list, total: int, slots_: int) -> list[dict]:
     """Results as they come, with one sweep-wide progress line each time a trial (or pack) ends:
     in the terminal and in the flow run's log in the UI."""
-    logger, t0, rows = get_run_logger(), time.perf_counter(), []
+    logger, t0, rows, tally = get_run_logger(), time.perf_counter(), [], Tally(total, slots_)
     for f in as_completed(futures):
         out = f.result()
-        rows += out if isinstance(out, list) else [out]
-        logger.info(progress_line(rows, total, slots_, time.perf_counter() - t0))
+        new = out if isinstance(out, list) else [out]
+        rows += new
+        logger.info(tally.add(new).line(time.perf_counter() - t0))
     return rows

@@ -5,7 +5,7 @@ its first API call. `gansweep run` spawns it first thing instead, with the comma
 environment Prefect gives it (`SubprocessASGIServer`, prefect/server/api/server.py), and points
 PREFECT_API_URL at it; while it starts, the run starts Ray and the sweep's actors (flows/run/launch.py).
 Starting it ourselves rather than through Prefect's class spares the driver importing Prefect's
-server code (~3 s of CPU) before the spawn. Same server, same flow run and task runs as before; it
+server code (seconds of CPU; bench/README.md) before the spawn. Same server, same flow run and task runs as before; it
 stops at exit, after Prefect's own exit handlers have sent their last logs and events.
 """
 from __future__ import annotations

@@ -58,7 +58,7 @@ class OptimizerEntry(_Frozen):
     name: str
     # None: the optimizer's default for the kind of data. At most 10: no GAN optimiser steps further.
     lr_g: float | None = Field(None, gt=0, le=10)
-    lr_d: float | None = Field(None, gt=0, le=10)
+    lr_d: float | None = Field(None, gt=0, le=10)  # as lr_g, for D
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -144,7 +144,7 @@ class TrainConfig(_Frozen):
     steps: int = Field(2000, gt=0)  # generator steps
     # None: the default for the kind of data (TRAIN_BY_KIND), filled in when the sweep is resolved.
     batch_size: int | None = Field(None, gt=0)
-    z_dim: int | None = Field(None, gt=0)
+    z_dim: int | None = Field(None, gt=0)  # G's noise size; None: the default for the kind of data
     # Decay of an exponential moving average of G's weights, used for every evaluation and sample
     # (Yazici et al. 2019); 0: off, the raw G is evaluated. Training itself never sees it.
     g_ema: float | None = Field(None, ge=0, lt=1)
@@ -182,7 +182,7 @@ def resolve_train(train: "TrainConfig", kind: str) -> "TrainConfig":
 class Resources(_Frozen):
     # Upper bounds: the largest single node one could rent (8 GPUs, 512 cores); more waits forever.
     gpus_per_trial: float = Field(0.0, ge=0, le=8)  # fractional packs several trials on one GPU
-    cpus_per_trial: float = Field(1.0, gt=0, le=512)
+    cpus_per_trial: float = Field(1.0, gt=0, le=512)  # Ray CPUs a trial's actor reserves
     max_parallel: int | None = Field(None, gt=0, le=100_000)  # None: as many as Ray can place
 
 

@@ -31,7 +31,7 @@ class _Frozen(BaseModel):
 
 
 class Figure(_Frozen):
-    mean: float
+    mean: float  # the paper's published mean
     se: float | None = Field(None, ge=0)  # standard error over the paper's runs; None: not given (inconclusive)
     margin: float | None = Field(None, gt=0, allow_inf_nan=False)  # equivalence margin of this figure, in the metric's units
 

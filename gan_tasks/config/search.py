@@ -27,7 +27,7 @@ from gan_tasks.methods.params import SPACE_KINDS, FieldError, Num, Seq, Space
 
 class Search(_Frozen):
     budget: int = Field(ge=1, le=100_000)  # settings sampled per (loss, optimizer) cell, equal for every cell
-    sampler: Literal["random", "sobol"] = "sobol"
+    sampler: Literal["random", "sobol"] = "sobol"  # Optuna's RandomSampler or scrambled QMC (Sobol) sampler
     seed: int = Field(0, ge=0, le=2**32 - 1)  # the samplers' seed; with the cell it fixes every setting
     seeds_per_setting: int = Field(1, ge=1, le=1_000)  # each setting trains grid.seed's first N seeds
     # What picks each cell's best setting for the confirm stage: a metric, or several (mean rank over them, so

@@ -46,7 +46,7 @@ class Grid(_Frozen):
     loss: tuple[LossEntry, ...] | None = Field(None, min_length=1)
     optimizer: tuple[OptimizerEntry, ...] | None = Field(None, min_length=1)
     cells: tuple[Cell, ...] | None = Field(None, min_length=1)
-    seed: tuple[Annotated[int, Field(ge=0, le=SEED_MAX)], ...] = Field(min_length=1)
+    seed: tuple[Annotated[int, Field(ge=0, le=SEED_MAX)], ...] = Field(min_length=1)  # one trial per seed per cell
     # Trick settings compared in one sweep, each merged over the sweep's `tricks:` (None: just those).
     # SweepConfig replaces the entries by the merged, fully resolved settings.
     tricks: tuple[Tricks, ...] | None = Field(None, min_length=1)
@@ -85,7 +85,7 @@ class Grid(_Frozen):
 
 
 class SweepConfig(_Frozen):
-    name: str
+    name: str  # letters, digits, - _ .; the default sweep id is <name>-<UTC time>
     # The kind of training (gan_tasks/methods/programs.py; `gansweep list programs`). The unconditional
     # GAN by default: every config written before programs existed means what it meant.
     program: str = DEFAULT_PROGRAM

@@ -69,10 +69,13 @@ def _png(fig) -> str:
 
 
 def _raw_png(rgb: np.ndarray) -> str:
-    """An (H, W, 3) float image in [0, 1] as base64 PNG, pixels as they are: no figure, no axes
-    (a matplotlib figure per trial cost ~0.15 s each, most of a 256-trial report)."""
+    """An (H, W, 3) float image in [0, 1] as base64 PNG, pixels as they are: no figure, no axes, and
+    Pillow directly (a matplotlib figure, then matplotlib's imsave, per trial was most of a large report's
+    time: bench/README.md, bench/results.md). Pixels as imsave wrote them: x * 255 truncated."""
+    from PIL import Image
+
     buf = io.BytesIO()
-    plt.imsave(buf, np.clip(rgb, 0, 1), format="png")
+    Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8), "RGB").save(buf, format="png")
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -208,7 +211,7 @@ def _published_html(storage: Storage, sweep_id: str) -> str:
 
 def _provenance(storage: Storage, ev: pd.DataFrame) -> str:
     """Which extractor (and weights hash) produced the image metrics, and the library versions."""
-    from importlib.metadata import version  # not `import torch` for a version string: ~3 s in the driver
+    from importlib.metadata import version  # not `import torch` for a version string: the driver stays torch-free
 
     lines = [f"torch {version('torch')}, torch-fidelity {version('torch-fidelity')}"]
     if not ev.empty and "extractor" in ev:
@@ -272,8 +275,9 @@ def _protocol(train: dict) -> str:
     return "".join(parts)
 
 
-def render_html(storage: Storage, sweep_id: str) -> str:
-    frames = load_frames(storage, sweep_id)
+def render_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame] | None = None) -> str:
+    """frames: load_frames' result when the caller has it already (rebuild), else read here."""
+    frames = frames if frames is not None else load_frames(storage, sweep_id)
     table = summary_table(frames)
     ranks = load_rankings(storage, sweep_id, frames)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>gansweep {html.escape(sweep_id)}</title>",
@@ -309,8 +313,8 @@ def render_html(storage: Storage, sweep_id: str) -> str:
     return "".join(parts)
 
 
-def write_report(storage: Storage, sweep_id: str) -> str:
-    storage.write_bytes(render_html(storage, sweep_id).encode(), "sweeps", sweep_id, "report", "index.html")
+def write_report(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame] | None = None) -> str:
+    storage.write_bytes(render_html(storage, sweep_id, frames).encode(), "sweeps", sweep_id, "report", "index.html")
     return storage.uri("sweeps", sweep_id, "report", "index.html")
 
 
@@ -324,7 +328,7 @@ def rebuild(storage: Storage, sweep_id: str) -> tuple[dict[str, pd.DataFrame], p
     ranks = rank_cells(frames["trials"], frames["evaluations"], sweep_id, *of_sweep(storage, sweep_id))
     write_rankings(storage, sweep_id, ranks)
     write_search_tables(storage, sweep_id, frames)  # a search's budget curves and confirm rankings
-    return frames, ranks, write_report(storage, sweep_id)
+    return frames, ranks, write_report(storage, sweep_id, frames)
 
 
 def sweep_comparison(storage, sweep_id: str) -> tuple[Published, pd.DataFrame, str]:

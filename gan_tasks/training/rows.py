@@ -1,7 +1,6 @@
 """A trial's row in `trials/<trial_id>.parquet` (schema: gan_tasks/data/schema.py TRIALS), built and
 written without torch: the sweep's driver writes rows too (a failed actor, Ctrl-C, a pack's failure),
-and importing torch there cost every sweep's first trial ~2.5 s (16 task-run threads waited on the
-import lock of the first one's `import torch`)."""
+and its task-run threads must not wait on the import lock of a first `import torch` (bench/README.md)."""
 from __future__ import annotations
 
 import json

@@ -1,0 +1,188 @@
+"""P6 growth: how the cost of a sweep grows with its number of trials (issue 28). The same ultra-short ring-8
+MLP trials (~0.2 s of bare loop each, at least 10 steps) at 64, 256 and 1,024 trials (more when named: 4,096,
+10,000), each through `gansweep run` in a subprocess with the embedded defaults (temporary Prefect API, local
+Ray), timed from command start to exit. Per size:
+
+- `p6_ratio_N`: wall / ideal, the ideal being the trials as bare loops at the flow's concurrency
+  (harness.bare_concurrent) on a sample of 8 per slot, before and after, scaled to N trials;
+- `p6_overhead_s_N` (wall - ideal) and `p6_marginal_s_N`: (overhead(N) - overhead(previous N)) / (N - previous N),
+  the extra seconds each further trial costs;
+- `p6_driver_rss_mb_N`, `p6_api_rss_mb_N`: peak resident memory (VmHWM) of the driver and of the Prefect API;
+  `p6_driver_cpu_ms_N`: the driver's CPU per trial (user + system, all its threads); `p6_driver_threads_N`: its
+  peak number of threads;
+- `p6_objects_N`: storage objects under the sweep; `p6_fan_in_s_N`: last trial done to report written;
+- `p6_report_s_N`, `p6_report_mb_N`: a rebuild of rankings and report from storage (in this process), and
+  the size of report/index.html.
+
+Acceptance: none asserted (a measurement); goal (issue 28): `p6_marginal_s_*` flat from 64 to 10,000 trials.
+Theoretical minimum: ratio 1.0; marginal seconds per trial: the storage writes and the few API calls of one
+trial (~0.01 s here); driver memory and report build linear in trials at most.
+
+    python -m bench.p6_growth STORAGE [N ...] [--before CHECKOUT]    (default 64 256 1024)
+
+--before: another checkout's `gansweep run` (the code before a change) at the largest size too, right
+before this checkout's, in the same run: its keys end in `_before`.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+
+import yaml
+
+from bench.harness import Figure, bare_concurrent, bare_loop, bench_config, load_data, trials_of
+from bench.p5_many_trials import ROOT, _env
+from gan_tasks.data.storage import Storage
+
+SIZES = (64, 256, 1024)
+
+
+def growth_steps(storage: Storage) -> int:
+    """Generator steps of ~0.2 s of bare loop here, at least 10 (the same at every size of one run)."""
+    probe = trials_of(bench_config(200, 1))[0]
+    return max(10, int(0.2 * 200 / bare_loop(probe, load_data(storage, probe))))
+
+
+def growth_config(steps: int, n: int) -> dict:
+    """n trials (2 losses x n/2 seeds) of `steps` steps; small evaluation, one checkpoint."""
+    raw = bench_config(steps, n // 2)
+    raw["train"].update(checkpoint_every=steps, log_every=max(1, steps // 4))
+    return raw
+
+
+def _status(pid: int, key: str) -> float:
+    """A /proc/PID/status field (VmHWM in kB, Threads); 0 once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return float(next(line.split()[1] for line in f if line.startswith(key + ":")))
+    except (OSError, StopIteration):
+        return 0.0
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, IndexError):
+        return 0.0
+
+
+def _watch(proc: subprocess.Popen, peaks: dict) -> None:
+    """Peak memory, threads and CPU so far of the driver, and peak memory of its Prefect API server (a child
+    running uvicorn), every half second."""
+    import psutil
+
+    while proc.poll() is None:
+        peaks["driver"] = max(peaks["driver"], _status(proc.pid, "VmHWM") / 1024)
+        peaks["threads"] = max(peaks["threads"], _status(proc.pid, "Threads"))
+        peaks["cpu"] = max(peaks["cpu"], _cpu_s(proc.pid))
+        try:
+            for c in psutil.Process(proc.pid).children():
+                if "uvicorn" in " ".join(c.cmdline()):
+                    peaks["api"] = max(peaks["api"], _status(c.pid, "VmHWM") / 1024)
+        except psutil.Error:
+            pass
+        time.sleep(0.5)
+
+
+def run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT) -> tuple[float, datetime, dict]:
+    """`gansweep run` of this config in a subprocess of `checkout`: (wall seconds, UTC start, peaks)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(raw, f)
+    cmd = [sys.executable, "-m", "flows.cli", "run", f.name, "--storage", storage.url, "--sweep-id", sweep_id]
+    peaks = {"driver": 0.0, "api": 0.0, "threads": 0.0, "cpu": 0.0}
+    start, t0 = datetime.now(timezone.utc), time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(cmd, cwd=checkout, env=_env(checkout), stdout=out, stderr=subprocess.STDOUT,
+                                text=True)
+        watcher = threading.Thread(target=_watch, args=(proc, peaks), daemon=True)
+        watcher.start()
+        rc = proc.wait()
+        wall = time.perf_counter() - t0
+        watcher.join()
+        os.unlink(f.name)
+        if rc:
+            out.seek(0)
+            raise RuntimeError(f"{' '.join(cmd)} exited {rc}:\n{out.read()[-3000:]}")
+    return wall, start, peaks
+
+
+def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout: str = ROOT,
+               tag: str = "") -> tuple[list[Figure], float]:
+    """The figures of one size (keys end in the size, then `tag`), and its overhead seconds."""
+    from gan_tasks.evaluation.report import rebuild
+
+    trials = trials_of(raw)
+    n = len(trials)
+    data = load_data(storage, trials[0])
+    sample = trials[:: max(1, n // (8 * n_slots))][: 8 * n_slots]
+    before, _ = bare_concurrent(sample[::2], data, n_slots)
+    sid = f"bench-p6-{n}{tag.replace('_', '-')}-{run_id}"
+    wall, start, peaks = run_watched(raw, storage, sid, checkout)
+    after, _ = bare_concurrent(sample[1::2], data, n_slots)
+    ideal = (before + after) * n / len(sample)
+    rows = storage.read_table("sweeps", sid, "trials").to_pandas()
+    assert (rows.status == "completed").sum() == n, rows.status.value_counts()
+    report = storage.uri("sweeps", sid, "report", "index.html")
+    fan_in = storage.fs.modified(report).timestamp() - rows.finished_at.max().timestamp()
+    objects = len(storage.fs.find(storage.uri("sweeps", sid)))
+    t0 = time.perf_counter()
+    rebuild(storage, sid)
+    build = time.perf_counter() - t0
+    n_ = f"{n}{tag}"
+    what = f"{n} trials{', ' + checkout if tag else ''}"
+    return [Figure(f"p6_ratio_{n_}", wall / ideal, f"P6 wall / ideal ({what}; ideal: bare loops {n_slots} at once)"),
+            Figure(f"p6_wall_s_{n_}", wall, f"P6 sweep seconds ({what})"),
+            Figure(f"p6_ideal_s_{n_}", ideal, f"P6 ideal seconds ({what})"),
+            Figure(f"p6_overhead_s_{n_}", wall - ideal, f"P6 overhead seconds ({what})"),
+            Figure(f"p6_driver_cpu_ms_{n_}", 1000 * peaks["cpu"] / n, f"P6 driver CPU ms per trial ({what})"),
+            Figure(f"p6_driver_threads_{n_}", peaks["threads"], f"P6 driver peak threads ({what})"),
+            Figure(f"p6_driver_rss_mb_{n_}", peaks["driver"], f"P6 driver peak RSS MB ({what})"),
+            Figure(f"p6_api_rss_mb_{n_}", peaks["api"], f"P6 Prefect API peak RSS MB ({what})"),
+            Figure(f"p6_objects_{n_}", float(objects), f"P6 storage objects written ({what})"),
+            Figure(f"p6_fan_in_s_{n_}", fan_in, f"P6 fan-in seconds: last trial done to report written ({what})"),
+            Figure(f"p6_report_s_{n_}", build, f"P6 rankings + report rebuild seconds ({what})"),
+            Figure(f"p6_report_mb_{n_}", storage.fs.size(report) / 2**20, f"P6 report/index.html MB ({what})")], \
+        wall - ideal
+
+
+def bench_growth(storage: Storage, sizes: tuple[int, ...], n_slots: int, run_id: str, emit=print,
+                 before: str | None = None) -> list[Figure]:
+    figures, prev, steps = [], None, growth_steps(storage)
+    for n in sizes:
+        raw = growth_config(steps, n)
+        if before and n == max(sizes):
+            old, _ = bench_size(storage, raw, n_slots, run_id, before, "_before")
+            for f in old:
+                emit(f)
+            figures += old
+        new, overhead = bench_size(storage, raw, n_slots, run_id)
+        if prev is not None:
+            new.append(Figure(f"p6_marginal_s_{n}", (overhead - prev[1]) / (n - prev[0]),
+                              f"P6 extra overhead seconds per trial, {prev[0]} -> {n} trials"))
+        prev = (n, overhead)
+        for f in new:
+            emit(f)
+        figures += new
+    return figures
+
+
+if __name__ == "__main__":
+    import torch
+
+    from gan_tasks.config import utc_stamp
+
+    torch.set_num_threads(1)  # one CPU per trial, as the actors get
+    args = sys.argv[1:]
+    old = args[args.index("--before") + 1] if "--before" in args else None
+    ns = tuple(int(a) for a in args[1:] if a.isdigit()) or SIZES
+    cpus = os.cpu_count() or 1  # `gansweep run`'s local Ray: one slot a CPU
+    bench_growth(Storage.parse(args[0]), ns, cpus, utc_stamp(),
+                 lambda f: print(f"{f.key} = {f.value:.3f}  ({f.label})  [load {os.getloadavg()[0]:.1f}]", flush=True),
+                 os.path.abspath(old) if old else None)
