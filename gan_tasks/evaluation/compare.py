@@ -6,7 +6,8 @@ test in the metric's worse direction: an exact permutation test (<= 5 seeds on a
 Welch's t-test (gan_tasks/evaluation/stats.py); Benjamini-Hochberg over every tested row of the night;
 `flagged` when p_adj <= 0.05. A side with one seed is "not assessable", never flagged. A cell (or a
 metric) with values last night and none tonight is a regression, as is a cell with more failed seeds
-than last night. detectable() says per metric how large a worsening its seeds could find.
+than last night. Image metrics whose provenance differs between (or within) the nights are not tested:
+the note says why ("FID not comparable: n_real 500 vs 1000"), never a regression. detectable() says per metric how large a worsening its seeds could find.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from gan_tasks.config.scores import DIRECTIONS
 from gan_tasks.data.storage import Storage
-from gan_tasks.evaluation import stats
+from gan_tasks.evaluation import provenance, stats
 from gan_tasks.evaluation.report import load_frames
 from gan_tasks.evaluation.seeds import seed_counts, seed_results
 
@@ -27,12 +28,14 @@ def cell_stats(storage: Storage, sweep_id: str) -> pd.DataFrame:
     """Per (loss, optimizer, score metric): the seeds' results (gan_tasks/evaluation/seeds.py: completed
     trials' final evaluations), their mean, std and count, and the cell's failed seeds."""
     f = load_frames(storage, sweep_id)
-    cols = ["loss", "optimizer", "metric", "values", "mean", "std", "seeds", "seeds_failed"]
+    cols = ["loss", "optimizer", "metric", "values", "mean", "std", "seeds", "seeds_failed", "provenance"]
     df = seed_results(f["trials"], f["evaluations"], DIRECTIONS)
     if df.empty:
         return pd.DataFrame(columns=cols)
-    out = df.groupby(["loss", "optimizer", "metric"]).value.agg(
-        values=lambda v: v.to_numpy(dtype=float), mean="mean", std="std", seeds="size").reset_index()
+    df = df.assign(provenance=df.provenance.fillna("") if "provenance" in df else "")
+    out = df.groupby(["loss", "optimizer", "metric"]).agg(
+        values=("value", lambda v: v.to_numpy(dtype=float)), mean=("value", "mean"), std=("value", "std"),
+        seeds=("value", "size"), provenance=("provenance", lambda p: tuple(dict.fromkeys(p)))).reset_index()
     failed = seed_counts(f["trials"])[["loss", "optimizer", "seeds_failed"]]
     return out.merge(failed, on=["loss", "optimizer"], how="left")[cols]
 
@@ -41,17 +44,22 @@ def compare_cells(sa: pd.DataFrame, sb: pd.DataFrame) -> pd.DataFrame:
     """The comparison (COLUMNS) of two nights' cell_stats: A last night, B tonight."""
     m = sa.merge(sb, on=["loss", "optimizer", "metric"], suffixes=("_a", "_b"), how="outer")
     m["delta"] = m.mean_b - m.mean_a
+    why = [provenance.difference(x, (pa or ()) + (pb or ())) if isinstance(pa, tuple) and isinstance(pb, tuple)
+           else None for x, pa, pb in zip(m.metric, m.get("provenance_a", [None] * len(m)),
+                                          m.get("provenance_b", [None] * len(m)))]
+    refused = np.array([w is not None for w in why], dtype=bool)
     worse = ["less" if DIRECTIONS[x] else "greater" for x in m.metric]  # tonight below / above last night
     p = np.full(len(m), np.nan)
     for alternative in ("less", "greater"):
         idx = [i for i, w in enumerate(worse) if w == alternative and isinstance(m["values_a"].iloc[i], np.ndarray)
-               and isinstance(m["values_b"].iloc[i], np.ndarray)]
+               and isinstance(m["values_b"].iloc[i], np.ndarray) and not refused[i]]
         p[idx] = stats.pvalues([(m["values_b"].iloc[i], m["values_a"].iloc[i]) for i in idx], alternative)
     m["p_value"], m["p_adj"] = p, stats.bh(p)
     missing = m.seeds_b.isna() & m.seeds_a.notna()
     m["flagged"] = (m.p_adj <= stats.ALPHA) | missing
-    m["note"] = np.select([missing, m.seeds_a.isna(), m.p_value.isna()],
-                          ["missing tonight", "new tonight", "not assessable (1 seed)"], "")
+    m["note"] = np.select([missing, m.seeds_a.isna(), refused, m.p_value.isna()],
+                          ["missing tonight", "new tonight", np.array([w or "" for w in why], dtype=object),
+                           "not assessable (1 seed)"], "")
     cells = m.groupby(["loss", "optimizer"])[["seeds_failed_a", "seeds_failed_b"]].max().reset_index()
     more = cells[cells.seeds_failed_b.fillna(0) > cells.seeds_failed_a.fillna(0)]
     extra = pd.DataFrame({"loss": more.loss, "optimizer": more.optimizer, "metric": "seeds_failed",
