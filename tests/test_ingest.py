@@ -228,3 +228,28 @@ def test_ingest_from_s3(digits, s3_storage, tmp_path, local_storage):
     images, _ = open_split(s3_storage, "digits", m["id"], cache_dir=str(tmp_path / "cache"))
     assert images.shape == (N, 1, 28, 28)
     assert json.loads(s3_storage.read_bytes("datasets", "digits", "current.json"))["id"] == m["id"]
+
+
+def test_uploaded_builtins_are_listed_and_pinned_by_id(local_storage, tmp_path):
+    """`data upload`'s datasets appear in `data ls` with an id (their manifest's hash); `mnist@ID` checks
+    that id against storage and trains the very trials `mnist` does (ids unchanged)."""
+    from gan_tasks.config import expand_grid, load_config
+    from gan_tasks.data.images import upload
+    from tests.conftest import tiny_config
+
+    upload(local_storage, "mnist", str(DATA / "mnist"))
+    r = cli("data", "ls", "--storage", local_storage.url)
+    assert r.exit_code == 0, r.output
+    row = next(ln for ln in r.output.splitlines() if ln.split()[:1] == ["mnist"])
+    did = row.split()[1]
+    assert len(did) == 12 and "train 60,000 / test 10,000" in row and "1x28x28" in row and row.split()[-1] == "upload"
+    assert " 10 " in row and "54.9 MB" in row
+
+    def ids(dataset: str) -> list[str]:
+        path = tmp_path / f"{dataset.replace('@', '-')}.yaml"
+        path.write_text(json.dumps({**tiny_config(), "dataset": dataset, "model": "dcgan-28"}))
+        return [t.trial_id for t in expand_grid(load_config(str(path), storage=local_storage))]
+
+    assert ids(f"mnist@{did}") == ids("mnist")
+    with pytest.raises(Exception, match=f"mnist@000000000000: storage .* holds mnist@{did}"):
+        ids("mnist@000000000000")
