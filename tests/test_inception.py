@@ -143,7 +143,7 @@ def test_evaluation_config_with_inception_records_extractor_and_weights_hash(env
         "train": {"steps": 4, "batch_size": 16, "z_dim": 16, "log_every": 2, "checkpoint_every": 4},
         "evaluation": {"feature_extractor": "inception-v3", "feature_extractor_weights_path": env["weights"],
                        "fidelity_samples": N}}
-    with pytest.raises(ValueError, match=r"fidelity_samples 16: FID needs at least .*2048.* use KID"):
+    with pytest.raises(ValueError, match=r"fidelity_samples: 16: FID needs at least .*2048.* use KID"):
         parse_config(config)
     cfg = parse_config({**config, "evaluation": {**config["evaluation"], "image_metrics": ["isc", "kid", "prc"]}})
     trial = expand_grid(cfg)[0]

@@ -114,12 +114,14 @@ def test_gansweep_compare_prints_the_refusal(local_storage):
     assert "refused: non-saturating / adam: FID not comparable: n_real 500 vs 1000" in r.output
 
 
-def test_fid_below_the_feature_dimension_is_refused_with_a_hint_to_kid():
+def test_fid_below_the_feature_dimension_or_without_kid_is_refused():
     mnist = {**tiny_config(), "dataset": "mnist", "model": "dcgan-28"}
-    with pytest.raises(ValueError, match=r"fidelity_samples 100: FID needs .*\(128\).* use KID"):
+    with pytest.raises(ValueError, match=r"fidelity_samples: 100: FID needs .*\(128\).* use KID"):
         parse_config({**mnist, "evaluation": {"fidelity_samples": 100}})
     parse_config({**mnist, "evaluation": {"fidelity_samples": 100, "image_metrics": ["kid"]}})  # KID: fine
-    with pytest.raises(ValueError, match="eval_every_samples 64"):
+    with pytest.raises(ValueError, match=r"FID is reported with KID beside it .* add kid"):
+        parse_config({**mnist, "evaluation": {"image_metrics": ["isc", "fid"]}})
+    with pytest.raises(ValueError, match="eval_every_samples: 64"):
         parse_config({**mnist, "evaluation": {"eval_every": 10, "eval_every_samples": 64}})
 
 

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
+from gan_tasks.methods.params import FieldError
 from gan_tasks.methods.registry import Registry
 
 
@@ -46,6 +47,9 @@ def check_eval(extractor: str | None, weights_path: str | None, metrics: Sequenc
     bad = sorted(set(metrics) - set(METRIC_FLAGS))
     if bad or not metrics:
         raise ValueError(f"evaluation.image_metrics {list(metrics)}: valid are {', '.join(METRIC_FLAGS)}")
+    if "fid" in metrics and "kid" not in metrics:
+        raise FieldError("image_metrics", f"{list(metrics)}: FID is reported with KID beside it (FID's bias depends "
+                                          "on the sample size and the generator; KID is unbiased): add kid")
     check_fid_samples(extractor, metrics, samples or {})
     if extractor is None:
         return
@@ -64,9 +68,9 @@ def check_fid_samples(extractor: str | None, metrics: Sequence[str], samples: di
     spec = EXTRACTORS.get(extractor or "classifier")  # None: the in-domain classifier, or no image metrics
     for field, n in samples.items():
         if n < spec.dim:
-            raise ValueError(f"evaluation.{field} {n}: FID needs at least the feature dimension of "
-                             f"{extractor or 'classifier'} ({spec.dim}) samples a side; use KID instead (drop fid: "
-                             "evaluation.image_metrics: [isc, kid, prc]) or raise the sample count")
+            raise FieldError(field, f"{n}: FID needs at least the feature dimension of {extractor or 'classifier'} "
+                                    f"({spec.dim}) samples a side; use KID instead (drop fid: evaluation.image_metrics: "
+                                    "[isc, kid, prc]) or raise the sample count")
 
 
 def check_dataset_extractor(dataset: str, extractor: str | None, classifier_dataset: str | None = None,
