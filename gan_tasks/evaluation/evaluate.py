@@ -24,7 +24,7 @@ from gan_tasks.data import schema
 from gan_tasks.evaluation import conditional, cyclegan
 from gan_tasks.evaluation.classifier import CLASSIFIER_DATASETS, fetch, load, predict
 from gan_tasks.config import EvalConfig, TrialConfig
-from gan_tasks.data.datasets import DATASETS, dataset_path, load_array
+from gan_tasks.data.datasets import DATASETS, dataset_path, dataset_sha, load_array
 from gan_tasks.evaluation.fidelity import calculate, feature_layers, input_chain, stats_cache_name, storage_cache
 from gan_tasks.evaluation.provenance import for_metric, key, reference_indices, reference_key
 from gan_tasks.evaluation.metrics import METRICS, mode_coverage, stacked_mnist_coverage
@@ -74,11 +74,6 @@ def _file_sha(path: str, size: int, mtime_ns: int) -> str:
     return h.hexdigest()[:16]
 
 
-def _train_sha(storage: Storage, dataset: str) -> str:
-    manifest = json.loads(storage.read_bytes("datasets", dataset, "manifest.json"))
-    return manifest["files"]["train"]["sha256"]
-
-
 def _reference(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> tuple[np.ndarray, str, list[str]]:
     """(a seeded random subset of n training images, the data's id, how the stored images were made)."""
     dataset = trial.cfg.dataset.name
@@ -89,7 +84,7 @@ def _reference(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> tuple[
         return images.take(reference_indices(len(images), n, ev.reference_seed)), trial.cfg.dataset.id, made
     train = load_array(storage, dataset_path(dataset, {}))
     made = [f"stored {'x'.join(map(str, train.shape[1:]))} uint8"]
-    return train[reference_indices(len(train), n, ev.reference_seed)], _train_sha(storage, dataset)[:16], made
+    return train[reference_indices(len(train), n, ev.reference_seed)], dataset_sha(storage, dataset), made
 
 
 def _fidelity(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> Measured:
@@ -155,7 +150,7 @@ def rows(cfg: TrialConfig, sweep_id: str, step: int, m: Measured) -> list[dict]:
 
 
 # A program's own metrics (declared by name in gan_tasks/methods/programs.py), measured beside the
-# dataset's: (trial, storage, ev, n) -> (values, extractor, extractor hash).
+# dataset's: (trial, storage, ev, n) -> (values, extractor, extractor hash[, {metric: provenance dict}]).
 PROGRAM_METRICS: Registry[Callable] = Registry("program evaluation")
 for _name in ("cgan-concat", "cgan-projection", "acgan"):
     PROGRAM_METRICS.add(_name, conditional.measure, "generated-class accuracy, per-class mode accuracy, intra-class FID/KID")
@@ -185,8 +180,9 @@ def measure(trial: Trial, storage: Storage, ev: EvalConfig, n: int | None = None
                      m.provenance)
     if trial.cfg.program not in PROGRAM_METRICS:
         return m
-    values, extractor, h = PROGRAM_METRICS.get(trial.cfg.program)(trial, storage, ev, n or spec.n_final(ev))
-    return Measured({**m.values, **values}, m.extractor or extractor, m.extractor_hash or h, m.provenance)
+    values, extractor, h, *prov = PROGRAM_METRICS.get(trial.cfg.program)(trial, storage, ev, n or spec.n_final(ev))
+    own = {k: json.dumps(p, sort_keys=True) for k, p in (prov[0] if prov else {}).items()}  # its image metrics'
+    return Measured({**m.values, **values}, m.extractor or extractor, m.extractor_hash or h, {**m.provenance, **own})
 
 
 def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig,
