@@ -92,7 +92,8 @@ def bench_mapped_memory(mb: float) -> list[Figure]:
     total = {k: sum(g[k] for g in grown) for k in ("rss", "pss", "uss")}
     label = f"2 actors, {size / 1e6:.0f} MB dataset"
     return [Figure("p3_mapped_mb", size / 1e6, "P3 mapped dataset size MB"),
-            Figure("p3_mapped_pss_ratio", total["pss"] / size, f"P3 mapped: sum of PSS growth / dataset size ({label})"),
+            Figure("p3_mapped_pss_ratio", total["pss"] / size,
+                   f"P3 mapped: sum of PSS growth / dataset size ({label})"),
             Figure("p3_mapped_rss_ratio", total["rss"] / size,
                    f"P3 mapped: sum of RSS growth / dataset size ({label}; counts shared pages twice)"),
             Figure("p3_mapped_uss_mb", total["uss"] / 1e6, f"P3 mapped: sum of USS (private) growth MB ({label})")]
