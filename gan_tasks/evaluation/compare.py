@@ -86,7 +86,8 @@ def detectable(cmp: pd.DataFrame, power: float = 0.8) -> pd.DataFrame:
     0.05 / m (what Benjamini-Hochberg asks of a lone regression among the night's m tests), in units
     of the seeds' s.d. and, by the median s.d. of its cells, of the metric; inf where no change can be
     detected (one seed, or an exact test that cannot reach that level)."""
-    tested = cmp[cmp.metric.isin(DIRECTIONS) & cmp.seeds_a.notna() & cmp.seeds_b.notna()]
+    tested = cmp[cmp.metric.isin(DIRECTIONS) & cmp.seeds_a.notna() & cmp.seeds_b.notna()
+                 & ~cmp.note.str.contains("not comparable", regex=False)]  # refused rows test nothing
     level = stats.ALPHA / max(int(tested.p_value.notna().sum()), 1)
     rows = []
     for metric, g in tested.groupby("metric"):
