@@ -13,6 +13,7 @@ from bench.harness import Figure, bench_config, steps_for, trials_of
 from bench.p1_overhead import bench_overhead
 from bench.p2_step_rate import bench_step_rate, dcgan_config
 from bench.p3_data import bench_data
+from bench.p3_mapped_memory import bench_mapped_memory
 from bench.p4_packing import bench_packing
 from bench.p5_many_trials import bench_many
 from bench.p5_tune import bench_tune
@@ -58,6 +59,7 @@ def run_bench(storage: Storage, short: bool, mnist: str | None = None,
                 add(bench_overhead(storage, steps, run_id, f"{variant}_warm", f"{label}, warm actors", warm))
         add(bench_contention(storage, steps_for(storage, 2.0 if short else 10.0), slots(0, 1, 1 << 16)))
         add(bench_data(storage, trials_of(bench_config(300, 4))))
+        add(bench_mapped_memory(40 if short else 200))
         add(bench_packing(storage, 4 if short else 16, 50 if short else 1000, run_id))
         add(bench_step_rate(storage, trials_of(bench_config(300 if short else 3000, 1))[0], "mlp", "mlp ring-8",
                             run_id))

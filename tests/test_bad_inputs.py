@@ -149,7 +149,9 @@ OVER = [
     ("inception on 2-D data", {"evaluation": {"feature_extractor": "inception-v3",
                                               "feature_extractor_weights_path": "/etc/passwd"}},
      "evaluation.feature_extractor"),
-    ("image metrics on 2-D data", {"evaluation": {"image_metrics": ["fid"]}}, "evaluation.image_metrics"),
+    ("image metrics on 2-D data", {"evaluation": {"image_metrics": ["fid", "kid"]}}, "evaluation.image_metrics"),
+    ("fid without kid", {**MNIST, "evaluation": {"image_metrics": ["fid"]}}, "evaluation.image_metrics"),
+    ("fid below the feature dimension", {**MNIST, "evaluation": {"fidelity_samples": 100}}, "evaluation.fidelity_samples"),
     # the published: block's statistics (docs/statistics.md)
     ("published margin negative", published({"margin": -1.0}), "published.rows.0.values.modes_covered.margin"),
     ("published margin nan", published({"margin": NAN}), "published.rows.0.values.modes_covered.margin"),

@@ -15,6 +15,7 @@ EVERY_FIGURE = {
                                                       "p1_slots", "p1_cluster_cpus")),
     *(f"{k}_{m}" for m in ("mlp", "dcgan") for k in ("p2_step_rate", "p2_bare_steps_per_s", "memory_peak_rss_mb")),
     "p3_data", "p3_data_next_night", "p4_packing", "contention",
+    "p3_mapped_mb", "p3_mapped_pss_ratio", "p3_mapped_rss_ratio", "p3_mapped_uss_mb",
     "p5_many_trials", "p5_many_trials_vs_serial", "p5_sweep_s", "p5_ideal_s", "p5_ideal_serial_s", "startup_s", "noop_rerun_s", "fan_in_s",
     "p5_ray_tune", "p5_ray_tune_s",
 }
@@ -49,6 +50,7 @@ def test_short_bench_prints_and_saves_every_figure(ray_session, prefect_harness,
         assert figures[key] == pytest.approx(figures["p5_sweep_s"] / figures[ideal], rel=1e-6), key
     assert figures["p3_data"] <= 1.1  # the dataset is downloaded once however many trials read it
     assert figures["p3_data_next_night"] < 0.01  # only the manifest is read again
+    assert figures["p3_mapped_pss_ratio"] <= 1.5  # two actors mapping one dataset: well below two copies
     saved = pd.read_parquet(s3_storage.uri("bench"), storage_options=s3_storage.storage_options)
     assert set(saved.figure) == set(figures) and saved.short.all() and saved.label.str.len().gt(0).all()
 

@@ -1,6 +1,7 @@
 """A conditional program end to end (real Prefect flow, real Ray actors, S3 over HTTP), an MNIST evaluation
 of its class metrics, and kill -9 resume bit-identical as for the unconditional GAN."""
 import io
+import json
 import time
 
 import numpy as np
@@ -50,9 +51,13 @@ def test_conditional_mnist_class_metrics_and_a_row_per_class(local_storage):
                                    evaluation={"fidelity_samples": 200}))
     t = expand_grid(cfg)[0]
     assert run_trial(t, local_storage, "m")["status"] == "completed"
-    rows = {r["metric"]: r["value"] for r in evaluate_trial(t, local_storage, "m", cfg.evaluation)}
+    full = {r["metric"]: r for r in evaluate_trial(t, local_storage, "m", cfg.evaluation)}
+    rows = {m: r["value"] for m, r in full.items()}
     assert {"class_accuracy", "intra_fid", "intra_kid", "fid", "inception_score"} <= set(rows)
     assert 0 <= rows["class_accuracy"] <= 1 and rows["intra_fid"] >= 0
+    intra = json.loads(full["intra_fid"]["provenance"])  # 20 a class, a seeded subset of the class's images
+    assert (intra["n_real"], intra["reference_split"], intra["feature_layer"]) == (20, "train (per class)", "features")
+    assert json.loads(full["fid"]["provenance"])["n_real"] == 200 and full["class_accuracy"]["provenance"] == ""
     s = np.load(io.BytesIO(local_storage.read_bytes("sweeps", "m", "samples", f"{t.trial_id}.npy")))
     assert s.shape == (80, 1, 28, 28)  # 10 classes x 8: one report row per class
 

@@ -1,5 +1,6 @@
 """Fan-in evaluation end to end: MNIST uploaded to a moto S3 endpoint, a tiny dcgan-28 grid trained
 and evaluated in Ray actors under Prefect, image metrics with the MNIST classifier, rankings, report."""
+import json
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -50,10 +51,12 @@ def test_mnist_grid_produces_metrics_rankings_and_report(ray_session, prefect_ha
     assert v.xs("precision", level=1).between(0, 1).all()
 
     assert set(ev[ev.step == 6].metric) >= {"fid", "inception_score"}  # the cheap small-sample version
-    # Real-data features: computed once per sample count (400 final, 200 during training) for the
-    # sweep's 4 trials and 8 evaluations, and cached in storage under content-hash names.
+    # Real-data features: computed once per provenance (400 samples final, 200 during training) for the
+    # sweep's 4 trials and 8 evaluations, and cached in storage under their provenance's hash.
     stats = s3_storage.ls("evaluators", "stats")
-    assert {n.split("-classifier-")[0].rsplit("-", 1)[1] for n in stats} == {"n400", "n200"}
+    assert len({n.split("-gansweep-classifier-")[0] for n in stats}) == 2
+    n_real = {step: {json.loads(p)["n_real"] for p in g.provenance} for step, g in ev[ev.metric == "fid"].groupby("step")}
+    assert n_real == {12: {400}, 6: {200}}
 
     ranks = pd.read_parquet(f"{base}/rankings/", **opts)
     assert list(ranks.columns) == schema.RANKINGS.names

@@ -94,7 +94,7 @@ def test_misspelt_option_unknown_extractor_and_inception_without_weights_are_err
 
 def test_real_statistics_are_computed_once_and_reused_from_storage(mnist, local_storage, tmp_path):
     real, fake = mnist["test"][:1000], mnist["test"][1000:2000]
-    name = stats_cache_name("mnist", "abc123", len(real), "classifier", mnist["hash"])
+    name = stats_cache_name("mnist", "0123456789abcdef")
     with storage_cache(local_storage, name, str(tmp_path / "node1")) as root:
         first = calculate(fake, real, metrics=["fid"], weights_path=mnist["weights"], real_cache_name=name,
                           cache_root=root)

@@ -13,6 +13,7 @@ Inception sees 299x299 images (~0.2 s an image on one shared CPU core), so the s
 import ctypes
 import glob
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -25,6 +26,7 @@ from gan_tasks.config import expand_grid, parse_config
 from gan_tasks.data.datasets import dataset_path, load_array
 from gan_tasks.evaluation.evaluate import evaluate_trial
 from gan_tasks.evaluation.fidelity import ImageSet, calculate
+from gan_tasks.evaluation.provenance import reference_key
 from gan_tasks.data.images import upload
 from gan_tasks.data.storage import Storage
 from gan_tasks.training.trial import run_trial
@@ -132,24 +134,33 @@ def test_inception_fid_self_zero_noised_positive_and_equal_to_direct_call(env):
 
 def test_evaluation_config_with_inception_records_extractor_and_weights_hash(env):
     """evaluation: {feature_extractor: inception-v3, feature_extractor_weights_path: ...} through
-    evaluate_trial on a dcgan-28 trained a few steps on the uploaded MNIST."""
+    evaluate_trial on a dcgan-28 trained a few steps on the uploaded MNIST. FID on N < 2048 samples is
+    refused at validation (KID instead); the rows record how each value was made."""
     st = env["storage"]
-    cfg = parse_config({
+    config = {
         "name": "mnist-inception", "dataset": "mnist", "model": "dcgan-28",
         "grid": {"loss": ["non-saturating"], "optimizer": ["adam"], "seed": [0]},
         "train": {"steps": 4, "batch_size": 16, "z_dim": 16, "log_every": 2, "checkpoint_every": 4},
         "evaluation": {"feature_extractor": "inception-v3", "feature_extractor_weights_path": env["weights"],
-                       "fidelity_samples": N}})
+                       "fidelity_samples": N}}
+    with pytest.raises(ValueError, match=r"fidelity_samples: 16: FID needs at least .*2048.* use KID"):
+        parse_config(config)
+    cfg = parse_config({**config, "evaluation": {**config["evaluation"], "image_metrics": ["isc", "kid", "prc"]}})
     trial = expand_grid(cfg)[0]
     assert run_trial(trial, st, "inc")["status"] == "completed"
     rows = evaluate_trial(trial, st, "inc", cfg.evaluation)
     h = sha16(env["weights"])
-    assert {r["metric"] for r in rows} == {"inception_score", "inception_score_std", "fid", "kid", "kid_std",
+    assert {r["metric"] for r in rows} == {"inception_score", "inception_score_std", "kid", "kid_std",
                                            "precision", "recall", "f_score"}
     assert all(r["extractor"] == "inception-v3" and r["extractor_hash"] == h and r["step"] == 4 for r in rows)
     v = {r["metric"]: r["value"] for r in rows}
-    assert v["fid"] > 0 and v["inception_score"] >= 1 and 0 <= v["precision"] <= 1 and 0 <= v["recall"] <= 1
+    assert v["inception_score"] >= 1 and 0 <= v["precision"] <= 1 and 0 <= v["recall"] <= 1
     stored = st.read_table("sweeps", "inc", "evaluations").to_pandas()
     assert (stored.extractor == "inception-v3").all() and (stored.extractor_hash == h).all()
-    # The real-image statistics are cached in storage under a name carrying the weights hash.
-    assert any(f"-n{N}-inception-v3-{h[:12]}" in n for n in st.ls("evaluators", "stats"))
+    kid = json.loads(stored.provenance[stored.metric == "kid"].iloc[0])
+    assert kid["weights_hash"] == h and kid["feature_layer"] == "2048" and kid["n_real"] == kid["n_fake"] == N
+    assert "grey -> RGB" in kid["resize"] and "299x299" in kid["resize"]
+    assert json.loads(stored.provenance[stored.metric == "inception_score"].iloc[0])["n_real"] is None
+    # The real-image statistics are cached in storage under a name that is their provenance's hash.
+    assert any(n.startswith(f"mnist-{reference_key({**kid, 'feature_layer': {'kid': '2048', 'prc': '2048'}})}")
+               for n in st.ls("evaluators", "stats"))

@@ -228,3 +228,49 @@ def test_ingest_from_s3(digits, s3_storage, tmp_path, local_storage):
     images, _ = open_split(s3_storage, "digits", m["id"], cache_dir=str(tmp_path / "cache"))
     assert images.shape == (N, 1, 28, 28)
     assert json.loads(s3_storage.read_bytes("datasets", "digits", "current.json"))["id"] == m["id"]
+
+
+def test_uploaded_builtins_are_listed_and_pinned_by_id(local_storage, tmp_path):
+    """`data upload`'s datasets appear in `data ls` with an id (their manifest's hash); `mnist@ID` checks
+    that id against storage and trains the very trials `mnist` does (ids unchanged)."""
+    from gan_tasks.config import expand_grid, load_config
+    from gan_tasks.data.images import upload
+    from tests.conftest import tiny_config
+
+    upload(local_storage, "mnist", str(DATA / "mnist"))
+    r = cli("data", "ls", "--storage", local_storage.url)
+    assert r.exit_code == 0, r.output
+    row = next(ln for ln in r.output.splitlines() if ln.split()[:1] == ["mnist"])
+    did = row.split()[1]
+    assert len(did) == 12 and "train 60,000 / test 10,000" in row and "1x28x28" in row and row.split()[-1] == "upload"
+    assert " 10 " in row and "54.9 MB" in row
+
+    def ids(dataset: str) -> list[str]:
+        path = tmp_path / f"{dataset.replace('@', '-')}.yaml"
+        path.write_text(json.dumps({**tiny_config(), "dataset": dataset, "model": "dcgan-28"}))
+        return [t.trial_id for t in expand_grid(load_config(str(path), storage=local_storage))]
+
+    assert ids(f"mnist@{did}") == ids("mnist")
+    with pytest.raises(Exception, match=f"mnist@000000000000: storage .* holds mnist@{did}"):
+        ids("mnist@000000000000")
+
+
+def test_fashion_mnist_pngs_from_a_folder_and_from_s3(tmp_path, s3_storage, local_storage):
+    """Fashion-MNIST written as a PNG folder (one sub-folder per class) from ../shared/data, added at 64x64
+    from the folder and from a bucket of the S3 test endpoint: one id, ten classes, the pixels upscaled."""
+    arrs = SOURCES["fashion-mnist"].read(str(DATA / "fashion-mnist"))
+    x, y = arrs["train"][:N, 0], arrs["train_labels"][:N]
+    write_pngs(tmp_path / "clothes", x, y)
+    opts = IngestOptions(size=64, mode="L", labels="subfolders")
+    local = add(local_storage, "clothes", str(tmp_path / "clothes"), opts)
+    src = Storage.parse(s3_storage.url + "-clothes", endpoint_url=s3_storage.endpoint_url)
+    for root, _, files in os.walk(tmp_path / "clothes"):
+        for f in files:
+            src.write_bytes(open(os.path.join(root, f), "rb").read(), os.path.relpath(os.path.join(root, f),
+                                                                                     tmp_path / "clothes"))
+    remote = add(s3_storage, "clothes", src.url, opts, endpoint_url=s3_storage.endpoint_url)
+    assert remote["id"] == local["id"] and remote["classes"] == [str(c) for c in range(10)]
+    images, labels = open_split(s3_storage, "clothes", remote["id"], cache_dir=str(tmp_path / "cache"))
+    assert images.shape == (N, 1, 64, 64) and np.bincount(labels).sum() == N
+    first = sorted(range(N), key=lambda i: f"{y[i]}/{i:05d}.png")[0]  # class folder "0" first
+    assert abs(float(images.take(np.array([0]))[0, 0].mean()) - float(x[first].mean())) < 3  # same picture, 64 px

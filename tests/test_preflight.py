@@ -109,3 +109,32 @@ def test_a_healthy_storage_passes_and_keeps_nothing(tmp_path, s3_storage):
     assert os.listdir(tmp_path / "store") == []
     check_storage(s3_storage, sweep)
     assert s3_storage.ls() == []
+
+
+def test_a_dataset_larger_than_the_node_cache_free_space_is_one_line(tmp_path):
+    """An added dataset of 200 28x28 images (~157 kB) against a node cache on a real 64 kB tmpfs
+    (mounted in a user namespace: `unshare -rm`): `gansweep run` stops before Ray with one line."""
+    from gan_tasks.data.ingest import IngestOptions, add
+    from tests.test_ingest import N, write_pngs
+    from gan_tasks.data.images import SOURCES
+    from tests.conftest import DATA
+
+    small = tmp_path / "small"
+    small.mkdir()
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {small}"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no user namespace to mount a small tmpfs in: {probe.stderr.strip()}")
+    x = SOURCES["mnist"].read(str(DATA / "mnist"))["train"][:N, 0]
+    write_pngs(tmp_path / "png", x)
+    st = Storage.parse(str(tmp_path / "store"))
+    did = add(st, "digits", str(tmp_path / "png"), IngestOptions(size=28, mode="L"))["id"]
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump({**tiny_config(), "dataset": "digits", "model": "dcgan-28"}))
+    run = f"{sys.executable} -m flows.cli run {cfg} --storage {st.url}"
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {small} && "
+                        f"GANSWEEP_CACHE={small}/cache {run}"], capture_output=True, text=True, timeout=120)
+    out = " ".join(r.stdout.split())
+    _one_line_exit_2(r.stdout, r.returncode, f"dataset 'digits' needs 0.16 MB in the node cache {small}/cache")
+    assert "which has 0.07 MB free" in out and did
+    assert not (tmp_path / "store" / "sweeps").exists()

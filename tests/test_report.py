@@ -13,6 +13,7 @@ from gan_tasks.config import expand_grid, parse_config
 from gan_tasks.evaluation.report import render_html
 from gan_tasks.training.rows import trial_row, write_trial_row
 from tests.conftest import tiny_config
+from tests.test_ingest import mnist_arrays  # noqa: F401 - the fixture
 
 
 def fake_sweep(st, sid="r1"):
@@ -85,3 +86,32 @@ def test_a_sweep_written_before_the_cell_column_still_reports_and_ranks(local_st
     assert "diverged 1 of 2 seeds" in html and all(t.trial_id in html for t in trials)
     ranks = rank_cells(frames["trials"], frames["evaluations"], "r3")
     assert set(zip(ranks.loss, ranks.optimizer)) == {("non-saturating", "adam"), ("lsgan-011", "adam")}
+
+
+def test_report_shows_the_dataset_and_real_images_beside_the_generated(tmp_path, local_storage, mnist_arrays):  # noqa: F811
+    """A sweep on an added dataset: a Dataset section (name, id, images, shape, classes) and a grid of
+    real training images as the first figure of the samples."""
+    from gan_tasks.config import load_config
+    from gan_tasks.data.ingest import IngestOptions, add
+    from tests.test_ingest import write_pngs
+
+    x, y = mnist_arrays
+    write_pngs(tmp_path / "png", x[:100], y[:100])
+    did = add(local_storage, "digits", str(tmp_path / "png"), IngestOptions(size=28, mode="L",
+                                                                            labels="subfolders"))["id"]
+    path = tmp_path / "sweep.yaml"
+    path.write_text(json.dumps({**tiny_config(), "dataset": "digits", "model": "dcgan-28"}))
+    now = datetime.now(timezone.utc)
+    trials = expand_grid(load_config(str(path), storage=local_storage))
+    for t in trials:
+        write_trial_row(local_storage, trial_row(t, "d1", "completed", 60, now, now))
+        buf = io.BytesIO()
+        np.save(buf, np.zeros((64, 1, 28, 28), np.float32))
+        local_storage.write_bytes(buf.getvalue(), "sweeps", "d1", "samples", f"{t.trial_id}.npy")
+    page = render_html(local_storage, "d1")
+    assert f"name digits, id {did}, images train 100, shape 1x28x28, classes 10" in page
+    assert page.count("data:image/png;base64,") == 1 + len(trials)  # the real grid and each trial's (no curves)
+    first = page.index("<h2>Generated samples</h2>")
+    assert page.index(f"real: digits@{did}", first) < page.index("non-saturating/adam/seed 0", first)
+    ring = render_html(local_storage, "r1") if fake_sweep(local_storage) else ""
+    assert "name ring-8, kind points" in ring and "real:" not in ring

@@ -54,17 +54,18 @@ def add(name: str, src: str = typer.Argument(..., help="folder or fsspec URL (s3
 
 @data_app.command("ls")
 def ls(storage: StorageOpt = DEFAULT_STORAGE, s3_endpoint_url: EndpointOpt = None) -> None:
-    """Datasets added with `data add`: name, id (* current), images per split, shape, classes, size."""
+    """Datasets in storage: added (`data add`) and uploaded built-ins (`data upload`): name, id (* current),
+    images per split, shape, classes, size, how it came."""
     from gan_tasks.data.userdata import list_datasets
 
     rows = list_datasets(storage_at(storage, s3_endpoint_url))
     if not rows:
         say(f"no datasets in {storage}; add one with gansweep data add NAME SRC")
         return
-    aligned(("name", "id", "images", "shape", "classes", "size"),
+    aligned(("name", "id", "images", "shape", "classes", "size", "kind"),
             [(r["name"], r["id"] + (" *" if r["current"] else ""),
               " / ".join(f"{s} {n:,}" for s, n in r["count"].items()), "x".join(map(str, r["shape"])),
-              str(len(r["classes"])) if r["classes"] else "-", f"{r['bytes'] / 1e6:,.1f} MB") for r in rows])
+              str(len(r["classes"])) if r["classes"] else "-", f"{r['bytes'] / 1e6:,.1f} MB", r["kind"]) for r in rows])
 
 
 def register(app: typer.Typer) -> None:

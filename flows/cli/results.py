@@ -66,6 +66,8 @@ def compare(sweep_a: str, sweep_b: str, storage: StorageOpt = DEFAULT_STORAGE,
                 [(r.metric, str(r.seeds_a), str(r.seeds_b), "not detectable" if r.shift_sd == float("inf") else
                   f"{r.shift_sd:.2g}", "-" if r.shift == float("inf") or r.shift != r.shift else f"{r.shift:.3g}")
                  for r in det.itertuples()])
+    for r in cmp[cmp.note.str.contains("not comparable", regex=False)].itertuples():
+        say(f"refused: {r.loss} / {r.optimizer}: {r.note}")
     say(f"{len(regressions(cmp))} regression(s) (Benjamini-Hochberg over the night's tests; a cell "
         "missing tonight or with more failed seeds counts)")
 

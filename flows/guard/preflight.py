@@ -3,7 +3,8 @@ and Prefect start, as retries, tracebacks or an endless wait.
 
 - storage is reachable and writable (a probe object written, read back and removed) within
   TIMEOUT seconds: missing credentials, an unreachable endpoint, a read-only path;
-- the uploaded datasets the sweep reads are in storage;
+- the uploaded datasets the sweep reads are in storage, and on a local run the node cache
+  ($GANSWEEP_CACHE) has room for the files of it not cached yet;
 - on a local run, one trial's resources fit this machine; on a cluster (`--ray-address`), some alive
   node offers them, or one joins within `--wait-for-resources` seconds (an autoscaler adding it):
   Ray itself would wait for such a node forever, without a word.
@@ -17,14 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
+import shutil
 import threading
 import uuid
 from typing import Any, Callable
 
 from gan_tasks.data.datasets import DATASETS, dataset_path
-from gan_tasks.data.userdata import manifest_path
-from gan_tasks.data.storage import Storage
+import numpy as np
+
+from gan_tasks.data.userdata import manifest_path, read_manifest
+from gan_tasks.data.storage import Storage, node_cache
 from gan_tasks.errors import UserError
 
 # 10 s: S3 answers in well under a second; botocore's own retries on an unreachable endpoint take
@@ -102,6 +107,38 @@ def check_storage(st: Storage, sweep: Any, timeout: float = TIMEOUT) -> None:
         how = f"gansweep data add {name} SRC" if sweep.dataset.id else f"gansweep data upload {name} PATH"
         raise PreflightError(f"dataset {name!r} is not in storage at {st.uri(*missing[0])}; "
                              f"{'add' if sweep.dataset.id else 'upload'} it first: {how} --storage {st.url}")
+
+
+def _cache_entries(st: Storage, sweep: Any) -> list[tuple[str, int]]:
+    """(sha256, bytes) of each file of the sweep's dataset that trials cache on a node."""
+    name = sweep.dataset.name
+    if sweep.dataset.id:  # added: its shards and labels, sizes from the manifest
+        splits = read_manifest(st, name, sweep.dataset.id)["splits"].values()
+        return [(e["sha256"], int(np.prod(e["shape"])) * itemsize) for s in splits  # uint8 images, int16 labels
+                for e, itemsize in [*((shard, 1) for shard in s["shards"]), (s["labels"], 2)]]
+    if DATASETS.get(name).generate is not None or not st.exists("datasets", name, "manifest.json"):
+        return []
+    files = json.loads(st.read_bytes("datasets", name, "manifest.json"))["files"]
+    return [(f["sha256"], st.fs.size(st.uri("datasets", name, f"{key}.npy"))) for key, f in files.items()]
+
+
+def check_cache_space(st: Storage, sweep: Any, cache: str | None = None) -> None:
+    """The dataset's files not yet in this node's cache must fit its free space (a local run: trials cache here)."""
+    cache = cache or node_cache()
+    need = sum(n for sha, n in _cache_entries(st, sweep) if not os.path.exists(os.path.join(cache, "datasets",
+                                                                                             f"{sha}.npy")))
+    where = cache
+    while not os.path.exists(where):  # the cache folder may not exist yet: its nearest existing parent's disk
+        where = os.path.dirname(where)
+    free = shutil.disk_usage(where).free
+    if need > free:
+        raise PreflightError(f"dataset {sweep.dataset.name!r} needs {_size(need)} in the node cache {cache} "
+                             f"(GANSWEEP_CACHE), which has {_size(free)} free; free space or point "
+                             "GANSWEEP_CACHE at a larger disk")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:,.2f} GB" if n >= 1e9 else f"{n / 1e6:,.2f} MB"
 
 
 def _local_gpus() -> int:
@@ -190,3 +227,5 @@ def preflight(st: Storage, sweep: Any, ray_address: str | None, timeout: float =
         check_local_resources(sweep.resources)
     check_storage(st, sweep, timeout)
     check_model_shapes(sweep)
+    if not ray_address:
+        check_cache_space(st, sweep)

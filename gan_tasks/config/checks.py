@@ -91,7 +91,7 @@ def check_duplicates(grid: Any) -> None:
 # Evaluation options that only image datasets use (fidelity metrics, classifiers), and the one only
 # the stacked-MNIST coverage uses. Set on a dataset they do not apply to, they are a mistake.
 _IMAGE_ONLY = ("feature_extractor", "feature_extractor_weights_path", "classifier_hash", "image_metrics",
-               "fidelity_samples")
+               "fidelity_samples", "classifier_dataset", "reference_seed")
 _POINTS_ONLY = ("std_threshold",)  # n_samples is also the image datasets' generic sample count
 
 

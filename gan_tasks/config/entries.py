@@ -213,6 +213,11 @@ class EvalConfig(_Frozen):
     feature_extractor_weights_path: str | None = None  # local weights file; inception-v3 needs one
     # Pin a classifier by its content hash (16 hex digits, a file name in storage); None: current.json.
     classifier_hash: str | None = Field(None, pattern=r"^[0-9a-f]{16}$")
+    # Which in-domain classifier scores a dataset added with `gansweep data add` (mnist, fashion-mnist);
+    # None: the dataset's own (built-ins), none for an added one.
+    classifier_dataset: str | None = None
+    # Seeds the random subset of real training images the image metrics compare with (provenance.py).
+    reference_seed: int = Field(0, ge=0)
     image_metrics: tuple[str, ...] = ("isc", "fid", "kid", "prc")  # torch-fidelity's IS, FID, KID, P/R
     fidelity_samples: int = Field(10_000, gt=0)  # generated and real images; 10k is the usual FID count
     stacked_samples: int = Field(26_000, gt=0)  # PacGAN counts Stacked MNIST modes over 26,000 samples
@@ -228,7 +233,10 @@ class EvalConfig(_Frozen):
 
     @model_validator(mode="after")
     def _known(self) -> "EvalConfig":
-        check_eval(self.feature_extractor, self.feature_extractor_weights_path, self.image_metrics)
+        fid_at = {"fidelity_samples": self.fidelity_samples}
+        if self.eval_every is not None:
+            fid_at["eval_every_samples"] = self.eval_every_samples
+        check_eval(self.feature_extractor, self.feature_extractor_weights_path, self.image_metrics, fid_at)
         return self
 
 

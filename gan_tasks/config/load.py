@@ -112,9 +112,13 @@ def resolve_dataset(data: Any, storage: Any) -> Any:
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or entry.get("shape"):
         return data
     name, _, did = entry["name"].partition("@")
-    if name in DATASETS:
-        return data
-    from gan_tasks.data.userdata import read_manifest
+    from gan_tasks.data.userdata import read_manifest, upload_id
+
+    if name in DATASETS:  # NAME@ID of an upload: checked against what storage holds, then the plain name
+        if did and did != upload_id(storage, name):
+            raise ConfigError(f"invalid sweep config:\n  dataset: {name}@{did}: storage {storage.url} holds "
+                              f"{name}@{upload_id(storage, name) or '(not uploaded)'} (gansweep data ls)")
+        return {**data, "dataset": {**entry, "name": name}} if did else data
 
     try:
         m = read_manifest(storage, name, did or entry.get("id"))

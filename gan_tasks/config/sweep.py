@@ -184,7 +184,9 @@ class SweepConfig(_Frozen):
 
     @model_validator(mode="after")
     def _evaluable(self) -> "SweepConfig":
-        check_dataset_extractor(self.dataset.name, self.evaluation.feature_extractor)
+        ev, shape = self.evaluation, dataset_spec(self.dataset).shape
+        check_dataset_extractor(self.dataset.name, ev.feature_extractor, ev.classifier_dataset,
+                                shape[0] if shape else None)
         check_metrics(self.evaluation.metrics, dataset_spec(self.dataset).kind)
         return self
 

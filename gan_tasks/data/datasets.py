@@ -192,6 +192,11 @@ def write_arrays(storage: Storage, folder: tuple[str, ...], arrays: dict[str, np
     return manifest
 
 
+def dataset_sha(storage: Storage, name: str) -> str:
+    """An uploaded dataset's identity in provenance records: its training file's sha256[:16]."""
+    return (_manifest_sha(storage, dataset_path(name, {})) or "")[:16]
+
+
 def _manifest_sha(storage: Storage, path: tuple[str, ...]) -> str | None:
     try:
         manifest = json.loads(storage.read_bytes(*path[:-1], "manifest.json"))

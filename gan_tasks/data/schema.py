@@ -49,6 +49,11 @@ EVALUATIONS = pa.schema([
     ("metric", pa.string()), ("value", pa.float64()),
     ("extractor", pa.string()),  # feature extractor of image metrics ("classifier", "inception-v3"), "" otherwise
     ("extractor_hash", pa.string()),  # content hash of its weights, "" otherwise
+    # How an image metric (IS, FID, KID, precision/recall) was made, as JSON: extractor, weights_hash,
+    # feature_layer, torch_fidelity, resize, n_real, n_fake, reference_split, reference_seed, dataset_id,
+    # g_ema (gan_tasks/evaluation/provenance.py); "" for other metrics, null in rows written before it existed.
+    ("provenance", pa.string()),
+    ("provenance_key", pa.string()),  # its sha256[:16]: values are comparable only under one key
 ])
 
 RANKINGS = pa.schema([  # sweeps/<id>/rankings/rankings.parquet: one row per (loss, optimizer, metric)

@@ -73,10 +73,38 @@ def read_manifest(storage: Storage, name: str, did: str | None = None) -> dict:
                          f"{', '.join(ids(storage, name)) or 'none'}") from None
 
 
+def upload_id(storage: Storage, name: str) -> str | None:
+    """The id of a built-in image dataset uploaded with `gansweep data upload` (sha256[:12] of its
+    manifest, which holds every file's sha256): the same files, the same id; None if not uploaded."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(storage.read_bytes("datasets", name, "manifest.json")).hexdigest()[:12]
+    except FileNotFoundError:
+        return None
+
+
+def _uploaded(storage: Storage, name: str) -> dict | None:
+    """data ls's row of an uploaded built-in image dataset (one version: a new upload replaces it)."""
+    spec, did = DATASETS.get(name), upload_id(storage, name)
+    if spec.kind != "images" or did is None:
+        return None
+    files = json.loads(storage.read_bytes("datasets", name, "manifest.json"))["files"]
+    images = {k: f["shape"] for k, f in files.items() if not k.endswith("labels")}
+    k = spec.classes() if spec.classes else 0
+    return {"name": name, "id": did, "current": True, "count": {s: v[0] for s, v in images.items()},
+            "shape": list(spec.shape) or images.get("train", [0])[1:], "classes": [str(i) for i in range(k)],
+            "skipped": 0, "bytes": sum(int(np.prod(v)) for v in images.values()), "kind": "upload"}
+
+
 def list_datasets(storage: Storage) -> list[dict]:
-    """One row per (name, id): count, shape, classes, bytes of shards, whether it is current."""
-    rows = []
-    for name in [n for n in storage.ls("datasets") if n not in DATASETS]:  # built-ins keep their own layout
+    """One row per (name, id): count, shape, classes, bytes of shards, whether it is current; uploaded
+    built-ins (`data upload`) too, kind "upload", their one version current."""
+    if not storage.exists("datasets"):
+        return []
+    names = storage.ls("datasets")
+    rows = [r for r in (_uploaded(storage, n) for n in names if n in DATASETS) if r]
+    for name in [n for n in names if n not in DATASETS]:
         cur = current_id(storage, name)
         for did in ids(storage, name):
             m = json.loads(storage.read_bytes(*manifest_path(name, did)))
@@ -84,7 +112,7 @@ def list_datasets(storage: Storage) -> list[dict]:
             rows.append({"name": name, "id": did, "current": did == cur,
                          "count": {s: v["count"] for s, v in splits.items()}, "shape": m["shape"],
                          "classes": m["classes"], "skipped": len(m["skipped"]),
-                         "bytes": sum(v["count"] for v in splits.values()) * int(np.prod(m["shape"]))})
+                         "bytes": sum(v["count"] for v in splits.values()) * int(np.prod(m["shape"])), "kind": "add"})
     return rows
 
 

@@ -28,6 +28,7 @@ from gan_tasks.data.storage import Storage, node_cache, write_local
 from gan_tasks.errors import BadInput, NotFound
 
 FEATURES = ("logits", "features")
+SIDE = 28  # the classifier's input side; other sides are resized to it (ClassifierExtractor)
 
 
 class Classifier(nn.Module):
@@ -181,6 +182,8 @@ class ClassifierExtractor(FeatureExtractorBase):
         return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
 
     def forward(self, x):
+        if x.shape[-2:] != (SIDE, SIDE):  # a 64x64 MNIST-like set scored with the 28x28 classifier
+            x = F.interpolate(to_unit(x), size=(SIDE, SIDE), mode="bilinear", antialias=True, align_corners=False)
         logits, feats = self.net(x)
         out = {"logits": logits, "features": feats}
         return tuple(out[f] for f in self.features_list)

@@ -6,8 +6,10 @@ test in the metric's worse direction: an exact permutation test (<= 5 seeds on a
 Welch's t-test (gan_tasks/evaluation/stats.py); Benjamini-Hochberg over every tested row of the night;
 `flagged` when p_adj <= 0.05. A side with one seed is "not assessable", never flagged. A cell (or a
 metric) with values last night and none tonight is a regression, as is a cell with more failed seeds
-than last night. detectable() says per metric how large a worsening its seeds could find; code_changes() puts each
-night's plugin code per cell side by side (the trials' `plugins` column).
+than last night. Image metrics whose provenance differs between (or within) the nights are not tested:
+the note says why ("FID not comparable: n_real 500 vs 1000"), never a regression. detectable() says per metric
+how large a worsening its seeds could find; code_changes() puts each night's plugin code per cell side by side
+(the trials' `plugins` column).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import pandas as pd
 
 from gan_tasks.config.scores import DIRECTIONS
 from gan_tasks.data.storage import Storage
-from gan_tasks.evaluation import stats
+from gan_tasks.evaluation import provenance, stats
 from gan_tasks.evaluation.rankings import cell_frame
 from gan_tasks.evaluation.report import load_frames
 from gan_tasks.evaluation.seeds import seed_counts, seed_results
@@ -31,12 +33,14 @@ def cell_stats(storage: Storage, sweep_id: str) -> pd.DataFrame:
     """Per (loss, optimizer, score metric): the seeds' results (gan_tasks/evaluation/seeds.py: completed
     trials' final evaluations), their mean, std and count, and the cell's failed seeds."""
     f = load_frames(storage, sweep_id)
-    cols = ["loss", "optimizer", "metric", "values", "mean", "std", "seeds", "seeds_failed"]
+    cols = ["loss", "optimizer", "metric", "values", "mean", "std", "seeds", "seeds_failed", "provenance"]
     df = seed_results(f["trials"], f["evaluations"], DIRECTIONS)
     if df.empty:
         return pd.DataFrame(columns=cols)
-    out = df.groupby(["loss", "optimizer", "metric"]).value.agg(
-        values=lambda v: v.to_numpy(dtype=float), mean="mean", std="std", seeds="size").reset_index()
+    df = df.assign(provenance=df.provenance.fillna("") if "provenance" in df else "")
+    out = df.groupby(["loss", "optimizer", "metric"]).agg(
+        values=("value", lambda v: v.to_numpy(dtype=float)), mean=("value", "mean"), std=("value", "std"),
+        seeds=("value", "size"), provenance=("provenance", lambda p: tuple(dict.fromkeys(p)))).reset_index()
     failed = seed_counts(f["trials"])[["loss", "optimizer", "seeds_failed"]]
     return out.merge(failed, on=["loss", "optimizer"], how="left")[cols]
 
@@ -45,17 +49,22 @@ def compare_cells(sa: pd.DataFrame, sb: pd.DataFrame) -> pd.DataFrame:
     """The comparison (COLUMNS) of two nights' cell_stats: A last night, B tonight."""
     m = sa.merge(sb, on=["loss", "optimizer", "metric"], suffixes=("_a", "_b"), how="outer")
     m["delta"] = m.mean_b - m.mean_a
+    why = [provenance.difference(x, (pa or ()) + (pb or ())) if isinstance(pa, tuple) and isinstance(pb, tuple)
+           else None for x, pa, pb in zip(m.metric, m.get("provenance_a", [None] * len(m)),
+                                          m.get("provenance_b", [None] * len(m)))]
+    refused = np.array([w is not None for w in why], dtype=bool)
     worse = ["less" if DIRECTIONS[x] else "greater" for x in m.metric]  # tonight below / above last night
     p = np.full(len(m), np.nan)
     for alternative in ("less", "greater"):
         idx = [i for i, w in enumerate(worse) if w == alternative and isinstance(m["values_a"].iloc[i], np.ndarray)
-               and isinstance(m["values_b"].iloc[i], np.ndarray)]
+               and isinstance(m["values_b"].iloc[i], np.ndarray) and not refused[i]]
         p[idx] = stats.pvalues([(m["values_b"].iloc[i], m["values_a"].iloc[i]) for i in idx], alternative)
     m["p_value"], m["p_adj"] = p, stats.bh(p)
     missing = m.seeds_b.isna() & m.seeds_a.notna()
     m["flagged"] = (m.p_adj <= stats.ALPHA) | missing
-    m["note"] = np.select([missing, m.seeds_a.isna(), m.p_value.isna()],
-                          ["missing tonight", "new tonight", "not assessable (1 seed)"], "")
+    m["note"] = np.select([missing, m.seeds_a.isna(), refused, m.p_value.isna()],
+                          ["missing tonight", "new tonight", np.array([w or "" for w in why], dtype=object),
+                           "not assessable (1 seed)"], "")
     cells = m.groupby(["loss", "optimizer"])[["seeds_failed_a", "seeds_failed_b"]].max().reset_index()
     more = cells[cells.seeds_failed_b.fillna(0) > cells.seeds_failed_a.fillna(0)]
     extra = pd.DataFrame({"loss": more.loss, "optimizer": more.optimizer, "metric": "seeds_failed",
@@ -109,7 +118,8 @@ def detectable(cmp: pd.DataFrame, power: float = 0.8) -> pd.DataFrame:
     0.05 / m (what Benjamini-Hochberg asks of a lone regression among the night's m tests), in units
     of the seeds' s.d. and, by the median s.d. of its cells, of the metric; inf where no change can be
     detected (one seed, or an exact test that cannot reach that level)."""
-    tested = cmp[cmp.metric.isin(DIRECTIONS) & cmp.seeds_a.notna() & cmp.seeds_b.notna()]
+    tested = cmp[cmp.metric.isin(DIRECTIONS) & cmp.seeds_a.notna() & cmp.seeds_b.notna()
+                 & ~cmp.note.str.contains("not comparable", regex=False)]  # refused rows test nothing
     level = stats.ALPHA / max(int(tested.p_value.notna().sum()), 1)
     rows = []
     for metric, g in tested.groupby("metric"):

@@ -8,17 +8,19 @@ dataset's unconditional ones, which see the balanced-label samples of the progra
   evaluation.std_threshold (3) standard deviations of mode c; the mean over labels, and its minimum
   over labels as class_mode_accuracy_min.
 - intra_fid / intra_kid (mnist, fashion-mnist): FID / KID of each class's samples against the real
-  images of that class, with the in-domain classifier's features, averaged over classes (n / K samples
-  per class). Not for stacked-mnist (1,000 classes) or cifar10 (no in-domain classifier).
+  images of that class (a seeded random subset: evaluation.reference_seed), with the in-domain
+  classifier's features, averaged over classes (n / K samples per class); with their provenance. Not for stacked-mnist (1,000 classes) or cifar10 (no in-domain classifier).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch_fidelity
 
-from gan_tasks.data.datasets import DATASETS, dataset_path, dataset_spec, load_array
+from gan_tasks.data.datasets import DATASETS, dataset_path, dataset_sha, dataset_spec, load_array
 from gan_tasks.evaluation.classifier import CLASSIFIER_DATASETS, fetch, load, predict
-from gan_tasks.evaluation.fidelity import calculate
+from gan_tasks.evaluation.fidelity import calculate, feature_layers
+from gan_tasks.evaluation.provenance import reference_indices
 
 CHUNK = 1000  # samples generated and classified at a time
 
@@ -63,33 +65,44 @@ def class_accuracy(program, storage, ev, n: int) -> tuple[dict[str, float], str]
     return {"class_accuracy": float(np.concatenate(right).mean())}, h
 
 
-def intra_class_fidelity(program, storage, ev, n: int, weights: str) -> dict[str, float]:
+def intra_class_fidelity(program, storage, ev, n: int, weights: str, h: str) -> tuple[dict[str, float], dict]:
+    """(intra_fid / intra_kid, their provenance): each class's generated samples against a seeded random
+    subset (evaluation.reference_seed) of that class's real training images."""
     name, k = program.cfg.dataset.name, program.k
     real = load_array(storage, dataset_path(name, {}))
     labels = load_array(storage, dataset_path(name, {}, "train_labels"))
     per = max(n // k, 2)
-    fid, kid = [], []
+    fid, kid, sizes = [], [], []
     for c in range(k):
         fake = program.sample_given(np.full(per, c), seed=23456 + c)
-        real_c = real[labels == c][:per]
+        idx = np.flatnonzero(labels == c)
+        real_c = real[idx[reference_indices(len(idx), per, ev.reference_seed)]]
         m = min(per, len(real_c))
         v = calculate(fake[:m], real_c[:m], metrics=("fid", "kid"), extractor="classifier", weights_path=weights,
                       device=str(program.device))
-        fid.append(v["fid"]), kid.append(v["kid"])
-    return {"intra_fid": float(np.mean(fid)), "intra_kid": float(np.mean(kid))}
+        fid.append(v["fid"]), kid.append(v["kid"]), sizes.append(m)
+    prov = {"extractor": "classifier", "weights_hash": h, "torch_fidelity": torch_fidelity.__version__,
+            "resize": f"stored {'x'.join(map(str, real.shape[1:]))} uint8", "n_real": min(sizes), "n_fake": min(sizes),
+            "reference_split": "train (per class)", "reference_seed": ev.reference_seed,
+            "dataset_id": dataset_sha(storage, name), "g_ema": bool(program.cfg.train.g_ema)}
+    layers = feature_layers("classifier")
+    return ({"intra_fid": float(np.mean(fid)), "intra_kid": float(np.mean(kid))},
+            {"intra_fid": {**prov, "feature_layer": layers["fid"]}, "intra_kid": {**prov, "feature_layer": layers["kid"]}})
 
 
-def measure(trial, storage, ev, n: int) -> tuple[dict[str, float], str, str]:
-    """(values, extractor, extractor hash) of a conditional trial's own metrics."""
+def measure(trial, storage, ev, n: int) -> tuple[dict[str, float], str, str, dict]:
+    """(values, extractor, extractor hash, {metric: provenance}) of a conditional trial's own metrics."""
     program = trial.program
     kind = dataset_spec(program.cfg.dataset).kind
     if kind == "points":
-        return class_mode_accuracy(program, ev, n), "", ""
+        return class_mode_accuracy(program, ev, n), "", "", {}
     name = program.cfg.dataset.name
     if name not in CLASSIFIER_DATASETS and name != "stacked-mnist":
-        return {}, "", ""  # cifar10: no in-domain classifier to tell the classes
+        return {}, "", "", {}  # cifar10: no in-domain classifier to tell the classes
     values, h = class_accuracy(program, storage, ev, n)
+    prov = {}
     if name in CLASSIFIER_DATASETS:
         path, _, _ = fetch(storage, name, ev.classifier_hash)
-        values |= intra_class_fidelity(program, storage, ev, n, path)
-    return values, "classifier", h
+        intra, prov = intra_class_fidelity(program, storage, ev, n, path, h)
+        values |= intra
+    return values, "classifier", h, prov

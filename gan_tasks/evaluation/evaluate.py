@@ -12,23 +12,25 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 import torch
+import torch_fidelity
 
 from gan_tasks.data import schema
 from gan_tasks.evaluation import conditional, cyclegan
 from gan_tasks.evaluation.classifier import CLASSIFIER_DATASETS, fetch, load, predict
 from gan_tasks.config import EvalConfig, TrialConfig
-from gan_tasks.data.datasets import DATASETS, dataset_path, load_array
-from gan_tasks.evaluation.fidelity import calculate, stats_cache_name, storage_cache
+from gan_tasks.data.datasets import DATASETS, dataset_path, dataset_sha, load_array
+from gan_tasks.evaluation.fidelity import calculate, feature_layers, input_chain, stats_cache_name, storage_cache
+from gan_tasks.evaluation.provenance import for_metric, key, reference_indices, reference_key
 from gan_tasks.evaluation.metrics import METRICS, mode_coverage, stacked_mnist_coverage
 from gan_tasks.methods.registry import Registry
 from gan_tasks.data.storage import Storage, evaluation_file
-from gan_tasks.data.userdata import open_split
+from gan_tasks.data.userdata import open_split, read_manifest
 from gan_tasks.config.early_stop import go_on, rung_scores, show
 from gan_tasks.training.trial import EarlyStopped, Paused, Trial
 
@@ -38,6 +40,7 @@ class Measured:
     values: dict[str, float]
     extractor: str = ""  # which feature extractor produced the values ("" for none)
     extractor_hash: str = ""
+    provenance: dict[str, str] = field(default_factory=dict)  # metric -> provenance JSON (image metrics)
 
 
 def _mixture(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> Measured:
@@ -48,11 +51,12 @@ def _mixture(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> Measured
 
 def _weights(storage: Storage, ev: EvalConfig, dataset: str) -> tuple[str, str, str] | None:
     """(extractor name, local weights path, content hash), or None when the dataset has none."""
-    name = ev.feature_extractor or ("classifier" if dataset in CLASSIFIER_DATASETS else None)
+    own = ev.classifier_dataset or (dataset if dataset in CLASSIFIER_DATASETS else None)
+    name = ev.feature_extractor or ("classifier" if own else None)
     if name is None:
         return None
     if name == "classifier":
-        path, h, _ = fetch(storage, dataset, ev.classifier_hash)
+        path, h, _ = fetch(storage, own, ev.classifier_hash)
         return name, path, h
     path = ev.feature_extractor_weights_path
     st = os.stat(path)
@@ -70,30 +74,38 @@ def _file_sha(path: str, size: int, mtime_ns: int) -> str:
     return h.hexdigest()[:16]
 
 
-def _train_sha(storage: Storage, dataset: str) -> str:
-    manifest = json.loads(storage.read_bytes("datasets", dataset, "manifest.json"))
-    return manifest["files"]["train"]["sha256"]
+def _reference(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> tuple[np.ndarray, str, list[str]]:
+    """(a seeded random subset of n training images, the data's id, how the stored images were made)."""
+    dataset = trial.cfg.dataset.name
+    if trial.cfg.dataset.id:  # added with gansweep data add: its shards, keyed by the dataset id
+        images, _ = open_split(storage, dataset, trial.cfg.dataset.id)
+        p = read_manifest(storage, dataset, trial.cfg.dataset.id)["params"]
+        made = [f"data add: EXIF orientation, {p['crop']} crop, Pillow LANCZOS -> {p['size']}x{p['size']} {p['mode']}"]
+        return images.take(reference_indices(len(images), n, ev.reference_seed)), trial.cfg.dataset.id, made
+    train = load_array(storage, dataset_path(dataset, {}))
+    made = [f"stored {'x'.join(map(str, train.shape[1:]))} uint8"]
+    return train[reference_indices(len(train), n, ev.reference_seed)], dataset_sha(storage, dataset), made
 
 
 def _fidelity(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> Measured:
-    dataset = trial.cfg.dataset.name
-    w = _weights(storage, ev, dataset)
+    w = _weights(storage, ev, trial.cfg.dataset.name)
     if w is None:
         return Measured({})
     name, path, h = w
-    if trial.cfg.dataset.id:  # added with gansweep data add: its shards, keyed by the dataset id
-        images, _ = open_split(storage, dataset, trial.cfg.dataset.id)
-        real, data_sha = images.take(np.arange(min(n, len(images)))), trial.cfg.dataset.id
-    else:
-        real = load_array(storage, dataset_path(dataset, {}))[:n]  # the first n training images, always the same
-        data_sha = _train_sha(storage, dataset)
-    cache = stats_cache_name(dataset, data_sha, len(real), name, h)
+    real, data_id, made = _reference(trial, storage, ev, n)
+    layers = feature_layers(name)
+    prov = {"extractor": name, "weights_hash": h, "torch_fidelity": torch_fidelity.__version__,
+            "resize": " | ".join(made + input_chain(name, real.shape[1:])), "n_real": len(real), "n_fake": n,
+            "reference_split": "train", "reference_seed": ev.reference_seed, "dataset_id": data_id,
+            "g_ema": bool(trial.cfg.train.g_ema)}
+    asked = [m for m in ev.image_metrics if m != "isc"]  # the layers whose real statistics are cached
+    cache = stats_cache_name(trial.cfg.dataset.name, reference_key({**prov, "feature_layer": {m: layers[m] for m in asked}}))
     with storage_cache(storage, cache) as root:
         values = calculate(trial.G_eval, real, metrics=ev.image_metrics, extractor=name, weights_path=path,
                            n_samples=n, z_dim=trial.cfg.train.z_dim, real_cache_name=cache, cache_root=root,
                            device=str(trial.device))
     trial.G.train()  # torch-fidelity's wrapper switched it to eval mode (the average stays in eval)
-    return Measured(values, name, h)
+    return Measured(values, name, h, {m: json.dumps(for_metric(prov, m, layers), sort_keys=True) for m in values})
 
 
 def _stacked(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> Measured:
@@ -131,12 +143,14 @@ for _name in ("mnist-thick", "mnist-fashion"):
 
 
 def rows(cfg: TrialConfig, sweep_id: str, step: int, m: Measured) -> list[dict]:
+    prov = m.provenance
     return [{"sweep_id": sweep_id, "trial_id": cfg.trial_id, "step": step, "metric": k, "value": float(v),
-             "extractor": m.extractor, "extractor_hash": m.extractor_hash} for k, v in m.values.items()]
+             "extractor": m.extractor, "extractor_hash": m.extractor_hash, "provenance": prov.get(k, ""),
+             "provenance_key": key(json.loads(prov[k])) if k in prov else ""} for k, v in m.values.items()]
 
 
 # A program's own metrics (declared by name in gan_tasks/methods/programs.py), measured beside the
-# dataset's: (trial, storage, ev, n) -> (values, extractor, extractor hash).
+# dataset's: (trial, storage, ev, n) -> (values, extractor, extractor hash[, {metric: provenance dict}]).
 PROGRAM_METRICS: Registry[Callable] = Registry("program evaluation")
 for _name in ("cgan-concat", "cgan-projection", "acgan"):
     PROGRAM_METRICS.add(_name, conditional.measure, "generated-class accuracy, per-class mode accuracy, intra-class FID/KID")
@@ -162,11 +176,13 @@ def measure(trial: Trial, storage: Storage, ev: EvalConfig, n: int | None = None
     spec = ADDED if trial.cfg.dataset.id else EVALUATIONS.get(trial.cfg.dataset.name)
     m = spec.measure(trial, storage, ev, n or spec.n_final(ev))
     if ev.metrics:
-        m = Measured({**m.values, **_named(trial, ev, n or spec.n_final(ev))}, m.extractor, m.extractor_hash)
+        m = Measured({**m.values, **_named(trial, ev, n or spec.n_final(ev))}, m.extractor, m.extractor_hash,
+                     m.provenance)
     if trial.cfg.program not in PROGRAM_METRICS:
         return m
-    values, extractor, h = PROGRAM_METRICS.get(trial.cfg.program)(trial, storage, ev, n or spec.n_final(ev))
-    return Measured({**m.values, **values}, m.extractor or extractor, m.extractor_hash or h)
+    values, extractor, h, *prov = PROGRAM_METRICS.get(trial.cfg.program)(trial, storage, ev, n or spec.n_final(ev))
+    own = {k: json.dumps(p, sort_keys=True) for k, p in (prov[0] if prov else {}).items()}  # its image metrics'
+    return Measured({**m.values, **values}, m.extractor or extractor, m.extractor_hash or h, {**m.provenance, **own})
 
 
 def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig,

@@ -2,9 +2,10 @@
 
 torch-fidelity's calculate_metrics(**kwargs) silently ignores a key it does not know
 ("fdi=True" computes nothing); `calculate` checks every option against torch_fidelity.defaults
-first. Real-data features are cached by torch-fidelity under a cache name that carries the
-dataset's and the extractor's content hashes, and that cache lives in object storage
-(evaluators/stats/), so a sweep of 50 trials computes them once and the next night reuses them.
+first. Real-data features are cached by torch-fidelity under a cache name that is the hash of their
+provenance (gan_tasks/evaluation/provenance.py: data, sample, extractor, layer, resizing), and that
+cache lives in object storage (evaluators/stats/), so a sweep of 50 trials computes them once and the
+next night reuses them; any change to what they depend on is a new name.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from torch_fidelity.defaults import DEFAULTS
 # The options' names and config-time checks are torch-free, in gan_tasks/config/eval_options.py; re-exported here.
 from gan_tasks.config.eval_options import (EXTRACTORS, FIDELITY_NAME, METRIC_FLAGS, ExtractorSpec,  # noqa: F401
                                check_dataset_extractor, check_eval)
-from gan_tasks.evaluation.classifier import ensure_registered, to_uint8
+from gan_tasks.evaluation.classifier import SIDE as CLASSIFIER_SIDE, ensure_registered, to_uint8
 from gan_tasks.evaluation.extractors import fidelity_extractor  # a plugin's extractor, registered on first use
 from gan_tasks.data.storage import Storage, node_cache, write_local
 
@@ -61,6 +62,26 @@ class Uint8Generator(torch.nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = to_uint8(self.g(z))
         return x.expand(-1, 3, -1, -1) if self.rgb and x.shape[1] == 1 else x
+
+
+def feature_layers(extractor: str) -> dict[str, str]:
+    """torch-fidelity's metric flag -> the extractor's feature layer it reads (its defaults, which calculate uses)."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    ensure_registered()
+    cls = FEATURE_EXTRACTORS_REGISTRY[EXTRACTORS.get(extractor).fidelity_name]
+    return {m: str(cls.get_default_feature_layer_for_metric(m)) for m in METRIC_FLAGS}
+
+
+def input_chain(extractor: str, shape: tuple[int, ...]) -> list[str]:
+    """What happens to a stored (C, H, W) uint8 image on its way into the extractor (generated images: the
+    generator's [-1, 1] rounded to uint8 first)."""
+    c, h, w = shape
+    if extractor == "classifier":
+        side = CLASSIFIER_SIDE
+        return [] if (h, w) == (side, side) else [f"torch antialiased bilinear {h}x{w} -> {side}x{side}"]
+    grey = ["grey -> RGB (channel repeated)"] if c == 1 and EXTRACTORS.get(extractor).rgb else []
+    return grey + [f"torch-fidelity {EXTRACTORS.get(extractor).fidelity_name}: TF1-style bilinear {h}x{w} -> 299x299"]
 
 
 def check_options(options: dict) -> None:
@@ -147,6 +168,6 @@ def _check_plain(path: str, uri: str) -> None:
         raise ValueError(f"cached statistics {uri} hold more than tensors/arrays; refusing to load: {e}") from e
 
 
-def stats_cache_name(dataset: str, data_sha: str, n_real: int, extractor: str, extractor_hash: str) -> str:
-    """Content-addressed: a new dataset file, sample count or extractor weights is a new name."""
-    return f"{dataset}-{data_sha[:12]}-n{n_real}-{extractor}-{extractor_hash[:12]}"
+def stats_cache_name(dataset: str, reference_key: str) -> str:
+    """Keyed by the reference statistics' provenance (provenance.reference_key): any change, a new name."""
+    return f"{dataset}-{reference_key}"

@@ -8,6 +8,8 @@ t-test, p_adj by Holm over all pairs of the metric's cells, significant when p_a
 The values are the seeds' results as gan_tasks/evaluation/seeds.py defines them: completed trials'
 final evaluations. A cell's diverged, failed or interrupted seeds are counted in `seeds_failed`,
 and they and its early-stopped seeds are named in `note`; its statistics are over completed seeds.
+Image metrics whose provenance differs (gan_tasks/evaluation/provenance.py) are not compared: a cell
+whose seeds differ has no statistics, a metric whose cells differ no tests; the note says why.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import pyarrow as pa
 
 from gan_tasks.data import schema
 from gan_tasks.config.scores import DIRECTIONS, bounds
-from gan_tasks.evaluation import stats
+from gan_tasks.evaluation import provenance, stats
 from gan_tasks.data.storage import Storage
 from gan_tasks.config.labels import cell_parts
 from gan_tasks.evaluation.seeds import seed_counts, seed_results
@@ -45,6 +47,13 @@ def _cell(values: pd.DataFrame, higher: bool, low: float | None, high: float | N
             "ci95_low": lo, "ci95_high": hi, "median": float(np.median(v)) if n else np.nan,
             "best_seed": int(best.seed) if best is not None else -1,
             "best_value": float(best.value) if best is not None else np.nan}
+
+
+def _incomparable(metric: str, values: pd.DataFrame) -> str | None:
+    """Why these seeds' values of `metric` cannot be compared (their provenance differs), or None."""
+    if "provenance" not in values or values.empty:
+        return None
+    return provenance.difference(metric, values.provenance.where(values.provenance.notna(), None))
 
 
 def _upper(evaluations: pd.DataFrame) -> dict[str, float]:
@@ -94,14 +103,19 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
     counts = seed_counts(trials).set_index(["loss", "optimizer"])
     cells = trials[["loss", "optimizer"]].drop_duplicates()
     totals = _upper(evaluations)
-    rows = []
+    rows, mixed = [], {}
     for metric in sorted(set(vals.metric)):
         higher = HIGHER_IS_BETTER[metric]
         m = vals[vals.metric == metric]
+        mixed[metric] = _incomparable(metric, m)
         for loss, opt in cells.itertuples(index=False):
             c = m[(m.loss == loss) & (m.optimizer == opt)]
             n = counts.loc[(loss, opt)]
             notes = [n.note] if n.note else []
+            refused = _incomparable(metric, c)
+            if refused:  # the cell's seeds were measured differently: no statistic over them
+                notes.append(refused)
+                c = c.iloc[:0]
             if len(c) > 1 and stats.no_spread(c.value.to_numpy(dtype=float)):
                 notes.append(f"no spread: all {len(c)} seeds {c.value.iloc[0]:.4g}")
             cap = max((totals[t] for t in c.trial_id if t in totals), default=None)
@@ -118,6 +132,9 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
         sign = -1 if g.higher_is_better.iloc[0] else 1
         g["rank"] = (sign * g["mean"]).rank(method="min", na_option="bottom").astype(int)
         g["p_value"], g["p_adj"] = stats.versus_best(list(g.values_), int(np.argmin(g["rank"].to_numpy())))
+        if mixed[metric]:  # cells measured differently are not tested against each other
+            g["p_value"], g["p_adj"] = np.nan, np.nan
+            g["note"] = [n if mixed[metric] in n else ", ".join(filter(None, (n, mixed[metric]))) for n in g.note]
         g["significant"] = g.p_adj <= ALPHA
         out.append(g)
     df = pd.concat(out).drop(columns="values_").sort_values(["metric", "rank", "loss", "optimizer"])

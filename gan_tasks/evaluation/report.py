@@ -17,6 +17,7 @@ from gan_tasks.data.datasets import dataset_spec  # noqa: E402
 from gan_tasks.methods.programs import DEFAULT_PROGRAM, PROGRAMS  # noqa: E402
 from gan_tasks.config.published import Published  # noqa: E402
 from gan_tasks.evaluation.rankings import ALPHA, HIGHER_IS_BETTER, cell_frame, final_values, rank_cells  # noqa: E402
+from gan_tasks.evaluation.real_data import describe  # noqa: E402
 from gan_tasks.evaluation.seeds import seed_results  # noqa: E402
 from gan_tasks.evaluation.search_report import search_html, write_search_tables  # noqa: E402
 from gan_tasks.data.storage import Storage, read_evaluations  # noqa: E402
@@ -250,6 +251,20 @@ def _samples_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFram
     return "".join(parts)
 
 
+def _dataset_html(storage: Storage, trials: pd.DataFrame) -> tuple[str, str]:
+    """(the Dataset section: name, id, images, shape, classes; a figure of real images for the samples grid)."""
+    if trials.empty or "config_json" not in trials:
+        return "", ""
+    info, real = describe(storage, json.loads(trials.config_json.iloc[0])["dataset"])
+    text = ", ".join(f"{k} {v}" for k, v in info.items())
+    if real is None:
+        return f"<h2>Dataset</h2><p>{html.escape(text)}</p>", ""
+    figure = (f"<figure><img alt='real images' src='data:image/png;base64,{_image_grid(real)}'>"
+              f"<figcaption>real: {html.escape(info['name'])}@{html.escape(info['id'])}<br>"
+              f"{len(real)} training images, seeded random</figcaption></figure>")
+    return f"<h2>Dataset</h2><p>{html.escape(text)}</p>", figure
+
+
 def _budget_html(trials: pd.DataFrame) -> str:
     """The budget every figure of the report stands on: data, model, steps, seeds, what G is evaluated."""
     if trials.empty or "config_json" not in trials:
@@ -295,8 +310,10 @@ def render_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame]
     parts.append(_rankings_html(ranks))
     parts.append(_published_html(storage, sweep_id))
     parts.append(search_html(storage, sweep_id))
-    parts.append("<h2>Generated samples</h2><div class='grid'>" + _samples_html(storage, sweep_id, frames, table)
-                 + "</div>")
+    data_html, real_grid = _dataset_html(storage, frames["trials"])
+    parts.append(data_html)
+    parts.append("<h2>Generated samples</h2><div class='grid'>" + real_grid
+                 + _samples_html(storage, sweep_id, frames, table) + "</div>")
     if table.empty:
         parts.append("<p>No trials recorded.</p>")
     else:

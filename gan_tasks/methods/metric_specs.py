@@ -80,7 +80,7 @@ class ExtractorSpec:
     # A plugin's: a torch-fidelity FeatureExtractorBase subclass, built as cls(name, features_list,
     # feature_extractor_weights_path=...) with the features FID/KID/PR and IS ask for, and the FID features' size.
     build: Ref | None = None
-    dim: int = 0
+    dim: int = 0  # the FID features' size: FID needs at least as many samples a side (0: not checked)
     doc: str = ""  # one line for `gansweep list` (a plugin's; built-ins give it to EXTRACTORS.add)
 
     @property
@@ -97,10 +97,10 @@ class ExtractorSpec:
 
 
 EXTRACTORS: Registry[ExtractorSpec] = Registry("feature extractor", ExtractorSpec, plugins=True)
-EXTRACTORS.add("classifier", ExtractorSpec(FIDELITY_NAME, False, "gansweep evaluator train DATASET --storage URL"),
+EXTRACTORS.add("classifier", ExtractorSpec(FIDELITY_NAME, False, "gansweep evaluator train DATASET --storage URL", dim=128),
                "in-domain CNN classifier (MNIST, Fashion-MNIST): logits for IS, 128-d features for FID/KID/PR")
 EXTRACTORS.add("inception-v3", ExtractorSpec(
     "inception-v3-compat", True,
     "set evaluation.feature_extractor_weights_path to a local copy of "
-    "pt_inception-2015-12-05-6726825d.pth (torch-fidelity's FID Inception weights)"),
+    "pt_inception-2015-12-05-6726825d.pth (torch-fidelity's FID Inception weights)", dim=2048),
     "Inception-v3 (FID / IS reference network), from a local weights file")
