@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from gan_tasks.config.scores import DIRECTIONS  # which way is better, per ranked metric (one table)
+from gan_tasks.config.scores import DIRECTIONS, metric_names  # which way is better, per ranked metric (one table)
 from gan_tasks.methods.params import Strict
 
 MIXTURE_METRICS = {"modes_covered", "high_quality", "reverse_kl", "reverse_kl_hq"}
@@ -42,13 +42,7 @@ class EarlyStop(Strict):
     @field_validator("metric")
     @classmethod
     def _metric(cls, v: str | tuple[str, ...]) -> str | tuple[str, ...]:
-        names = (v,) if isinstance(v, str) else v
-        if not names or len(set(names)) != len(names):
-            raise ValueError(f"name one metric or a list of distinct metrics, got {list(names)}")
-        for m in names:
-            if m not in DIRECTIONS:
-                raise ValueError(f"unknown metric {m!r}; valid: {', '.join(sorted(DIRECTIONS))}")
-        return v if isinstance(v, str) or len(names) > 1 else names[0]
+        return metric_names(v)
 
     @property
     def metrics(self) -> tuple[str, ...]:

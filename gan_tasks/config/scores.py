@@ -38,6 +38,17 @@ SCORES.update({f"{d}_{m}": s for d in ("a2b", "b2a") for m, s in
 DIRECTIONS = {name: s.higher for name, s in SCORES.items()}  # metric -> higher is better
 
 
+def metric_names(v: str | tuple[str, ...]) -> str | tuple[str, ...]:
+    """A config's `metric`: one ranked metric, or several distinct ones (a 1-tuple becomes its name)."""
+    names = (v,) if isinstance(v, str) else tuple(v)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"name one metric or a list of distinct metrics, got {list(names)}")
+    for m in names:
+        if m not in DIRECTIONS:
+            raise ValueError(f"unknown metric {m!r}; valid: {', '.join(sorted(DIRECTIONS))}")
+    return names[0] if len(names) == 1 else names
+
+
 def declare(name: str, higher: bool, low: float | None = None, high: float | None = None) -> None:
     """A plugin metric's output joins the ranked metrics (config/plugins.py checks it clashes with none)."""
     SCORES[name] = Score(higher, low, high)

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 
 from gan_tasks.config.early_stop import MIXTURE_METRICS
 from gan_tasks.config.entries import LossEntry, OptimizerEntry, _Frozen
-from gan_tasks.config.scores import DIRECTIONS
+from gan_tasks.config.scores import DIRECTIONS, metric_names
 from gan_tasks.methods.catalog import LOSSES, OPTIMIZERS
 from gan_tasks.methods.params import SPACE_KINDS, FieldError, Num, Seq, Space
 
@@ -41,13 +41,7 @@ class Search(_Frozen):
     @field_validator("metric")
     @classmethod
     def _metric(cls, v: str | tuple[str, ...]) -> str | tuple[str, ...]:
-        names = (v,) if isinstance(v, str) else v
-        if not names or len(set(names)) != len(names):
-            raise ValueError(f"name one metric or a list of distinct metrics, got {list(names)}")
-        for m in names:
-            if m not in DIRECTIONS:
-                raise ValueError(f"unknown metric {m!r}; valid: {', '.join(sorted(DIRECTIONS))}")
-        return names[0] if len(names) == 1 else names
+        return metric_names(v)
 
     @property
     def metrics(self) -> tuple[str, ...]:
