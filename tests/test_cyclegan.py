@@ -308,8 +308,9 @@ def test_gan_trial_ids_do_not_change_with_programs():
 
     # The formula of trial ids before programs existed: the dump without (default) tricks, nor the
     # train options added later (update, batch_unit) at their defaults, nor an added dataset's id / shape /
-    # classes (None for built-in datasets).
-    old = {"program": True, "tricks": True, "train": {"update", "batch_unit"}, "dataset": {"id", "shape", "classes"}}
+    # classes (None for built-in datasets), nor a search's setting index (None) or plugin code (none).
+    old = {"program": True, "tricks": True, "train": {"update", "batch_unit"}, "dataset": {"id", "shape", "classes"},
+           "setting": True, "plugins": True}
     dump = json.dumps(plain[0].model_dump(mode="json", exclude=old), sort_keys=True, separators=(",", ":"))
     assert plain[0].trial_id == hashlib.sha256(dump.encode()).hexdigest()[:12]
     cyc = expand_grid(parse_config(CYCLE))[0]
