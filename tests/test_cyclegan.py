@@ -356,3 +356,30 @@ def test_gan_trial_ids_do_not_change_with_programs():
     other = expand_grid(parse_config({**CYCLE, "model": {"name": "cyclegan-resnet", "params": {"pool": 0}}}))[0]
     assert cyc.trial_id != other.trial_id  # the program's settings are part of a CycleGAN trial's id
 
+
+
+@pytest.mark.slow
+def test_a_trained_trials_fid_kid_rows_carry_their_provenance(thick):
+    """A CycleGAN trained 2 steps, evaluated through the sweep's path: every FID/KID row has a provenance
+    whose key is its hash, with the sample sizes, the target domain's split and the G-EMA flag."""
+    from gan_tasks.config import expand_grid, parse_config
+    from gan_tasks.evaluation.evaluate import evaluate_trial
+    from gan_tasks.evaluation.provenance import key
+    from gan_tasks.training.trial import run_trial
+    from tests.evalkit import copy_classifier, mnist_store
+
+    st, _ = thick
+    copy_classifier(mnist_store()[0], st)
+    cfg = parse_config({**CYCLE, "model": {"name": "cyclegan-resnet", "params": {"width": 4, "blocks": 1}},
+                        "train": {"steps": 2, "batch_size": 4, "log_every": 1, "checkpoint_every": 2, "g_ema": 0.9},
+                        "evaluation": {"fidelity_samples": 200, "image_metrics": ["fid", "kid"], "reference_seed": 7}})
+    trial = expand_grid(cfg)[0]
+    assert run_trial(trial, st, "cyc")["status"] == "completed"
+    rows = {r["metric"]: r for r in evaluate_trial(trial, st, "cyc", cfg.evaluation)}
+    assert {"a2b_fid", "a2b_kid", "b2a_fid", "b2a_kid"} <= set(rows)
+    for m in ("a2b_fid", "a2b_kid", "b2a_fid", "b2a_kid"):
+        p = json.loads(rows[m]["provenance"])
+        assert rows[m]["provenance_key"] == key(p) and set(p) == set(FIELDS)
+        assert (p["n_real"], p["n_fake"], p["reference_split"], p["reference_seed"], p["g_ema"]) == \
+            (200, 200, f"train_{m[2]}", 7, True)
+    assert rows["a2b_cycle_l1"]["provenance"] == ""  # not an image metric of torch-fidelity
