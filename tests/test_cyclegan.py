@@ -2,17 +2,21 @@
 shapes, one training step against a hand computation, the two-domain datasets and the metrics."""
 import copy
 import hashlib
+import json
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as Fn
 
-from gan_tasks.methods.cyclegan import CycleParams, CycleStep, ImagePool, build_cyclegan, cycle_loss, identity_loss
+from gan_tasks.methods.cyclegan import (CycleParams, CycleStep, ImagePool, build_cyclegan, cycle_loss, identity_loss,
+                                        translate)
 from gan_tasks.evaluation.cyclegan import Domain, direction, grid, l1_01
 from gan_tasks.data.datasets import DATASETS, dataset_path, load_array
 from gan_tasks.data.images import thicken, upload
 from gan_tasks.methods.losses import LOSSES
+from gan_tasks.evaluation.classifier import fetch, to_uint8
+from gan_tasks.evaluation.provenance import FIELDS, reference_indices
 from tests.conftest import DATA
 
 
@@ -190,8 +194,8 @@ def test_evaluate_reads_both_domains_and_ranks_the_oracle_above_the_identity():
     st, meta = mnist_store()
     upload(st, "mnist-thick", str(DATA / "mnist"))
     ident = torch.nn.Identity()
-    oracle, (ext, h) = evaluate(Dilate(), ident, ident, ident, st, "mnist-thick", n=500)
-    same, _ = evaluate(ident, ident, ident, ident, st, "mnist-thick", n=500)
+    oracle, (ext, h), prov = evaluate(Dilate(), ident, ident, ident, st, "mnist-thick", n=500)
+    same, _, _ = evaluate(ident, ident, ident, ident, st, "mnist-thick", n=500)
     assert (ext, h) == ("classifier", meta["hash"])
     assert oracle["a2b_gt_l1"] == pytest.approx(0.0, abs=1e-6)
     assert oracle["a2b_label_acc"] == oracle["a2b_label_acc_real"] > 0.9  # the MNIST classifier reads thick digits
@@ -199,6 +203,42 @@ def test_evaluate_reads_both_domains_and_ranks_the_oracle_above_the_identity():
     assert oracle["b2a_gt_l1"] == same["b2a_gt_l1"]  # F is the identity in both
     # Real-looking translations are closer to the target domain in the classifier's feature space.
     assert oracle["a2b_fid"] < same["a2b_fid"] and oracle["a2b_kid"] < same["a2b_kid"]
+    # Every FID/KID carries its provenance: the target domain's training split, a seeded subset of it.
+    assert set(prov) == {"a2b_fid", "a2b_kid", "b2a_fid", "b2a_kid"}
+    assert all(set(p) == set(FIELDS) for p in prov.values())
+    p = prov["a2b_fid"]
+    assert (p["extractor"], p["weights_hash"], p["feature_layer"], p["n_real"], p["n_fake"], p["reference_split"],
+            p["reference_seed"], p["g_ema"]) == ("classifier", meta["hash"], "features", 500, 500, "train_b", 0, False)
+    assert p["dataset_id"] == load_manifest_sha(st, "train_b") != prov["b2a_fid"]["dataset_id"]
+    assert prov["a2b_kid"]["feature_layer"] == "features" and p["torch_fidelity"] and p["resize"] == "stored 1x28x28 uint8"
+
+
+def load_manifest_sha(st, split: str) -> str:
+    return json.loads(st.read_bytes("datasets", "mnist-thick", "manifest.json"))["files"][split]["sha256"][:16]
+
+
+def test_fid_reference_is_a_seeded_random_subset_of_the_target_domain_not_its_first_n(thick):
+    """The a2b FID of the oracle equals torch-fidelity's on train_b at reference_indices(seed), not on
+    train_b[:n]; another reference_seed, another value and a refused comparison."""
+    from gan_tasks.evaluation.cyclegan import evaluate
+    from gan_tasks.evaluation.fidelity import calculate
+    from gan_tasks.evaluation.provenance import difference
+    from tests.evalkit import copy_classifier, mnist_store
+
+    st, _ = thick
+    copy_classifier(mnist_store()[0], st)
+    ident, n = torch.nn.Identity(), 200
+    seed0, _, p0 = evaluate(Dilate(), ident, ident, ident, st, "mnist-thick", n=n)
+    seed1, _, p1 = evaluate(Dilate(), ident, ident, ident, st, "mnist-thick", n=n, reference_seed=1)
+    train_b = load_array(st, dataset_path("mnist-thick", {}, "train_b"))
+    fake = to_uint8(translate(Dilate(), torch.from_numpy(load_array(st, dataset_path("mnist-thick", {}, "test_a"))[:n])))
+    weights = fetch(st, "mnist", None)[0]
+    fid = lambda real: calculate(fake, real, metrics=("fid",), extractor="classifier", weights_path=weights)["fid"]  # noqa
+    assert seed0["a2b_fid"] == pytest.approx(fid(train_b[reference_indices(len(train_b), n, 0)]), rel=1e-6)
+    assert seed0["a2b_fid"] != pytest.approx(fid(train_b[:n]), rel=1e-3)
+    assert seed1["a2b_fid"] != seed0["a2b_fid"] and p1["a2b_fid"]["reference_seed"] == 1
+    assert difference("fid", [json.dumps(p0["a2b_fid"]), json.dumps(p1["a2b_fid"])]) == \
+        "FID not comparable: reference_seed 0 vs 1"
 
 
 def _trial_cfg(model=None, **train):
@@ -317,3 +357,30 @@ def test_gan_trial_ids_do_not_change_with_programs():
     other = expand_grid(parse_config({**CYCLE, "model": {"name": "cyclegan-resnet", "params": {"pool": 0}}}))[0]
     assert cyc.trial_id != other.trial_id  # the program's settings are part of a CycleGAN trial's id
 
+
+
+@pytest.mark.slow
+def test_a_trained_trials_fid_kid_rows_carry_their_provenance(thick):
+    """A CycleGAN trained 2 steps, evaluated through the sweep's path: every FID/KID row has a provenance
+    whose key is its hash, with the sample sizes, the target domain's split and the G-EMA flag."""
+    from gan_tasks.config import expand_grid, parse_config
+    from gan_tasks.evaluation.evaluate import evaluate_trial
+    from gan_tasks.evaluation.provenance import key
+    from gan_tasks.training.trial import run_trial
+    from tests.evalkit import copy_classifier, mnist_store
+
+    st, _ = thick
+    copy_classifier(mnist_store()[0], st)
+    cfg = parse_config({**CYCLE, "model": {"name": "cyclegan-resnet", "params": {"width": 4, "blocks": 1}},
+                        "train": {"steps": 2, "batch_size": 4, "log_every": 1, "checkpoint_every": 2, "g_ema": 0.9},
+                        "evaluation": {"fidelity_samples": 200, "image_metrics": ["fid", "kid"], "reference_seed": 7}})
+    trial = expand_grid(cfg)[0]
+    assert run_trial(trial, st, "cyc")["status"] == "completed"
+    rows = {r["metric"]: r for r in evaluate_trial(trial, st, "cyc", cfg.evaluation)}
+    assert {"a2b_fid", "a2b_kid", "b2a_fid", "b2a_kid"} <= set(rows)
+    for m in ("a2b_fid", "a2b_kid", "b2a_fid", "b2a_kid"):
+        p = json.loads(rows[m]["provenance"])
+        assert rows[m]["provenance_key"] == key(p) and set(p) == set(FIELDS)
+        assert (p["n_real"], p["n_fake"], p["reference_split"], p["reference_seed"], p["g_ema"]) == \
+            (200, 200, f"train_{m[2]}", 7, True)
+    assert rows["a2b_cycle_l1"]["provenance"] == ""  # not an image metric of torch-fidelity

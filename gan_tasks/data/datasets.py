@@ -192,9 +192,9 @@ def write_arrays(storage: Storage, folder: tuple[str, ...], arrays: dict[str, np
     return manifest
 
 
-def dataset_sha(storage: Storage, name: str) -> str:
-    """An uploaded dataset's identity in provenance records: its training file's sha256[:16]."""
-    return (_manifest_sha(storage, dataset_path(name, {})) or "")[:16]
+def dataset_sha(storage: Storage, name: str, split: str | None = None) -> str:
+    """An uploaded dataset's identity in provenance records: its training file's (or `split`'s) sha256[:16]."""
+    return (_manifest_sha(storage, dataset_path(name, {}, split)) or "")[:16]
 
 
 def _manifest_sha(storage: Storage, path: tuple[str, ...]) -> str | None:

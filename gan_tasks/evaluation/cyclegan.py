@@ -5,7 +5,8 @@ Every value is a mean over the test images of the source domain, pixels on a [0,
   <dir>_label_acc      share of translations the target domain's in-domain classifier labels as the
                        source image's label (datasets whose two domains share their classes)
   <dir>_cycle_l1       mean |reconstruction - input| per pixel (F(G(a)) against a; G(F(b)) against b)
-  <dir>_fid, _kid      translations against real target-domain images, target domain's classifier features
+  <dir>_fid, _kid      translations against a seeded random subset (evaluation.reference_seed) of the
+                       target domain's training images, its classifier's features; with their provenance
 and the baselines the targets are read against, from the same test images:
   <dir>_gt_l1_untrained, <dir>_label_acc_untrained   a generator at its random initialisation
   <dir>_gt_l1_identity                                the identity map (translation = input)
@@ -21,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from gan_tasks.evaluation.classifier import Classifier, predict, to_uint8
+from gan_tasks.evaluation.provenance import reference_indices
 from gan_tasks.methods.cyclegan import grid, to_unit_range, translate  # noqa: F401 - grid: the report's
 
 
@@ -68,38 +70,65 @@ def direction(name: str, fwd: nn.Module, back: nn.Module, d: Domain, untrained: 
     return out
 
 
+def provenance(name: str, storage, dataset: str, d: Domain, weights_hash: str, reference_seed: int,
+               g_ema: bool) -> dict[str, dict]:
+    """{<name>_fid / _kid: provenance} of one direction: the translations of d.x against d.target_real,
+    a seeded random subset of the target domain's training images."""
+    import torch_fidelity
+
+    from gan_tasks.data.datasets import dataset_sha
+    from gan_tasks.evaluation.fidelity import feature_layers, input_chain
+
+    dst = name[-1]  # a2b: domain b's images are the reference
+    shape = tuple(d.target_real.shape[1:])
+    base = {"extractor": "classifier", "weights_hash": weights_hash, "torch_fidelity": torch_fidelity.__version__,
+            "resize": " | ".join([f"stored {'x'.join(map(str, shape))} uint8"] + input_chain("classifier", shape)),
+            "n_real": len(d.target_real), "n_fake": len(d.x), "reference_split": f"train_{dst}",
+            "reference_seed": reference_seed, "dataset_id": dataset_sha(storage, dataset, f"train_{dst}"),
+            "g_ema": g_ema}
+    layers = feature_layers("classifier")
+    return {f"{name}_{m}": {**base, "feature_layer": layers[m]} for m in ("fid", "kid")}
+
+
 def evaluate(G: nn.Module, F: nn.Module, G0: nn.Module, F0: nn.Module, storage, dataset: str, n: int,
-             classifier_hash: str | None = None, fid: bool = True, device: str = "cpu") -> tuple[dict, tuple]:
+             classifier_hash: str | None = None, fid: bool = True, device: str = "cpu", reference_seed: int = 0,
+             g_ema: bool = False) -> tuple[dict, tuple, dict]:
     """Both directions' metrics on the first n test images of each domain, G0 / F0 the untrained
-    baselines; returns (metrics, (extractor name, classifier hash of domain B)) for the rows."""
+    baselines; FID/KID against a seeded random subset (reference_seed) of n training images of the
+    target domain. Returns (metrics, (extractor name, classifier hash of domain B), {metric: provenance})."""
     from gan_tasks.data.datasets import DATASETS, dataset_path, load_array
-    from gan_tasks.evaluation.classifier import fetch, load
+    from gan_tasks.evaluation.classifier import fetch, load as load_clf
     from gan_tasks.evaluation.fidelity import calculate
 
     spec = DATASETS.get(dataset).two_domain
-    arr = lambda key: torch.from_numpy(load_array(storage, dataset_path(dataset, {}, key))[:n]).to(device)  # noqa
+    read = lambda key: load_array(storage, dataset_path(dataset, {}, key))  # noqa: E731
+    arr = lambda key: torch.from_numpy(read(key)[:n]).to(device)  # noqa: E731
     x = {d: arr(f"test_{d}") for d in "ab"}
     y = {d: arr(f"test_{d}_labels").long() for d in "ab"}
-    real = {d: arr(f"train_{d}") for d in "ab"}  # the target domain as it looks: its first n training images
+    train = {d: read(f"train_{d}") for d in "ab"}  # the target domain as it looks: a seeded subset of its images
+    real = {d: torch.from_numpy(t[reference_indices(len(t), n, reference_seed)]).to(device) for d, t in train.items()}
     # One pinned hash can only name one classifier: it applies where both domains share theirs.
     pin = classifier_hash if spec.classifiers[0] == spec.classifiers[1] else None
     fetched = {d: fetch(storage, c, pin) for d, c in zip("ab", spec.classifiers)}
-    clf = {d: load(path).to(device) if spec.shared_labels else None for d, (path, _, _) in fetched.items()}
-    out = {}
+    clf = {d: load_clf(path).to(device) if spec.shared_labels else None for d, (path, _, _) in fetched.items()}
+    out, prov = {}, {}
     for name, fwd, back, untrained, src, dst in (("a2b", G, F, G0, "a", "b"), ("b2a", F, G, F0, "b", "a")):
         truth = x[dst] if spec.paired_test else None  # test pairs: test_b[i] translates test_a[i]
         d = Domain(x[src], y[src], truth, real[dst], clf[dst], fetched[dst][0])
         out.update(direction(name, fwd, back, d, untrained, calculate if fid else None))
-    return out, ("classifier", fetched["b"][1])
+        prov.update({k: p for k, p in provenance(name, storage, dataset, d, fetched[dst][1], reference_seed,
+                                                 g_ema).items() if k in out})
+    return out, ("classifier", fetched["b"][1]), prov
 
 
-def measure(trial, storage, ev, n: int) -> tuple[dict, str | None, str | None]:
+def measure(trial, storage, ev, n: int) -> tuple[dict, str | None, str | None, dict]:
     """The cyclegan program's metrics (evaluate.PROGRAM_METRICS): both directions on the first n test
     images of each domain (n: evaluation.fidelity_samples at the end), FID/KID where
-    evaluation.image_metrics asks for them."""
+    evaluation.image_metrics asks for them, with their provenance."""
     p = trial.program
     g = p.evaluated
     fid = bool({"fid", "kid"} & set(ev.image_metrics))
-    values, (extractor, h) = evaluate(g["G"], g["F"], p.untrained["G"], p.untrained["F"], storage,
-                                      trial.cfg.dataset.name, n, ev.classifier_hash, fid, str(trial.device))
-    return values, extractor, h
+    values, (extractor, h), prov = evaluate(g["G"], g["F"], p.untrained["G"], p.untrained["F"], storage,
+                                            trial.cfg.dataset.name, n, ev.classifier_hash, fid, str(trial.device),
+                                            ev.reference_seed, bool(trial.cfg.train.g_ema))
+    return values, extractor, h, prov
