@@ -40,7 +40,7 @@ def write_search_tables(storage: Storage, sweep_id: str, frames: dict[str, pd.Da
     storage.write_parquet(pa.Table.from_pandas(curves, preserve_index=False), "sweeps", sweep_id, *CURVES)
     storage.write_parquet(pa.Table.from_pandas(pairs, preserve_index=False), "sweeps", sweep_id, *PAIRS)
     if not curves.empty:
-        storage.write_bytes(_plot(curves), "sweeps", sweep_id, *PLOT)
+        storage.write_bytes(_plot(curves, _budget(settings, trials)), "sweeps", sweep_id, *PLOT)
     confirm = settings[settings.stage == "confirm"]
     if not confirm.empty:
         ct = _by_cell(trials[trials.trial_id.isin(confirm.trial_id)], confirm)
@@ -64,7 +64,16 @@ def confirm_markdown(ranks: pd.DataFrame, confirm: pd.DataFrame) -> str:
     return r[cols].to_markdown(index=False, floatfmt=".4g") + "\n"
 
 
-def _plot(curves: pd.DataFrame) -> bytes:
+def _budget(settings: pd.DataFrame, trials: pd.DataFrame) -> str:
+    """What the curves were measured with, for the plot's title: settings per cell, seeds each, steps."""
+    search = settings[settings.stage == "search"]
+    steps = trials[trials.trial_id.isin(search.trial_id)].steps.max()
+    per_cell = search.groupby("cell").setting.nunique().max()
+    seeds = search.groupby(["cell", "setting"]).seed.nunique().max()
+    return f"{per_cell} settings sampled per cell, {seeds} seed(s) each, up to {steps:,} steps a trial"
+
+
+def _plot(curves: pd.DataFrame, budget: str = "") -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,6 +90,8 @@ def _plot(curves: pd.DataFrame) -> bytes:
         ax.set(title=f"{metric} ({better} is better)", xlabel="budget k (settings)", ylabel="expected best")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0][0].legend(fontsize=7)
+    if budget:
+        fig.suptitle(f"best-at-budget curves (95 % bootstrap band): {budget}", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
