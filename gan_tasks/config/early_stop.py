@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from gan_tasks.config.scores import DIRECTIONS, metric_names  # which way is better, per ranked metric (one table)
+from gan_tasks.config.scores import DIRECTIONS, RankedMetrics  # which way is better, per ranked metric (one table)
 from gan_tasks.methods.params import Strict
 
 MIXTURE_METRICS = {"modes_covered", "high_quality", "reverse_kl", "reverse_kl_hq"}
@@ -28,7 +28,7 @@ MIXTURE_METRICS = {"modes_covered", "high_quality", "reverse_kl", "reverse_kl_hq
 class EarlyStop(Strict):
     # A metric the eval_every evaluation logs for this dataset, or several: then a trial's score is its mean
     # rank over them (each in its own direction), so one metric alone (high quality) cannot reward collapse.
-    metric: str | tuple[str, ...]
+    metric: RankedMetrics
     rungs: tuple[int, ...] = Field(min_length=1)  # steps where trials are compared, multiples of eval_every
     # Keep the best 1/eta at each rung: ASHA's eta; 3 is Hyperband's and Ray Tune's default, 2 halves.
     reduction_factor: float = Field(3.0, gt=1, le=100)
@@ -38,11 +38,6 @@ class EarlyStop(Strict):
     # on timing). cohort: trials pause at each rung; once their whole cohort (a search's cell, else the sweep)
     # reached it the flow decides from all of its values at once, so a re-run stops the same trials.
     decide: Literal["asynchronous", "cohort"] = "asynchronous"
-
-    @field_validator("metric")
-    @classmethod
-    def _metric(cls, v: str | tuple[str, ...]) -> str | tuple[str, ...]:
-        return metric_names(v)
 
     @property
     def metrics(self) -> tuple[str, ...]:

@@ -8,7 +8,9 @@ describe the data or an estimate's spread: they are stored, not ranked or compar
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
+
+from pydantic import AfterValidator
 
 
 class Score(NamedTuple):
@@ -47,6 +49,9 @@ def metric_names(v: str | tuple[str, ...]) -> str | tuple[str, ...]:
         if m not in DIRECTIONS:
             raise ValueError(f"unknown metric {m!r}; valid: {', '.join(sorted(DIRECTIONS))}")
     return names[0] if len(names) == 1 else names
+
+
+RankedMetrics = Annotated[str | tuple[str, ...], AfterValidator(metric_names)]  # a config's `metric:` field
 
 
 def declare(name: str, higher: bool, low: float | None = None, high: float | None = None) -> None:

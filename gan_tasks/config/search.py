@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 
 from gan_tasks.config.early_stop import MIXTURE_METRICS
 from gan_tasks.config.entries import LossEntry, OptimizerEntry, _Frozen
-from gan_tasks.config.scores import DIRECTIONS, metric_names
+from gan_tasks.config.scores import DIRECTIONS, RankedMetrics
 from gan_tasks.methods.catalog import LOSSES, OPTIMIZERS
 from gan_tasks.methods.params import SPACE_KINDS, FieldError, Num, Seq, Space
 
@@ -32,16 +32,11 @@ class Search(_Frozen):
     seeds_per_setting: int = Field(1, ge=1, le=1_000)  # each setting trains grid.seed's first N seeds
     # What picks each cell's best setting for the confirm stage: a metric, or several (mean rank over them, so
     # one metric alone cannot pick a collapsed or unlearnt generator). Budget curves are drawn for every metric.
-    metric: str | tuple[str, ...]
+    metric: RankedMetrics
     # Per parameter name: {log_uniform: [lo, hi]} | {uniform: [lo, hi]} | {int: [lo, hi]} | {choice: [v, ...]}.
     space: dict[str, dict[str, list]] = Field(default_factory=dict)
     use_declared: bool = True  # also search every parameter whose entry declares a range (and the grid leaves free)
     confirm_seeds: int = Field(5, ge=0, le=1_000)  # the confirm stage: each cell's best setting on N new seeds
-
-    @field_validator("metric")
-    @classmethod
-    def _metric(cls, v: str | tuple[str, ...]) -> str | tuple[str, ...]:
-        return metric_names(v)
 
     @property
     def metrics(self) -> tuple[str, ...]:
