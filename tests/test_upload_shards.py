@@ -74,3 +74,32 @@ def test_training_is_bit_identical_to_the_whole_array_and_ids_unchanged(mnist):
         sa, sb = getattr(new, net).state_dict(), getattr(old, net).state_dict()
         assert all(torch.equal(sa[k], sb[k]) for k in sa), f"{net} differs"
     assert torch.equal(new.gen.get_state(), old.gen.get_state())
+
+
+def test_every_trial_row_names_its_data(mnist):
+    """dataset_id in the trials table: a built-in upload's id (from storage: its config carries none), a 2-D
+    mixture's parameters hash (the folder of its points)."""
+    import pyarrow.parquet as pq
+
+    from gan_tasks.data.datasets import params_hash
+    from gan_tasks.training.rows import now, trial_row, write_trial_row
+
+    ring = expand_grid(parse_config(tiny_config()))[0]
+    for cfg, want in ((_config("gan"), upload_id(mnist, "mnist")), (ring, params_hash(ring.dataset.params))):
+        write_trial_row(mnist, trial_row(cfg, "rows", "completed", 1, now(), now()))
+        row = pq.read_table(mnist.uri("sweeps", "rows", "trials", f"{cfg.trial_id}.parquet")).to_pylist()[0]
+        assert row["dataset_id"] == want and len(want) == 12
+
+
+def test_intra_class_fid_below_128_samples_a_class_is_refused():
+    """acgan on mnist: intra-class FID is each class's FID from fidelity_samples // 10 samples a side."""
+    def cfg(**ev):
+        return tiny_config(dataset="mnist", model="dcgan-28", program="acgan", evaluation=ev)
+
+    with pytest.raises(ValueError, match=r"fidelity_samples\n?.*1000: intra-class FID would get 100 samples a class "
+                                         r"of mnist's 10; it needs at least 128 .* raise it to 1280, or use KID"):
+        parse_config(cfg(fidelity_samples=1000))
+    with pytest.raises(ValueError, match="eval_every_samples"):
+        parse_config(cfg(fidelity_samples=1280, eval_every=5))  # eval_every_samples 1000: 100 a class
+    parse_config(cfg(fidelity_samples=1280, eval_every=5, eval_every_samples=1280))
+    parse_config(cfg(fidelity_samples=1000, image_metrics=["isc", "kid", "prc"]))  # intra-class KID only: fine
