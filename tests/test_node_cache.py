@@ -17,6 +17,7 @@ from gan_tasks.data.storage import Storage
 from tests.conftest import DATA, free_port, tiny_config
 from tests.test_cluster import BIN, LOOPBACK_RAY
 from tests.test_ingest import N, write_pngs
+from tests.test_preflight import small_tmpfs_folder
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +34,7 @@ def _stop(temp: str) -> None:
 
 
 def test_a_node_without_cache_room_is_named_in_one_line(tmp_path):
-    small = tmp_path / "small"
-    small.mkdir()
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {small}"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"no user namespace to mount a small tmpfs in: {probe.stderr.strip()}")
+    small = small_tmpfs_folder(tmp_path)
     write_pngs(tmp_path / "png", SOURCES["mnist"].read(str(DATA / "mnist"))["train"][:N, 0])
     st = Storage.parse(str(tmp_path / "store"))
     add(st, "digits", str(tmp_path / "png"), IngestOptions(size=28, mode="L"))  # 200 x 784 B: 0.16 MB
