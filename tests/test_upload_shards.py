@@ -103,3 +103,16 @@ def test_intra_class_fid_below_128_samples_a_class_is_refused():
         parse_config(cfg(fidelity_samples=1280, eval_every=5))  # eval_every_samples 1000: 100 a class
     parse_config(cfg(fidelity_samples=1280, eval_every=5, eval_every_samples=1280))
     parse_config(cfg(fidelity_samples=1000, image_metrics=["isc", "kid", "prc"]))  # intra-class KID only: fine
+
+
+def test_an_upload_from_before_sharding_is_refused_with_the_command_that_redoes_it(local_storage):
+    """Whole arrays under datasets/mnist/ (the layout before) and no current.json: preflight names the
+    upload command; the same upload then replaces the arrays with shards."""
+    from flows.guard.preflight import PreflightError, check_storage
+    from gan_tasks.data.datasets import write_arrays
+
+    write_arrays(local_storage, ("datasets", "mnist"), {"train": np.zeros((2, 1, 28, 28), np.uint8)}, "mnist")
+    sweep = parse_config(tiny_config(dataset="mnist", model="dcgan-28"))
+    with pytest.raises(PreflightError, match=r"datasets/mnist/current.json; upload it first: gansweep data upload "
+                                             r"mnist PATH .* is redone by the same command"):
+        check_storage(local_storage, sweep)

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gan_tasks.data.datasets import DATASETS, dataset_spec, stored_path
+from gan_tasks.data.datasets import DATASETS, RESHARD_HINT, dataset_spec, stored_path
 from gan_tasks.data.userdata import manifest_path, read_manifest
 from gan_tasks.data.storage import Storage, node_cache
 from gan_tasks.errors import UserError
@@ -106,8 +106,10 @@ def check_storage(st: Storage, sweep: Any, timeout: float = TIMEOUT) -> None:
         raise PreflightError(f"storage {where}: {_why(e)}") from None
     if missing:
         how = f"gansweep data add {name} SRC" if sweep.dataset.id else f"gansweep data upload {name} PATH"
+        old = not sweep.dataset.id and DATASETS.get(name).sharded and st.exists("datasets", name, "manifest.json")
         raise PreflightError(f"dataset {name!r} is not in storage at {st.uri(*missing[0])}; "
-                             f"{'add' if sweep.dataset.id else 'upload'} it first: {how} --storage {st.url}")
+                             f"{'add' if sweep.dataset.id else 'upload'} it first: {how} --storage {st.url}"
+                             + (RESHARD_HINT if old else ""))
 
 
 def _cache_entries(st: Storage, sweep: Any) -> list[tuple[str, int]]:

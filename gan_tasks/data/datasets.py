@@ -171,7 +171,7 @@ def dataset_path(name: str, params: dict, split: str | None = None) -> tuple[str
 
 
 # An upload from before the built-ins were sharded has arrays but no current.json: the same command redoes it.
-_RESHARD = " (an upload from before datasets were sharded is redone by the same command)"
+RESHARD_HINT = " (an upload from before datasets were sharded is redone by the same command)"
 
 
 def stored_path(name: str, params: dict) -> tuple[str, ...]:
@@ -189,7 +189,7 @@ def ensure_dataset(storage: Storage, name: str, params: dict) -> tuple[str, ...]
         if not storage.exists(*path):
             raise FileNotFoundError(f"dataset {name!r} is not in storage at {storage.uri(*path)}; "
                                     f"upload it first: gansweep data upload {name} PATH --storage {storage.url}"
-                                    + _RESHARD * spec.sharded)
+                                    + RESHARD_HINT * spec.sharded)
         return path
     if _manifest_sha(storage, dataset_path(name, params, "train_labels")) is None:  # absent, or from before labels
         write_arrays(storage, path[:-1], {"train": spec.generate(**params), "train_labels": spec.labels(**params)}, name)
