@@ -11,7 +11,7 @@ from multiprocessing import get_context
 import torch
 
 from gan_tasks.config import TrialConfig, expand_grid, parse_config
-from gan_tasks.data.datasets import dataset_path, ensure_dataset, load_array
+from gan_tasks.data.datasets import dataset_path, dataset_spec, ensure_dataset, load_array
 from gan_tasks.data.storage import Storage
 
 
@@ -97,6 +97,10 @@ def load_data(storage: Storage, cfg: TrialConfig) -> torch.Tensor:
     from gan_tasks.training.programs.gan import to_model_range
 
     ensure_dataset(storage, cfg.dataset.name, cfg.dataset.params)
+    if dataset_spec(cfg.dataset).sharded:  # an image upload (mnist): its shards, read whole as before
+        from gan_tasks.data.userdata import open_split
+
+        return to_model_range(torch.from_numpy(open_split(storage, cfg.dataset.name, cfg.dataset.id)[0].array()))
     return to_model_range(torch.from_numpy(load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params))))
 
 

@@ -66,7 +66,7 @@ def run_bench(storage: Storage, short: bool, mnist: str | None = None,
         if mnist:
             from gan_tasks.data.images import upload
 
-            if not storage.exists("datasets", "mnist", "manifest.json"):
+            if not storage.exists("datasets", "mnist", "current.json"):
                 upload(storage, "mnist", mnist)
             dc = trials_of(dcgan_config(10 if short else 200))[0]
             add(bench_step_rate(storage, dc, "dcgan", "dcgan-28 mnist", run_id))

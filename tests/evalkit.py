@@ -32,3 +32,13 @@ def mnist_store() -> tuple[Storage, dict]:
 def copy_classifier(src: Storage, dst: Storage, dataset: str = "mnist") -> None:
     for name in src.ls("evaluators", dataset):
         dst.write_bytes(src.read_bytes("evaluators", dataset, name), "evaluators", dataset, name)
+
+
+def copy_dataset(src: Storage, dst: Storage, dataset: str = "mnist") -> None:
+    """An uploaded dataset's current.json and its id's shards and manifest."""
+    from gan_tasks.data.userdata import upload_id
+
+    did = upload_id(src, dataset)
+    for name in src.ls("datasets", dataset, did):
+        dst.write_bytes(src.read_bytes("datasets", dataset, did, name), "datasets", dataset, did, name)
+    dst.write_bytes(src.read_bytes("datasets", dataset, "current.json"), "datasets", dataset, "current.json")

@@ -14,10 +14,11 @@ from flows.actors.trial_actor import make_actor
 from flows.run.flow import sweep_flow
 from gan_tasks.config import EvalConfig, expand_grid, parse_config
 from gan_tasks.data.datasets import ensure_dataset
+from gan_tasks.data.userdata import upload_id
 from gan_tasks.evaluation.evaluate import evaluate_trial
 from gan_tasks.training.trial import run_trial
 from tests.conftest import tiny_config
-from tests.evalkit import copy_classifier, mnist_store
+from tests.evalkit import copy_classifier, copy_dataset, mnist_store
 
 pytestmark = pytest.mark.slow
 
@@ -42,22 +43,26 @@ def test_tiny_conditional_sweep_on_s3(ray_session, prefect_harness, s3_storage):
 
 def test_conditional_mnist_class_metrics_and_a_row_per_class(local_storage):
     src, _ = mnist_store()
-    for name in src.ls("datasets", "mnist"):
-        local_storage.write_bytes(src.read_bytes("datasets", "mnist", name), "datasets", "mnist", name)
+    copy_dataset(src, local_storage)
     copy_classifier(src, local_storage)
-    cfg = parse_config(tiny_config(dataset="mnist", model="dcgan-28", program="acgan",
-                                   grid={"loss": ["non-saturating"], "optimizer": ["adam"], "seed": [0]},
-                                   train={"steps": 4, "batch_size": 16, "log_every": 2, "checkpoint_every": 2},
-                                   evaluation={"fidelity_samples": 200}))
+    small = tiny_config(dataset="mnist", model="dcgan-28", program="acgan",
+                        grid={"loss": ["non-saturating"], "optimizer": ["adam"], "seed": [0]},
+                        train={"steps": 4, "batch_size": 16, "log_every": 2, "checkpoint_every": 2},
+                        evaluation={"fidelity_samples": 200})
+    with pytest.raises(ValueError, match="intra-class FID would get 20 samples a class"):
+        parse_config(small)  # 20 a class: FID refused, KID only (below) is cheap and fine
+    cfg = parse_config({**small, "evaluation": {"fidelity_samples": 200, "image_metrics": ["isc", "kid", "prc"]}})
     t = expand_grid(cfg)[0]
     assert run_trial(t, local_storage, "m")["status"] == "completed"
     full = {r["metric"]: r for r in evaluate_trial(t, local_storage, "m", cfg.evaluation)}
     rows = {m: r["value"] for m, r in full.items()}
-    assert {"class_accuracy", "intra_fid", "intra_kid", "fid", "inception_score"} <= set(rows)
-    assert 0 <= rows["class_accuracy"] <= 1 and rows["intra_fid"] >= 0
-    intra = json.loads(full["intra_fid"]["provenance"])  # 20 a class, a seeded subset of the class's images
-    assert (intra["n_real"], intra["reference_split"], intra["feature_layer"]) == (20, "train (per class)", "features")
-    assert json.loads(full["fid"]["provenance"])["n_real"] == 200 and full["class_accuracy"]["provenance"] == ""
+    assert {"class_accuracy", "intra_kid", "kid", "inception_score"} <= set(rows)
+    assert not {"fid", "intra_fid"} & set(rows)
+    assert 0 <= rows["class_accuracy"] <= 1 and np.isfinite(rows["intra_kid"])
+    intra = json.loads(full["intra_kid"]["provenance"])  # 20 a class, a seeded subset of the class's images
+    assert (intra["n_real"], intra["reference_split"]) == (20, "train (per class)")
+    assert intra["dataset_id"] == upload_id(local_storage, "mnist")
+    assert json.loads(full["kid"]["provenance"])["n_real"] == 200 and full["class_accuracy"]["provenance"] == ""
     s = np.load(io.BytesIO(local_storage.read_bytes("sweeps", "m", "samples", f"{t.trial_id}.npy")))
     assert s.shape == (80, 1, 28, 28)  # 10 classes x 8: one report row per class
 

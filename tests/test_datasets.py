@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from gan_tasks.data.datasets import ensure_dataset, load_array, write_arrays
 from gan_tasks.data.images import parse_cifar_tarball
+from gan_tasks.data.userdata import open_split
 from tests.conftest import DATA
 
 
@@ -74,8 +75,8 @@ def test_stacked_mnist_from_the_real_mnist_files(local_storage):
     r = CliRunner().invoke(app, ["data", "upload", "stacked-mnist", str(DATA / "mnist"), "--storage",
                                  local_storage.url])
     assert r.exit_code == 0, r.output
-    x = load_array(local_storage, ("datasets", "stacked-mnist", "train.npy"))
-    y = load_array(local_storage, ("datasets", "stacked-mnist", "train_labels.npy"))
+    images, y = open_split(local_storage, "stacked-mnist", None)
+    x = images.array()
     assert x.shape == (60000, 3, 28, 28) and x.dtype == np.uint8
     assert y.min() >= 0 and y.max() <= 999 and len(np.unique(y)) >= 990  # ~1,000 modes present
     # Each channel is a real MNIST digit whose label is that channel's decimal digit of the mode.
@@ -124,6 +125,6 @@ def test_fashion_mnist_upload_to_s3_reads_back_through_the_node_cache(s3_storage
     r = CliRunner().invoke(app, ["data", "upload", "fashion-mnist", str(DATA / "fashion-mnist"), "--storage",
                                  s3_storage.url, "--s3-endpoint-url", s3_storage.endpoint_url])
     assert r.exit_code == 0, r.output
-    x = load_array(s3_storage, ("datasets", "fashion-mnist", "train.npy"), str(tmp_path / "c"))
-    y = load_array(s3_storage, ("datasets", "fashion-mnist", "test_labels.npy"), str(tmp_path / "c"))
+    x, _ = open_split(s3_storage, "fashion-mnist", None, cache_dir=str(tmp_path / "c"))
+    _, y = open_split(s3_storage, "fashion-mnist", None, "test", cache_dir=str(tmp_path / "c"))
     assert x.shape == (60000, 1, 28, 28) and sorted(np.unique(y)) == list(range(10))

@@ -5,7 +5,7 @@ import torch
 import torch_fidelity
 
 from gan_tasks.evaluation.classifier import FIDELITY_NAME, fetch
-from gan_tasks.data.datasets import dataset_path, load_array
+from gan_tasks.data.userdata import open_split
 from gan_tasks.evaluation.fidelity import ImageSet, calculate, stats_cache_name, storage_cache
 from tests.evalkit import mnist_store
 
@@ -14,9 +14,8 @@ from tests.evalkit import mnist_store
 def mnist():
     st, meta = mnist_store()
     weights, h, _ = fetch(st, "mnist")
-    test = load_array(st, dataset_path("mnist", {}, "test"))
-    return {"storage": st, "meta": meta, "weights": weights, "hash": h, "test": test,
-            "labels": load_array(st, dataset_path("mnist", {}, "test_labels"))}
+    test, labels = open_split(st, "mnist", None, "test")
+    return {"storage": st, "meta": meta, "weights": weights, "hash": h, "test": test.array(), "labels": labels}
 
 
 def noisy(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:

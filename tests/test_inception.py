@@ -23,7 +23,7 @@ import torch_fidelity
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from gan_tasks.config import expand_grid, parse_config
-from gan_tasks.data.datasets import dataset_path, load_array
+from gan_tasks.data.userdata import open_split
 from gan_tasks.evaluation.evaluate import evaluate_trial
 from gan_tasks.evaluation.fidelity import ImageSet, calculate
 from gan_tasks.evaluation.provenance import reference_key
@@ -92,7 +92,7 @@ def env(tmp_path_factory):
     st = Storage.parse(str(root / "store"))
     upload(st, "mnist", str(DATA / "mnist"))
     return {"root": root, "weights": weights, "storage": st,
-            "test": load_array(st, dataset_path("mnist", {}, "test"))}
+            "test": open_split(st, "mnist", None, "test")[0].array()}
 
 
 def noisy(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:

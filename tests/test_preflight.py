@@ -111,6 +111,17 @@ def test_a_healthy_storage_passes_and_keeps_nothing(tmp_path, s3_storage):
     assert s3_storage.ls() == []
 
 
+def small_tmpfs_folder(tmp_path):
+    """An empty folder a 64 kB tmpfs can be mounted on in a user namespace (`unshare -rm`), or skip."""
+    small = tmp_path / "small"
+    small.mkdir()
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {small}"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no user namespace to mount a small tmpfs in: {probe.stderr.strip()}")
+    return small
+
+
 def test_a_dataset_larger_than_the_node_cache_free_space_is_one_line(tmp_path):
     """An added dataset of 200 28x28 images (~157 kB) against a node cache on a real 64 kB tmpfs
     (mounted in a user namespace: `unshare -rm`): `gansweep run` stops before Ray with one line."""
@@ -119,12 +130,7 @@ def test_a_dataset_larger_than_the_node_cache_free_space_is_one_line(tmp_path):
     from gan_tasks.data.images import SOURCES
     from tests.conftest import DATA
 
-    small = tmp_path / "small"
-    small.mkdir()
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {small}"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"no user namespace to mount a small tmpfs in: {probe.stderr.strip()}")
+    small = small_tmpfs_folder(tmp_path)
     x = SOURCES["mnist"].read(str(DATA / "mnist"))["train"][:N, 0]
     write_pngs(tmp_path / "png", x)
     st = Storage.parse(str(tmp_path / "store"))

@@ -16,6 +16,7 @@ from gan_tasks.config import expand_grid, parse_config
 from gan_tasks.data import schema
 from gan_tasks.data.images import upload
 from gan_tasks.data.storage import Storage
+from gan_tasks.data.userdata import upload_id
 from gan_tasks.evaluation.compare import compare_cells
 from gan_tasks.evaluation.evaluate import evaluate_trial
 from gan_tasks.evaluation.provenance import difference, key, reference_indices
@@ -151,7 +152,8 @@ def test_every_row_records_provenance_and_reference_statistics_are_cached_per_it
                                                            for r in first.values())
     assert (p["extractor"], p["feature_layer"], p["n_real"], p["n_fake"], p["reference_split"], p["reference_seed"],
             p["g_ema"]) == ("classifier", "features", 200, 200, "train", 0, False)
-    assert len(p["dataset_id"]) == 16 and p["weights_hash"] == first["fid"]["extractor_hash"] and p["torch_fidelity"]
+    assert p["dataset_id"] == upload_id(st, "mnist") and p["weights_hash"] == first["fid"]["extractor_hash"]
+    assert p["torch_fidelity"]
     again, stats2 = evaluate("night-1")
     assert stats2 == stats1 and again["fid"]["value"] == first["fid"]["value"]  # reused, not recomputed
     assert again["fid"]["provenance_key"] == first["fid"]["provenance_key"]

@@ -156,3 +156,14 @@ def test_sweep_on_an_added_dataset_through_the_flow(ray_session, prefect_harness
     assert sorted(trials.seed) == [0, 1]
     assert (trials.dataset == "digits").all() and (trials.dataset_id == added[0]["id"]).all()
     assert set(trials.trial_id) == {t.trial_id for t in expand_grid(sweep)}
+
+
+def test_fid_on_fewer_images_than_the_feature_dimension_is_refused(tmp_path, local_storage, added):
+    """digits has 120 training images: FID against the MNIST classifier's 128 features is refused at
+    validation (its reference covariance would be singular); KID alone is fine."""
+    ev = {"n_samples": 64, "classifier_dataset": "mnist", "fidelity_samples": 200}
+    code, out = validate(sweep_file(tmp_path, evaluation=ev), "--storage", local_storage.url)
+    assert code == 2 and "dataset: digits@" in out and "has 120 training images, fewer than the 128 features of " \
+                                                       "classifier" in out and "use KID" in out, out
+    kid = {**ev, "image_metrics": ["isc", "kid", "prc"]}
+    assert validate(sweep_file(tmp_path, evaluation=kid), "--storage", local_storage.url)[0] == 0

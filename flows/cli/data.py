@@ -14,14 +14,20 @@ data_app = typer.Typer(no_args_is_help=True, help="Datasets in object storage.")
 def upload(name: str, path: str = typer.Argument(..., help="folder with the canonical files (mnist-fashion: "
                                                            "the folder holding mnist/ and fashion-mnist/)"),
            storage: StorageOpt = DEFAULT_STORAGE, s3_endpoint_url: EndpointOpt = None) -> None:
-    """Check a dataset's canonical files (md5) and write it to <storage>/datasets/NAME/."""
+    """Check a dataset's canonical files (md5) and write it to <storage>/datasets/NAME/ (one-domain sets as
+    the shards of a dataset id, like data add; two-domain pairs as arrays)."""
     from gan_tasks.data.images import upload as upload_dataset
 
     st = storage_at(storage, s3_endpoint_url)
-    manifest = upload_dataset(st, name, path)
-    for key, f in manifest["files"].items():
-        console.print(f"{key}: {tuple(f['shape'])}")
-    console.print(f"uploaded {name} to {st.uri('datasets', name)}")
+    m = upload_dataset(st, name, path)
+    if "id" not in m:  # two domains: whole arrays
+        for key, f in m["files"].items():
+            console.print(f"{key}: {tuple(f['shape'])}")
+        console.print(f"uploaded {name} to {st.uri('datasets', name)}")
+        return
+    counts = ", ".join(f"{s} {v['count']:,}" for s, v in m["splits"].items())
+    say(f"uploaded {name}@{m['id']}: {counts} images of {'x'.join(map(str, m['shape']))}, {len(m['classes'])} "
+        f"classes, to {st.uri('datasets', name, m['id'])}")
 
 
 @data_app.command("add")

@@ -3,8 +3,9 @@ and Prefect start, as retries, tracebacks or an endless wait.
 
 - storage is reachable and writable (a probe object written, read back and removed) within
   TIMEOUT seconds: missing credentials, an unreachable endpoint, a read-only path;
-- the uploaded datasets the sweep reads are in storage, and on a local run the node cache
-  ($GANSWEEP_CACHE) has room for the files of it not cached yet;
+- the uploaded datasets the sweep reads are in storage, and the node cache ($GANSWEEP_CACHE) has room for
+  the files of it not cached yet: this machine's on a local run, on a cluster every node's that can hold
+  a trial (check_node_caches, after joining it);
 - on a local run, one trial's resources fit this machine; on a cluster (`--ray-address`), some alive
   node offers them, or one joins within `--wait-for-resources` seconds (an autoscaler adding it):
   Ray itself would wait for such a node forever, without a word.
@@ -25,9 +26,9 @@ import threading
 import uuid
 from typing import Any, Callable
 
-from gan_tasks.data.datasets import DATASETS, dataset_path
 import numpy as np
 
+from gan_tasks.data.datasets import DATASETS, RESHARD_HINT, dataset_spec, stored_path
 from gan_tasks.data.userdata import manifest_path, read_manifest
 from gan_tasks.data.storage import Storage, node_cache
 from gan_tasks.errors import UserError
@@ -94,8 +95,8 @@ def check_storage(st: Storage, sweep: Any, timeout: float = TIMEOUT) -> None:
     name = sweep.dataset.name
     if sweep.dataset.id:  # added with gansweep data add: its manifest
         uploaded = [manifest_path(name, sweep.dataset.id)]
-    else:
-        uploaded = [dataset_path(name, {})] if DATASETS.get(name).generate is None else []
+    else:  # a built-in upload: its current.json (sharded) or first array (two domains)
+        uploaded = [stored_path(name, {})] if DATASETS.get(name).generate is None else []
     try:
         st.fs  # noqa: B018 - imports s3fs and builds the client here: the timeout measures the network only
         missing = _within(lambda: _probe(st, uploaded), timeout, f"storage {where}")
@@ -105,36 +106,71 @@ def check_storage(st: Storage, sweep: Any, timeout: float = TIMEOUT) -> None:
         raise PreflightError(f"storage {where}: {_why(e)}") from None
     if missing:
         how = f"gansweep data add {name} SRC" if sweep.dataset.id else f"gansweep data upload {name} PATH"
+        old = not sweep.dataset.id and DATASETS.get(name).sharded and st.exists("datasets", name, "manifest.json")
         raise PreflightError(f"dataset {name!r} is not in storage at {st.uri(*missing[0])}; "
-                             f"{'add' if sweep.dataset.id else 'upload'} it first: {how} --storage {st.url}")
+                             f"{'add' if sweep.dataset.id else 'upload'} it first: {how} --storage {st.url}"
+                             + (RESHARD_HINT if old else ""))
 
 
 def _cache_entries(st: Storage, sweep: Any) -> list[tuple[str, int]]:
     """(sha256, bytes) of each file of the sweep's dataset that trials cache on a node."""
-    name = sweep.dataset.name
-    if sweep.dataset.id:  # added: its shards and labels, sizes from the manifest
+    name, spec = sweep.dataset.name, dataset_spec(sweep.dataset)
+    if spec.sharded:  # data add, data upload: its shards and labels, sizes from the manifest
         splits = read_manifest(st, name, sweep.dataset.id)["splits"].values()
         return [(e["sha256"], int(np.prod(e["shape"])) * itemsize) for s in splits  # uint8 images, int16 labels
                 for e, itemsize in [*((shard, 1) for shard in s["shards"]), (s["labels"], 2)]]
-    if DATASETS.get(name).generate is not None or not st.exists("datasets", name, "manifest.json"):
+    if spec.generate is not None or not st.exists("datasets", name, "manifest.json"):
         return []
     files = json.loads(st.read_bytes("datasets", name, "manifest.json"))["files"]
     return [(f["sha256"], st.fs.size(st.uri("datasets", name, f"{key}.npy"))) for key, f in files.items()]
 
 
-def check_cache_space(st: Storage, sweep: Any, cache: str | None = None) -> None:
-    """The dataset's files not yet in this node's cache must fit its free space (a local run: trials cache here)."""
+def _cache_room(entries: list[tuple[str, int]], cache: str | None = None) -> tuple[int, int, str]:
+    """On this node: (bytes of `entries` not in its cache yet, free bytes of the cache's disk, the cache folder)."""
     cache = cache or node_cache()
-    need = sum(n for sha, n in _cache_entries(st, sweep) if not os.path.exists(os.path.join(cache, "datasets",
-                                                                                             f"{sha}.npy")))
+    need = sum(n for sha, n in entries if not os.path.exists(os.path.join(cache, "datasets", f"{sha}.npy")))
     where = cache
     while not os.path.exists(where):  # the cache folder may not exist yet: its nearest existing parent's disk
         where = os.path.dirname(where)
-    free = shutil.disk_usage(where).free
+    return need, shutil.disk_usage(where).free, cache
+
+
+def _no_room(sweep: Any, need: int, free: int, cache: str, node: str = "") -> str:
+    return (f"dataset {sweep.dataset.name!r} needs {_size(need)} in the node cache {cache} (GANSWEEP_CACHE){node}, "
+            f"which has {_size(free)} free; free space or point GANSWEEP_CACHE at a larger disk")
+
+
+def check_cache_space(st: Storage, sweep: Any, cache: str | None = None) -> None:
+    """The dataset's files not yet in this node's cache must fit its free space (a local run: trials cache here)."""
+    need, free, cache = _cache_room(_cache_entries(st, sweep), cache)
     if need > free:
-        raise PreflightError(f"dataset {sweep.dataset.name!r} needs {_size(need)} in the node cache {cache} "
-                             f"(GANSWEEP_CACHE), which has {_size(free)} free; free space or point "
-                             "GANSWEEP_CACHE at a larger disk")
+        raise PreflightError(_no_room(sweep, need, free, cache))
+
+
+def check_node_caches(st: Storage, sweep: Any, timeout: float = 120.0) -> int:
+    """On a cluster: check_cache_space on every alive node that can hold a trial, by a zero-CPU task pinned to
+    each (its own GANSWEEP_CACHE and disk); the first node without room is a PreflightError naming it. The
+    number of nodes checked."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    entries = _cache_entries(st, sweep)
+    res = sweep.resources
+    nodes = [n for n in ray.nodes() if n["Alive"] and _fits(n, res.cpus_per_trial, res.gpus_per_trial)]
+    if not entries or not nodes:
+        return 0
+    room = ray.remote(num_cpus=0, max_retries=0)(_cache_room)
+    refs = [room.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(entries)
+            for n in nodes]
+    for n, ref in zip(nodes, refs):
+        where = f" on node {n['NodeID']} ({n.get('NodeManagerAddress', '?')})"
+        try:
+            need, free, cache = ray.get(ref, timeout=timeout)
+        except ray.exceptions.GetTimeoutError:
+            raise PreflightError(f"the node cache check did not answer{where} within {timeout:.0f} s") from None
+        if need > free:
+            raise PreflightError(_no_room(sweep, need, free, cache, where))
+    return len(nodes)
 
 
 def _size(n: int) -> str:

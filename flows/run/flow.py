@@ -10,6 +10,7 @@ from flows.actors.session import ray_session
 from flows.actors.shipping import check_nodes, runtime_env
 from flows.guard.changed import check_code
 from flows.guard.lock import SweepLock, SweepLocked
+from flows.guard.preflight import check_node_caches
 from flows.run.fan_in import compare_with_previous, evaluate_rest, report
 from flows.run.rungs import train_rungs
 from flows.run.search import cohorts, confirm_trials, settings_rows, write_settings
@@ -100,6 +101,7 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
     with ray_session(ray_address, runtime_env=env) as joined:
         if joined and ray_address:  # not joined by `gansweep run` (which checked): the nodes checked here
             check_nodes(trials)
+            check_node_caches(storage, sweep)
         pool = sweep_pool(sweep.resources, len(trials), actors)
         # Threads only wait on Ray actors; the pool bounds how many train at once. Two per slot: the
         # next trial's task run is created and waiting while the slot's current trial trains, and

@@ -21,7 +21,7 @@ from flows.guard import interrupt
 from flows.guard.changed import check_code
 from flows.guard.finished import finished
 from flows.guard.lock import SweepLock
-from flows.guard.preflight import preflight, wait_for_cluster_resources
+from flows.guard.preflight import check_node_caches, preflight, wait_for_cluster_resources
 from flows.server.temporary import start_temporary_api
 from gan_tasks.config import SweepConfig, check_sweep_id, default_sweep_id, expand_grid
 from gan_tasks.data.storage import Storage
@@ -81,6 +81,7 @@ def launch(sweep: SweepConfig, storage: Storage, sweep_id: str | None = None, ra
     if ray_address:  # join now: the flow uses this connection; a request no node can hold fails here
         join_cluster(ray_address, env)
         wait_for_cluster_resources(sweep.resources, ray_address, wait_for_resources, say)
+        check_node_caches(storage, sweep)  # every node that can train: room in its cache for the dataset
         if check_nodes(trials):  # a node that cannot import a plugin module: refused before any trial
             say(f"plugin code imports on every node ({len(env['py_modules']) - 2} package(s) shipped)")
     if retrain:  # every check passed: the trials of the old code are moved aside, their cells retrain

@@ -53,6 +53,27 @@ def check_fid_samples(extractor: str | None, metrics: Sequence[str], samples: di
                                     "[isc, kid, prc]) or raise the sample count")
 
 
+# Intra-class FID (conditional programs on a dataset with an in-domain classifier: gan_tasks/evaluation/
+# conditional.py) is each class's FID from fidelity_samples // classes samples a side, with the classifier's
+# features: at least this many a class, and at least their dimension.
+INTRA_FID_MIN = 128
+
+
+def check_intra_fid(dataset: str, classes: int, metrics: Sequence[str], samples: dict[str, int]) -> None:
+    """A conditional program's intra-class FID on `dataset` (`classes` classes), for each evaluation's sample
+    count `samples` ({field: n}); without fid in image_metrics only intra-class KID is measured. Its reference
+    side is a class's training images: mnist's and fashion-mnist's smallest class has 5,421."""
+    if "fid" not in metrics or dataset not in CLASSIFIER_DATASETS:
+        return
+    need = max(INTRA_FID_MIN, EXTRACTORS.get("classifier").dim)
+    for field, n in samples.items():
+        if n // classes < need:
+            raise FieldError(field, f"{n}: intra-class FID would get {n // classes} samples a class of {dataset}'s "
+                                    f"{classes}; it needs at least {need} a class (the classifier's feature dimension "
+                                    f"is {EXTRACTORS.get('classifier').dim}): raise it to {need * classes}, or use KID "
+                                    "(evaluation.image_metrics: [isc, kid, prc] measures intra_kid only)")
+
+
 def check_dataset_extractor(dataset: str, extractor: str | None, classifier_dataset: str | None = None,
                             channels: int | None = None) -> None:
     """The classifier extractor needs an in-domain classifier: the dataset's own, or evaluation.classifier_dataset's

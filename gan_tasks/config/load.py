@@ -136,7 +136,28 @@ def load_config(path: str, overrides: list[str] | tuple[str, ...] = (), storage:
     except strict_yaml.YamlError as e:
         raise ConfigError(str(e)) from None
     data = apply_overrides(data, overrides)
-    return parse_config(resolve_dataset(data, storage) if storage is not None else data)
+    if storage is None:
+        return parse_config(data)
+    sweep = parse_config(resolve_dataset(data, storage))
+    check_fid_data(sweep, storage)
+    return sweep
+
+
+def check_fid_data(sweep: SweepConfig, storage: Any) -> None:
+    """FID on a dataset added with `gansweep data add`: its reference side is at most its training images,
+    which must be as many as the extractor's feature dimension (the built-ins have 50,000 or more)."""
+    from gan_tasks.config.eval_options import EXTRACTORS
+    from gan_tasks.data.userdata import read_manifest
+
+    d, ev = sweep.dataset, sweep.evaluation
+    extractor = ev.feature_extractor or ("classifier" if ev.classifier_dataset else None)
+    if not d.id or extractor is None or "fid" not in ev.image_metrics:  # no FID measured on it
+        return
+    n, dim = read_manifest(storage, d.name, d.id)["splits"]["train"]["count"], EXTRACTORS.get(extractor).dim
+    if n < dim:
+        raise ConfigError(f"invalid sweep config:\n  dataset: {d.name}@{d.id} has {n:,} training images, fewer than "
+                          f"the {dim} features of {extractor}: FID's reference covariance would be singular; use KID "
+                          "(evaluation.image_metrics: [isc, kid, prc]) or add more images")
 
 
 def dump_config(sweep: SweepConfig) -> str:

@@ -13,7 +13,7 @@ from gan_tasks.config.early_stop import EarlyStop
 from gan_tasks.config.entries import (NAME_MAX, SEED_MAX, _NAME, DatasetEntry, EvalConfig, Limits, LossEntry,
                                       ModelEntry, OptimizerEntry, Resources, TrainConfig, _entry, _Frozen,
                                       _resolve_kind)
-from gan_tasks.config.eval_options import check_dataset_extractor
+from gan_tasks.config.eval_options import check_dataset_extractor, check_intra_fid
 from gan_tasks.config.plugins import check_metrics, check_pin, check_requirement
 from gan_tasks.config.published import Published
 from gan_tasks.config.search import Search, check_search
@@ -184,10 +184,15 @@ class SweepConfig(_Frozen):
 
     @model_validator(mode="after")
     def _evaluable(self) -> "SweepConfig":
-        ev, shape = self.evaluation, dataset_spec(self.dataset).shape
+        ev, spec = self.evaluation, dataset_spec(self.dataset)
         check_dataset_extractor(self.dataset.name, ev.feature_extractor, ev.classifier_dataset,
-                                shape[0] if shape else None)
-        check_metrics(self.evaluation.metrics, dataset_spec(self.dataset).kind)
+                                spec.shape[0] if spec.shape else None)
+        check_metrics(self.evaluation.metrics, spec.kind)
+        if PROGRAMS.get(self.program).labels and spec.kind == "images" and spec.classes is not None:
+            fid_at = {"evaluation.fidelity_samples": ev.fidelity_samples}
+            if ev.eval_every is not None:
+                fid_at["evaluation.eval_every_samples"] = ev.eval_every_samples
+            check_intra_fid(self.dataset.name, spec.classes(**self.dataset.params), ev.image_metrics, fid_at)
         return self
 
     @model_validator(mode="after")

@@ -45,6 +45,11 @@ class DatasetSpec:
     two_domain: TwoDomain | None = None  # two unpaired domains (CycleGAN) instead of one training set
 
     @property
+    def sharded(self) -> bool:
+        """One-domain images (data upload's built-ins, data add's): shards under datasets/NAME/<id>/, memory-mapped."""
+        return self.kind == "images" and self.two_domain is None
+
+    @property
     def first_split(self) -> str:
         """The array whose presence says the dataset is in storage."""
         return "train_a" if self.two_domain else "train"
@@ -112,8 +117,8 @@ DATASETS.add("ring-8", DatasetSpec("points", (2,), {"n_modes": 8, "radius": 1.0,
                                     lambda n_modes, **_: n_modes, _ring_labels),
              "PacGAN ring: 8 Gaussians on a circle of radius 1, sigma 0.01")
 # PacGAN's grid: 25 modes at {-4,-2,0,2,4}^2, sigma 0.05.
-# Image datasets: uploaded once from their canonical files (gan_tasks/data/images.py), stored as uint8.
-# Labels: the digit / class (train_labels.npy of the upload); Stacked MNIST's is 100 d_R + 10 d_G + d_B.
+# Image datasets: uploaded once from their canonical files (gan_tasks/data/images.py) as uint8 shards of
+# data add's layout. Labels: the digit / class; Stacked MNIST's is 100 d_R + 10 d_G + d_B.
 _TEN = lambda **_: 10  # noqa: E731
 DATASETS.add("mnist", DatasetSpec("images", (1, 28, 28), classes=_TEN),
              "MNIST digits, 60k 28x28 grey (upload with gansweep data upload)")
@@ -158,20 +163,33 @@ def params_hash(params: dict) -> str:
 
 
 def dataset_path(name: str, params: dict, split: str | None = None) -> tuple[str, ...]:
+    """An array of a synthetic or two-domain dataset (the sharded ones: gan_tasks/data/userdata.py)."""
     split = split or DATASETS.get(name).first_split
     if DATASETS.get(name).generate is None:  # uploaded: one copy per name (gansweep data upload)
         return ("datasets", name, f"{split}.npy")
     return ("datasets", name, params_hash(params), f"{split}.npy")
 
 
+# An upload from before the built-ins were sharded has arrays but no current.json: the same command redoes it.
+RESHARD_HINT = " (an upload from before datasets were sharded is redone by the same command)"
+
+
+def stored_path(name: str, params: dict) -> tuple[str, ...]:
+    """The object whose presence says a built-in dataset is in storage: a sharded upload's current.json,
+    else its first array."""
+    return ("datasets", name, "current.json") if DATASETS.get(name).sharded else dataset_path(name, params)
+
+
 def ensure_dataset(storage: Storage, name: str, params: dict) -> tuple[str, ...]:
-    """Write a synthetic dataset to storage if it is not there; return its path parts."""
+    """Write a synthetic dataset to storage if it is not there; return its path parts (an upload's: the
+    object saying it is there, stored_path)."""
     spec = DATASETS.get(name)
-    path = dataset_path(name, params)
+    path = stored_path(name, params)
     if spec.generate is None:
         if not storage.exists(*path):
             raise FileNotFoundError(f"dataset {name!r} is not in storage at {storage.uri(*path)}; "
-                                    f"upload it first: gansweep data upload {name} PATH --storage {storage.url}")
+                                    f"upload it first: gansweep data upload {name} PATH --storage {storage.url}"
+                                    + RESHARD_HINT * spec.sharded)
         return path
     if _manifest_sha(storage, dataset_path(name, params, "train_labels")) is None:  # absent, or from before labels
         write_arrays(storage, path[:-1], {"train": spec.generate(**params), "train_labels": spec.labels(**params)}, name)
@@ -193,7 +211,8 @@ def write_arrays(storage: Storage, folder: tuple[str, ...], arrays: dict[str, np
 
 
 def dataset_sha(storage: Storage, name: str, split: str | None = None) -> str:
-    """An uploaded dataset's identity in provenance records: its training file's (or `split`'s) sha256[:16]."""
+    """A two-domain dataset's identity in provenance records: its training file's (or `split`'s) sha256[:16]
+    (a sharded one's is its id)."""
     return (_manifest_sha(storage, dataset_path(name, {}, split)) or "")[:16]
 
 

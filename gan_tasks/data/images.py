@@ -1,5 +1,8 @@
-"""Image datasets enter storage once with `gansweep data upload NAME PATH`: canonical files in,
-md5 checked against the published sums, uint8 arrays out under <storage>/datasets/NAME/."""
+"""Image datasets enter storage once with `gansweep data upload NAME PATH`: canonical files in, md5
+checked against the published sums, uint8 out. One-domain sets (mnist, fashion-mnist, stacked-mnist,
+cifar10) become ordinary datasets of `gansweep data add`'s layout (gan_tasks/data/ingest.py): shards and
+a manifest under <storage>/datasets/NAME/<id>/, id = the manifest's hash, read memory-mapped. The
+two-domain pairs of CycleGAN stay whole arrays under <storage>/datasets/NAME/."""
 from __future__ import annotations
 
 import gzip
@@ -8,12 +11,12 @@ import io
 import os
 import pickle
 import tarfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
 
-from gan_tasks.data.datasets import write_arrays
+from gan_tasks.data.datasets import DATASETS, write_arrays
 from gan_tasks.data.storage import Storage
 from gan_tasks.errors import BadInput, NotFound
 
@@ -161,7 +164,18 @@ SOURCES = {
 
 
 def upload(storage: Storage, name: str, folder: str) -> dict:
-    """Read, check and write one dataset; returns its manifest (array shapes and content hashes)."""
+    """Read, check and write one dataset; returns its manifest (shapes and content hashes; the id of a
+    one-domain set)."""
     if name not in SOURCES:
         raise BadInput(f"cannot upload {name!r}; uploadable datasets: {', '.join(sorted(SOURCES))}")
-    return write_arrays(storage, ("datasets", name), SOURCES[name].read(folder), name)
+    spec, src = DATASETS.get(name), SOURCES[name]
+    if spec.two_domain is not None:  # CycleGAN's pairs: whole arrays, as before
+        return write_arrays(storage, ("datasets", name), src.read(folder), name)
+    from gan_tasks.data.ingest import publish_arrays
+
+    # The id hashes what was checked (the canonical files' md5, how they were combined) and every shard.
+    manifest = publish_arrays(storage, name, src.read(folder), {"upload": name, **asdict(src)}, folder,
+                              [str(c) for c in range(spec.classes())])
+    for old in [n for n in storage.ls("datasets", name) if n.endswith(".npy") or n == "manifest.json"]:
+        storage.rm("datasets", name, old)  # the whole arrays an upload wrote before it was sharded
+    return manifest

@@ -155,6 +155,14 @@ class _Writer:
         label_file = self._write(f"{split}_labels.npy", np.asarray(labels, np.int16))
         return {"count": len(entries), "files": entries, "shards": shards, "labels": label_file}
 
+    def arrays(self, split: str, images: np.ndarray, labels: np.ndarray) -> dict:
+        """A split already decoded (a built-in's canonical files, gansweep data upload) as the same shards."""
+        n = self.opts.shard_images
+        shards = [self._write(f"{split}-{i // n:05d}.npy", np.ascontiguousarray(images[i:i + n]))
+                  for i in range(0, len(images), n)]
+        return {"count": len(images), "files": [], "shards": shards,
+                "labels": self._write(f"{split}_labels.npy", np.asarray(labels, np.int16))}
+
     def _write(self, name: str, arr: np.ndarray) -> dict:
         blob = _npy(arr)
         self.storage.write_bytes(blob, *self.tmp, name)
@@ -225,16 +233,38 @@ def add(storage: Storage, name: str, src: str, opts: IngestOptions, test_from: s
                     "params": {k: v for k, v in asdict(opts).items() if k != "max_bytes"},
                     "versions": {"pillow": PIL.__version__, "numpy": np.__version__},
                     "shape": list(opts.shape), "classes": classes, "splits": splits, "skipped": w.bad}
-        manifest["id"] = did = dataset_id(manifest)
-        _publish(storage, tmp, ("datasets", name, did), manifest)
+        _publish(storage, tmp, manifest)
     finally:
         storage.rm(*tmp, recursive=True)
-    set_current(storage, name, did)
+    set_current(storage, name, manifest["id"])
     return manifest
 
 
-def _publish(storage: Storage, tmp: tuple[str, ...], dest: tuple[str, ...], manifest: dict) -> None:
-    """Move the shards to the id's folder, then write manifest.json: a dataset exists once it is there."""
+def publish_arrays(storage: Storage, name: str, arrays: dict[str, np.ndarray], params: dict, source: str,
+                   classes: list[str]) -> dict:
+    """Decoded arrays ({train, test}[_labels]: a built-in's canonical files read by `gansweep data upload`)
+    as a dataset of this layout: shards, manifest and id as `add` writes them, made current. The same
+    files give the same shards, hence the same id."""
+    from gan_tasks.data.userdata import set_current
+
+    tmp = ("datasets", name, f".tmp-{uuid.uuid4().hex[:12]}")
+    try:
+        w = _Writer(storage, tmp, IngestOptions())
+        splits = {s: w.arrays(s, arrays[s], arrays[f"{s}_labels"]) for s in ("train", "test") if s in arrays}
+        manifest = {"format": FORMAT, "name": name, "source": {"train": source, "test": None}, "params": params,
+                    "shape": list(arrays["train"].shape[1:]), "classes": classes, "splits": splits, "skipped": []}
+        _publish(storage, tmp, manifest)
+    finally:
+        storage.rm(*tmp, recursive=True)
+    set_current(storage, name, manifest["id"])
+    return manifest
+
+
+def _publish(storage: Storage, tmp: tuple[str, ...], manifest: dict) -> None:
+    """Give the manifest its id, move the shards to the id's folder, then write manifest.json: a dataset
+    exists once it is there."""
+    manifest["id"] = dataset_id(manifest)
+    dest = ("datasets", manifest["name"], manifest["id"])
     if storage.exists(*dest, "manifest.json"):
         return  # the same images, parameters and versions: already there
     storage.rm(*dest, recursive=True)  # an earlier add cut short before its manifest

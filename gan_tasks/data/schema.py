@@ -20,8 +20,9 @@ TRIALS = pa.schema([
     # Everything but the seed, e.g. "wgan-gp/adam(lr 0.0001, betas 0.5,0.9)/label_smoothing=0.1"
     # (config.cell_label): group seeds by it. Null in rows written before it existed.
     ("cell", pa.string()),
-    # The id of a dataset added with `gansweep data add` (datasets/<dataset>/<id>/): which images the trial
-    # trained on. Null for built-in datasets, and in rows written before it existed.
+    # Which data the trial trained on: the id of a dataset added with `gansweep data add` or uploaded with
+    # `gansweep data upload` (datasets/<dataset>/<id>/; a two-domain upload's manifest hash), or a 2-D
+    # mixture's parameters hash (datasets/<dataset>/<hash>/). Null in rows written before it existed.
     ("dataset_id", pa.string()),
     # The plugin entries the trial used (part of its trial_id), a JSON list of {"kind", "name", "dist",
     # "version", "code_hash"}; "[]" for built-ins only, null in rows written before it existed.

@@ -2,9 +2,10 @@
 
 The storage layout under the root (documented in docs/storage.md):
   datasets/<name>/<params-hash>/train.npy    synthetic 2D data (ring-8, grid-25), written on first use
-  datasets/<name>/{train,test}[_labels].npy  uploaded images, uint8 (N, C, H, W) (gansweep data upload)
+  datasets/<name>/{train,test}_{a,b}[_labels].npy  two-domain uploads (CycleGAN), uint8 (N, C, H, W)
   datasets/.../manifest.json                 shape + sha256 of each .npy: the node cache's key
-  datasets/<name>/<id>/{train,test}-NNNNN.npy  gansweep data add: uint8 shards + manifest.json (data/ingest.py)
+  datasets/<name>/<id>/{train,test}-NNNNN.npy  gansweep data add, and data upload's one-domain images: uint8
+                                             shards + manifest.json (data/ingest.py, data/images.py)
   datasets/<name>/current.json               the id `dataset: <name>` resolves to
   sweeps/<sweep_id>/config.yaml              the resolved sweep config
   sweeps/<sweep_id>/trials/<trial_id>.parquet

@@ -1,5 +1,5 @@
-"""Datasets of your own images (gansweep data add, gan_tasks/data/ingest.py): finding them by name or
-name@id, listing them, and reading them in a trial.
+"""Sharded image datasets (gansweep data add, gan_tasks/data/ingest.py; the built-ins of gansweep data
+upload, gan_tasks/data/images.py): finding them by name or name@id, listing them, and reading them in a trial.
 
 A trial reads a dataset's shards through the node's cache (<GANSWEEP_CACHE>/datasets/<sha256>.npy: one
 download per node, each checked against the manifest's sha256) and memory-maps them, so trials on one
@@ -25,10 +25,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _ID = re.compile(r"[0-9a-f]{12}")
 
 
-def check_name(name: str) -> None:
+def check_name(name: str, adding: bool = True) -> None:
+    """A name `data add` may write (adding), or one to read: a built-in upload's too."""
     if not _NAME.fullmatch(name) or ".." in name:
         raise BadInput(f"dataset name {name!r}: letters, digits, '-', '_', '.', at most 64, no '..'")
-    if name in DATASETS:
+    if adding and name in DATASETS:
         raise BadInput(f"dataset name {name!r} is a built-in dataset; choose another name")
 
 
@@ -59,12 +60,14 @@ def ids(storage: Storage, name: str) -> list[str]:
 
 def read_manifest(storage: Storage, name: str, did: str | None = None) -> dict:
     """NAME's manifest at id `did` (None: the current one); a missing one is a ValueError saying what exists."""
-    check_name(name)
+    check_name(name, adding=False)
     did = did or current_id(storage, name)
     if did is None:
         names = [n for n in storage.ls("datasets") if current_id(storage, n)] if storage.exists("datasets") else []
-        raise BadInput(f"no dataset {name!r} in {storage.url}; add it with gansweep data add {name} SRC "
-                         f"--storage {storage.url} (datasets there: {', '.join(names) or 'none'})")
+        how = f"upload it with gansweep data upload {name} PATH" if name in DATASETS else \
+            f"add it with gansweep data add {name} SRC"
+        raise BadInput(f"no dataset {name!r} in {storage.url}; {how} --storage {storage.url} (datasets there: "
+                       f"{', '.join(names) or 'none'})")
     check_id(did)
     try:
         return json.loads(storage.read_bytes(*manifest_path(name, did)))
@@ -74,37 +77,52 @@ def read_manifest(storage: Storage, name: str, did: str | None = None) -> dict:
 
 
 def upload_id(storage: Storage, name: str) -> str | None:
-    """The id of a built-in image dataset uploaded with `gansweep data upload` (sha256[:12] of its
-    manifest, which holds every file's sha256): the same files, the same id; None if not uploaded."""
+    """The id of a built-in image dataset uploaded with `gansweep data upload`: a sharded one's current id
+    (its manifest's hash, as for data add); a two-domain one's sha256[:12] of its manifest, which holds every
+    array's sha256. The same files, the same id; None if not uploaded."""
     import hashlib
 
+    if DATASETS.get(name).sharded:
+        return current_id(storage, name)
     try:
         return hashlib.sha256(storage.read_bytes("datasets", name, "manifest.json")).hexdigest()[:12]
     except FileNotFoundError:
         return None
 
 
-def _uploaded(storage: Storage, name: str) -> dict | None:
-    """data ls's row of an uploaded built-in image dataset (one version: a new upload replaces it)."""
-    spec, did = DATASETS.get(name), upload_id(storage, name)
-    if spec.kind != "images" or did is None:
+def trained_id(storage: Storage, name: str, params: dict, did: str | None = None) -> str | None:
+    """Which data a trial trained on, for its row: an added dataset's id (did); a built-in upload's id
+    (upload_id); a 2-D mixture's parameters hash, the folder its points are in (datasets/NAME/<hash>/)."""
+    from gan_tasks.data.datasets import params_hash
+
+    if did or name not in DATASETS:
+        return did
+    return params_hash(params) if DATASETS.get(name).generate is not None else upload_id(storage, name)
+
+
+def _two_domain(storage: Storage, name: str) -> dict | None:
+    """data ls's row of an uploaded two-domain dataset (whole arrays, one version: a new upload replaces it)."""
+    did = upload_id(storage, name)
+    if did is None:
         return None
     files = json.loads(storage.read_bytes("datasets", name, "manifest.json"))["files"]
     images = {k: f["shape"] for k, f in files.items() if not k.endswith("labels")}
-    k = spec.classes() if spec.classes else 0
     return {"name": name, "id": did, "current": True, "count": {s: v[0] for s, v in images.items()},
-            "shape": list(spec.shape) or images.get("train", [0])[1:], "classes": [str(i) for i in range(k)],
-            "skipped": 0, "bytes": sum(int(np.prod(v)) for v in images.values()), "kind": "upload"}
+            "shape": list(DATASETS.get(name).shape), "classes": [], "skipped": 0,
+            "bytes": sum(int(np.prod(v)) for v in images.values()), "kind": "upload"}
 
 
 def list_datasets(storage: Storage) -> list[dict]:
-    """One row per (name, id): count, shape, classes, bytes of shards, whether it is current; uploaded
-    built-ins (`data upload`) too, kind "upload", their one version current."""
+    """One row per (name, id): count, shape, classes, bytes of shards, whether it is current, and how it
+    came (kind "add"; "upload" for the built-ins of `data upload`, two-domain ones with their one version)."""
     if not storage.exists("datasets"):
         return []
-    names = storage.ls("datasets")
-    rows = [r for r in (_uploaded(storage, n) for n in names if n in DATASETS) if r]
-    for name in [n for n in names if n not in DATASETS]:
+    rows = []
+    for name in storage.ls("datasets"):
+        if name in DATASETS and not DATASETS.get(name).sharded:  # 2-D points are not listed
+            row = _two_domain(storage, name) if DATASETS.get(name).two_domain else None
+            rows += [row] if row else []
+            continue
         cur = current_id(storage, name)
         for did in ids(storage, name):
             m = json.loads(storage.read_bytes(*manifest_path(name, did)))
@@ -112,7 +130,8 @@ def list_datasets(storage: Storage) -> list[dict]:
             rows.append({"name": name, "id": did, "current": did == cur,
                          "count": {s: v["count"] for s, v in splits.items()}, "shape": m["shape"],
                          "classes": m["classes"], "skipped": len(m["skipped"]),
-                         "bytes": sum(v["count"] for v in splits.values()) * int(np.prod(m["shape"])), "kind": "add"})
+                         "bytes": sum(v["count"] for v in splits.values()) * int(np.prod(m["shape"])),
+                         "kind": "upload" if name in DATASETS else "add"})
     return rows
 
 
@@ -126,6 +145,10 @@ class ShardedImages:
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def array(self) -> np.ndarray:
+        """Every image, read into memory."""
+        return np.concatenate(self.shards)
 
     def take(self, idx: np.ndarray) -> np.ndarray:
         idx = np.asarray(idx)
@@ -153,13 +176,15 @@ def _cached(storage: Storage, folder: tuple[str, ...], entry: dict, cache_dir: s
     return local
 
 
-def open_split(storage: Storage, name: str, did: str, split: str = "train",
+def open_split(storage: Storage, name: str, did: str | None, split: str = "train",
                cache_dir: str | None = None) -> tuple[ShardedImages, np.ndarray]:
-    """(images, labels) of one split, shards memory-mapped from the node cache; labels -1: unlabelled."""
+    """(images, labels) of one split of NAME@did (None: its current id; a built-in upload has one only),
+    shards memory-mapped from the node cache; labels -1: unlabelled."""
     from gan_tasks.data.storage import node_cache
 
     cache_dir = cache_dir or node_cache()
     m = read_manifest(storage, name, did)
+    did = m["id"]
     if split not in m["splits"]:
         raise BadInput(f"dataset {name}@{did} has no {split} split (add it with --test-fraction or --test-from)")
     s, folder = m["splits"][split], ("datasets", name, did)

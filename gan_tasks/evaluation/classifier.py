@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch_fidelity import FeatureExtractorBase
 
-from gan_tasks.data.datasets import dataset_path, load_array
+from gan_tasks.data.userdata import open_split
 from gan_tasks.config.eval_options import CLASSIFIER_DATASETS, FIDELITY_NAME  # noqa: F401 - torch-free, re-exported
 from gan_tasks.data.storage import Storage, node_cache, write_local
 from gan_tasks.errors import BadInput, NotFound
@@ -68,9 +68,8 @@ class TrainSpec:
 
 
 def _split(storage: Storage, dataset: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    x = load_array(storage, dataset_path(dataset, {}, split))
-    y = load_array(storage, dataset_path(dataset, {}, f"{split}_labels"))
-    return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    x, y = open_split(storage, dataset, None, split)  # mnist, fashion-mnist: their upload's shards
+    return torch.from_numpy(x.array()), torch.from_numpy(y.astype(np.int64))
 
 
 def fit(x: torch.Tensor, y: torch.Tensor, spec: TrainSpec) -> Classifier:
@@ -102,7 +101,7 @@ def predict(net: Classifier, x: torch.Tensor, batch: int = 1000) -> torch.Tensor
 def train_and_store(storage: Storage, dataset: str, spec: TrainSpec = TrainSpec()) -> dict:
     """Train on the dataset in storage, measure test accuracy, store weights under their hash."""
     check_dataset(dataset)
-    if not storage.exists("datasets", dataset, "manifest.json"):
+    if not storage.exists("datasets", dataset, "current.json"):
         raise NotFound(f"dataset {dataset!r} is not in {storage.url}; upload it first: "
                                 f"gansweep data upload {dataset} PATH --storage {storage.url}")
     t0 = time.perf_counter()

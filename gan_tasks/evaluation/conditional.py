@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import torch_fidelity
 
-from gan_tasks.data.datasets import DATASETS, dataset_path, dataset_sha, dataset_spec, load_array
+from gan_tasks.data.datasets import DATASETS, dataset_spec
+from gan_tasks.data.userdata import open_split, upload_id
 from gan_tasks.evaluation.classifier import CLASSIFIER_DATASETS, fetch, load, predict
 from gan_tasks.evaluation.fidelity import calculate, feature_layers
 from gan_tasks.evaluation.provenance import reference_indices
@@ -67,27 +68,32 @@ def class_accuracy(program, storage, ev, n: int) -> tuple[dict[str, float], str]
 
 def intra_class_fidelity(program, storage, ev, n: int, weights: str, h: str) -> tuple[dict[str, float], dict]:
     """(intra_fid / intra_kid, their provenance): each class's generated samples against a seeded random
-    subset (evaluation.reference_seed) of that class's real training images."""
+    subset (evaluation.reference_seed) of that class's real training images; those of image_metrics' fid
+    and kid only (validation refuses intra-class FID below INTRA_FID_MIN samples a class)."""
     name, k = program.cfg.dataset.name, program.k
-    real = load_array(storage, dataset_path(name, {}))
-    labels = load_array(storage, dataset_path(name, {}, "train_labels"))
+    asked = tuple(m for m in ("fid", "kid") if m in ev.image_metrics)
+    if not asked:
+        return {}, {}
+    real, labels = open_split(storage, name, None)  # mnist, fashion-mnist: their upload's shards
     per = max(n // k, 2)
-    fid, kid, sizes = [], [], []
+    values, sizes = {m: [] for m in asked}, []
     for c in range(k):
         fake = program.sample_given(np.full(per, c), seed=23456 + c)
         idx = np.flatnonzero(labels == c)
-        real_c = real[idx[reference_indices(len(idx), per, ev.reference_seed)]]
+        real_c = real.take(idx[reference_indices(len(idx), per, ev.reference_seed)])
         m = min(per, len(real_c))
-        v = calculate(fake[:m], real_c[:m], metrics=("fid", "kid"), extractor="classifier", weights_path=weights,
+        v = calculate(fake[:m], real_c[:m], metrics=asked, extractor="classifier", weights_path=weights,
                       device=str(program.device))
-        fid.append(v["fid"]), kid.append(v["kid"]), sizes.append(m)
+        sizes.append(m)
+        for metric in asked:
+            values[metric].append(v[metric])
     prov = {"extractor": "classifier", "weights_hash": h, "torch_fidelity": torch_fidelity.__version__,
             "resize": f"stored {'x'.join(map(str, real.shape[1:]))} uint8", "n_real": min(sizes), "n_fake": min(sizes),
             "reference_split": "train (per class)", "reference_seed": ev.reference_seed,
-            "dataset_id": dataset_sha(storage, name), "g_ema": bool(program.cfg.train.g_ema)}
+            "dataset_id": upload_id(storage, name), "g_ema": bool(program.cfg.train.g_ema)}
     layers = feature_layers("classifier")
-    return ({"intra_fid": float(np.mean(fid)), "intra_kid": float(np.mean(kid))},
-            {"intra_fid": {**prov, "feature_layer": layers["fid"]}, "intra_kid": {**prov, "feature_layer": layers["kid"]}})
+    return ({f"intra_{m}": float(np.mean(v)) for m, v in values.items()},
+            {f"intra_{m}": {**prov, "feature_layer": layers[m]} for m in asked})
 
 
 def measure(trial, storage, ev, n: int) -> tuple[dict[str, float], str, str, dict]:

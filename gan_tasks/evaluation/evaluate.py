@@ -24,13 +24,13 @@ from gan_tasks.data import schema
 from gan_tasks.evaluation import conditional, cyclegan
 from gan_tasks.evaluation.classifier import CLASSIFIER_DATASETS, fetch, load, predict
 from gan_tasks.config import EvalConfig, TrialConfig
-from gan_tasks.data.datasets import DATASETS, dataset_path, dataset_sha, load_array
+from gan_tasks.data.datasets import DATASETS
 from gan_tasks.evaluation.fidelity import calculate, feature_layers, input_chain, stats_cache_name, storage_cache
 from gan_tasks.evaluation.provenance import for_metric, key, reference_indices, reference_key
 from gan_tasks.evaluation.metrics import METRICS, mode_coverage, stacked_mnist_coverage
 from gan_tasks.methods.registry import Registry
 from gan_tasks.data.storage import Storage, evaluation_file
-from gan_tasks.data.userdata import open_split, read_manifest
+from gan_tasks.data.userdata import open_split, read_manifest, upload_id
 from gan_tasks.config.early_stop import go_on, rung_scores, show
 from gan_tasks.training.trial import EarlyStopped, Paused, Trial
 
@@ -76,15 +76,15 @@ def _file_sha(path: str, size: int, mtime_ns: int) -> str:
 
 def _reference(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> tuple[np.ndarray, str, list[str]]:
     """(a seeded random subset of n training images, the data's id, how the stored images were made)."""
-    dataset = trial.cfg.dataset.name
-    if trial.cfg.dataset.id:  # added with gansweep data add: its shards, keyed by the dataset id
-        images, _ = open_split(storage, dataset, trial.cfg.dataset.id)
-        p = read_manifest(storage, dataset, trial.cfg.dataset.id)["params"]
+    dataset, added = trial.cfg.dataset.name, trial.cfg.dataset.id
+    did = added or upload_id(storage, dataset)  # a built-in upload: its current (only) id
+    images, _ = open_split(storage, dataset, did)
+    if added:
+        p = read_manifest(storage, dataset, did)["params"]
         made = [f"data add: EXIF orientation, {p['crop']} crop, Pillow LANCZOS -> {p['size']}x{p['size']} {p['mode']}"]
-        return images.take(reference_indices(len(images), n, ev.reference_seed)), trial.cfg.dataset.id, made
-    train = load_array(storage, dataset_path(dataset, {}))
-    made = [f"stored {'x'.join(map(str, train.shape[1:]))} uint8"]
-    return train[reference_indices(len(train), n, ev.reference_seed)], dataset_sha(storage, dataset), made
+    else:
+        made = [f"stored {'x'.join(map(str, images.shape[1:]))} uint8"]
+    return images.take(reference_indices(len(images), n, ev.reference_seed)), did, made
 
 
 def _fidelity(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> Measured:

@@ -2,11 +2,9 @@
 classes, and a grid of its real images beside the generated ones (image datasets only)."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from gan_tasks.data.datasets import DATASETS, dataset_path, dataset_spec, load_array
+from gan_tasks.data.datasets import dataset_spec
 from gan_tasks.data.storage import Storage
 from gan_tasks.data.userdata import open_split, read_manifest, upload_id
 from gan_tasks.evaluation.provenance import reference_indices
@@ -20,22 +18,16 @@ def describe(storage: Storage, entry: dict) -> tuple[dict[str, str], np.ndarray 
     in storage)."""
     name, did = entry["name"], entry.get("id")
     spec = dataset_spec(entry)
-    if spec.kind != "images" or (not did and DATASETS.get(name).two_domain is not None):
+    if not spec.sharded:  # 2-D points, two domains
         return {"name": name, "kind": spec.kind}, None
     try:
-        if did:
-            m = read_manifest(storage, name, did)
-            counts = {s: v["count"] for s, v in m["splits"].items()}
-            images, _ = open_split(storage, name, did)
-            real = images.take(reference_indices(len(images), SHOWN, 0))
-            classes = len(m["classes"])
-        else:
-            files = json.loads(storage.read_bytes("datasets", name, "manifest.json"))["files"]
-            counts = {k: f["shape"][0] for k, f in files.items() if not k.endswith("labels")}
-            train = load_array(storage, dataset_path(name, {}))
-            real, did = train[reference_indices(len(train), SHOWN, 0)], upload_id(storage, name)
-            classes = spec.classes() if spec.classes else 0
-    except FileNotFoundError:
+        did = did or upload_id(storage, name)  # a built-in upload: its current (only) id
+        m = read_manifest(storage, name, did)
+        counts = {s: v["count"] for s, v in m["splits"].items()}
+        images, _ = open_split(storage, name, did)
+        real = images.take(reference_indices(len(images), SHOWN, 0))
+        classes = len(m["classes"])
+    except (FileNotFoundError, ValueError):  # not uploaded (read_manifest's BadInput)
         return {"name": name, "kind": spec.kind, "images": "not in storage"}, None
     info = {"name": name, "id": did or "-", "images": " / ".join(f"{s} {n:,}" for s, n in counts.items()),
             "shape": "x".join(map(str, real.shape[1:])), "classes": str(classes) if classes else "none"}

@@ -1,6 +1,7 @@
-"""A dataset added with `gansweep data add`, as a trial reads it: shards memory-mapped from the node
-cache (gan_tasks/data/userdata.py), each batch gathered on the CPU and moved to the device. Trials on
-one node share the mapped pages instead of each holding the dataset in its own memory."""
+"""A sharded image dataset (`gansweep data add`, or a built-in of `gansweep data upload`), as a trial reads
+it: shards memory-mapped from the node cache (gan_tasks/data/userdata.py), each batch gathered on the CPU
+and moved to the device. Trials on one node share the mapped pages instead of each holding the dataset
+in its own memory."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,6 +16,9 @@ class MappedImages:
     def __init__(self, cfg, storage, device: torch.device):
         self.images, labels = open_split(storage, cfg.dataset.name, cfg.dataset.id)
         self.did, self.seed, self.device = cfg.dataset.id, cfg.seed, device
+        # data add: batches drawn by (dataset id, seed, step, draw), `indices`. A built-in (no id in its
+        # config) keeps drawing them from the trial's generator, so it trains exactly as when it was one array.
+        self.keyed = cfg.dataset.id is not None
         self.labels = torch.from_numpy(labels.astype(np.int64)).to(device)  # -1: unlabelled
         self.shape = torch.Size(self.images.shape)
         self.ndim = len(self.shape)
@@ -30,6 +34,9 @@ class MappedImages:
         resumed trial draws exactly the batches it would have drawn."""
         return torch.from_numpy(batch_indices(self.did, self.seed, step, draw, len(self), size)).to(self.device)
 
-    def __getitem__(self, idx: torch.Tensor) -> torch.Tensor:
-        x = torch.from_numpy(self.images.take(idx.cpu().numpy()))
+    def __getitem__(self, idx: torch.Tensor | slice) -> torch.Tensor:
+        """Images idx (a tensor of indices, or a slice: data[:n]) in [-1, 1] on the device: the same values
+        as indexing the whole array so converted (x.float() / 127.5 - 1, elementwise)."""
+        at = np.arange(len(self))[idx] if isinstance(idx, slice) else idx.cpu().numpy()
+        x = torch.from_numpy(self.images.take(at))
         return (x.float() / 127.5 - 1.0).to(self.device)

@@ -74,7 +74,8 @@ class PackedTrials:
     """Seeds of one cell (same everything but the seed) trained together."""
 
     def __init__(self, cfgs: list["TrialConfig"], storage: "Storage", sweep_id: str, device: str = "cpu"):
-        from gan_tasks.data.datasets import dataset_path, load_array
+        from gan_tasks.data.datasets import dataset_path, dataset_spec, load_array
+        from gan_tasks.data.userdata import open_split
         from gan_tasks.methods.models import build_models
         from gan_tasks.methods.optimizers import make_optimizer
         from gan_tasks.training.programs.gan import to_model_range
@@ -86,7 +87,10 @@ class PackedTrials:
         c0 = cfgs[0]
         self.cfgs, self.storage, self.sweep_id, self.device = cfgs, storage, sweep_id, torch.device(device)
         self.loss, self.lp = LOSSES.get(c0.loss.name), c0.loss.params
-        data = load_array(storage, dataset_path(c0.dataset.name, c0.dataset.params))
+        if dataset_spec(c0.dataset).sharded:  # a built-in upload (data add is not packable): read whole
+            data = open_split(storage, c0.dataset.name, None)[0].array()
+        else:
+            data = load_array(storage, dataset_path(c0.dataset.name, c0.dataset.params))
         self.data = to_model_range(torch.from_numpy(data)).to(self.device)
         gs, ds = [], []
         self.pac = c0.tricks.pac  # PacGAN packing (tricks.pack) inside each seed's batch

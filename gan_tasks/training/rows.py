@@ -33,5 +33,12 @@ def plugins_json(cfg: TrialConfig) -> str:
 
 
 def write_trial_row(storage: Storage, row: dict) -> None:
+    """Written with the id of the data the trial trained on (`dataset_id`) filled in where the config does
+    not carry it: a built-in dataset's, from storage (gan_tasks/data/userdata.trained_id)."""
+    if row.get("dataset_id") is None and row.get("config_json"):
+        from gan_tasks.data.userdata import trained_id
+
+        params = json.loads(row["config_json"]).get("dataset", {}).get("params", {})
+        row = {**row, "dataset_id": trained_id(storage, row["dataset"], params)}
     table = pa.Table.from_pylist([row], schema=schema.TRIALS)
     storage.write_parquet(table, "sweeps", row["sweep_id"], "trials", f"{row['trial_id']}.parquet")

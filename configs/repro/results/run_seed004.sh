@@ -9,7 +9,7 @@ SEEDS=${SEEDS:-[0,1]}
 FID_SAMPLES=${FID_SAMPLES:-2000}
 STORE=${STORE:-gansweep-results}
 MNIST=${MNIST:-../shared/data/mnist}
-[ -e "$STORE/datasets/mnist/manifest.json" ] || gansweep data upload mnist "$MNIST" --storage "$STORE"
+[ -e "$STORE/datasets/mnist/current.json" ] || gansweep data upload mnist "$MNIST" --storage "$STORE"
 [ -e "$STORE/evaluators/mnist/current.json" ] || gansweep evaluator train mnist --storage "$STORE"
 id=repro-seed004-$STEPS
 gansweep run configs/repro/seed004-mnist-is.yaml --storage "$STORE" --sweep-id "$id" \

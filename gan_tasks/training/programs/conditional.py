@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from gan_tasks.data.datasets import dataset_path, dataset_spec, load_array
 from gan_tasks.methods.models import build_models
+from gan_tasks.training.mapped import MappedImages
 from gan_tasks.training.programs.gan import GAN
 
 
@@ -129,7 +130,7 @@ class Conditional(GAN):
         spec = dataset_spec(cfg.dataset)
         self.k = spec.classes(**cfg.dataset.params)
         super().__init__(cfg, storage, device, gen)
-        if cfg.dataset.id:  # added with --labels subfolders: the class folders' indices
+        if isinstance(self.data, MappedImages):  # sharded: its labels (data add: the class folders' indices)
             self.labels = self.data.labels
         else:
             y = load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params, "train_labels"))

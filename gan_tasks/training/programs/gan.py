@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from gan_tasks.data.datasets import dataset_path, load_array
+from gan_tasks.data.datasets import dataset_path, dataset_spec, load_array
 from gan_tasks.methods.losses import LOSSES
 from gan_tasks.methods.models import build_models
 from gan_tasks.methods.optimizers import make_optimizer
@@ -41,7 +41,7 @@ class GAN(Program):
         super().__init__(cfg, storage, device, gen)
         self.loss = LOSSES.get(cfg.loss.name)
         self.lp = cfg.loss.params
-        if cfg.dataset.id:  # added with gansweep data add: memory-mapped shards, batches gathered per step
+        if dataset_spec(cfg.dataset).sharded:  # data add / data upload: memory-mapped shards, gathered per batch
             self.data = MappedImages(cfg, storage, self.device)
         else:
             data = load_array(storage, dataset_path(cfg.dataset.name, cfg.dataset.params))
@@ -117,7 +117,7 @@ class GAN(Program):
     # --- hooks the conditional programs override ---------------------------------------------------
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         bs = self.cfg.batch_samples  # train.batch_size samples, or groups of pac samples
-        if isinstance(self.data, MappedImages):
+        if isinstance(self.data, MappedImages) and self.data.keyed:
             idx = self.data.indices(self.step_now, self.draws, bs)
             self.draws += 1
         else:
