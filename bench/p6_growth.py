@@ -113,6 +113,19 @@ def db_rows(home: str) -> dict[str, float]:
 
 def run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT,
                 profile: str | None = None) -> tuple[float, datetime, dict]:
+    """_run_watched, again (at most twice more) where Ray's own start timed out: on a machine loaded by other
+    work its raylet can wait longer for its agents than Ray allows (30 s), before any trial ran."""
+    for attempt in range(3):
+        try:
+            return _run_watched(raw, storage, sweep_id, checkout, profile)
+        except RuntimeError as e:
+            if "timed out during startup" not in str(e) or attempt == 2:
+                raise
+            print(f"# {sweep_id}: Ray's start timed out (load {os.getloadavg()[0]:.1f}); again", flush=True)
+
+
+def _run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT,
+                 profile: str | None = None) -> tuple[float, datetime, dict]:
     """`gansweep run` of this config in a subprocess of `checkout`, with a PREFECT_HOME (so a Prefect database)
     of its own: (wall seconds, UTC start, peaks and the database's row counts). profile: py-spy's output file."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
