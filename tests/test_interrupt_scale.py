@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from flows.guard.interrupt import descendants
+from flows.guard.interrupt import _start_time, descendants
 from tests.conftest import tiny_config
 from tests.test_interrupt import _same_alive
-from flows.guard.interrupt import _start_time
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +23,14 @@ NOISE = ("Traceback", "Error", "error", "GCS", "websocket", "Exception", "WARNIN
 
 def _count(store: Path, folder: str) -> int:
     return len(list((store / "sweeps" / "big" / folder).glob("*.parquet")))
+
+
+def _wait_trials(p: subprocess.Popen, store: Path, err: Path) -> None:
+    """Until 10 trials are evaluated and one more is under way."""
+    deadline = time.monotonic() + 300
+    while _count(store, "evaluations") < 10 or _count(store, "trials") <= _count(store, "evaluations"):
+        assert time.monotonic() < deadline and p.poll() is None, err.read_text()[-3000:]
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -37,10 +44,12 @@ def test_signal_at_1000_trials_exits_fast_and_clean_with_every_trial_resumable(t
     p = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", str(tmp_path / "c.yaml"), "--storage", str(store),
                           "--sweep-id", "big"], cwd=ROOT, stdout=stdout, stderr=stderr, text=True, env=env,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 150
-    while _count(store, "evaluations") < 10 or _count(store, "trials") <= _count(store, "evaluations"):
-        assert time.monotonic() < deadline and p.poll() is None, (tmp_path / "err").read_text()[-3000:]
-        time.sleep(0.2)
+    try:
+        _wait_trials(p, store, tmp_path / "err")
+    except BaseException:
+        p.send_signal(signal.SIGINT)  # the run stops its Ray and API server itself
+        p.wait(timeout=60)
+        raise
     children = {c: _start_time(c) for c in descendants(p.pid)}
     t0 = time.monotonic()
     p.send_signal(sig)
