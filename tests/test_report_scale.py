@@ -1,48 +1,21 @@
 """The report of a sweep larger than report_scale.SCALE_TRIALS (issue 28 item 2): a table per cell, samples of
 each cell's best, median and worst seed only, the rankings' top cells per metric with the rest folded, and
-every trial in report/trials.csv. Synthetic rows as the flow writes them: 40 cells x 8 seeds = 320 trials."""
+every trial in report/trials.csv. Synthetic rows as the flow writes them (bench/p6_report.py): 40 cells x 8
+seeds = 320 trials."""
 import io
-from datetime import datetime, timezone
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
-from gan_tasks.config import dump_config, expand_grid, parse_config
-from gan_tasks.data import schema
+from bench.p6_report import synthetic_sweep
 from gan_tasks.evaluation.report import rebuild
 from gan_tasks.evaluation.report_scale import MAX_SAMPLES, TOP_CELLS
-from gan_tasks.training.rows import trial_row, write_trial_row
-from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow
 
 
-def many_trials(st, sid: str, lrs: int = 20, seeds: int = 8) -> list:
-    """2 losses x `lrs` adam learning rates x `seeds` seeds; seed 7 of every cell failed."""
-    sweep = parse_config(tiny_config(grid={"optimizer": [{"name": "adam", "lr_g": 1e-4 * (i + 1)} for i in range(lrs)],
-                                           "seed": list(range(seeds))}))
-    trials = expand_grid(sweep)
-    st.write_bytes(dump_config(sweep).encode(), "sweeps", sid, "config.yaml")
-    now, ev, rng = datetime.now(timezone.utc), [], np.random.default_rng(0)
-    for i, t in enumerate(trials):
-        failed = t.seed == 7
-        write_trial_row(st, trial_row(t, sid, "failed" if failed else "completed", 60, now, now,
-                                      "boom" if failed else ""))
-        if failed:
-            continue
-        ev += [{"sweep_id": sid, "trial_id": t.trial_id, "step": 60, "metric": "modes_covered",
-                "value": float(rng.integers(1, 9))}]
-        buf = io.BytesIO()
-        np.save(buf, rng.standard_normal((64, 2)).astype(np.float32))
-        st.write_bytes(buf.getvalue(), "sweeps", sid, "samples", f"{t.trial_id}.npy")
-    st.write_parquet(pa.Table.from_pylist(ev, schema=schema.EVALUATIONS), "sweeps", sid, "evaluations", "e.parquet")
-    return trials
-
-
 def test_large_sweep_report_shows_cells_bounded_samples_and_every_trial_in_csv(local_storage):
-    trials = many_trials(local_storage, "big")
+    trials = synthetic_sweep(local_storage, "big", lrs=20, seeds=8)
     _, ranks, _ = rebuild(local_storage, "big")
     html = local_storage.read_bytes("sweeps", "big", "report", "index.html").decode()
     assert len(trials) == 320 and ranks.groupby("metric").size().max() == 40
