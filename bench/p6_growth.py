@@ -113,15 +113,16 @@ def db_rows(home: str) -> dict[str, float]:
 
 def run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT,
                 profile: str | None = None) -> tuple[float, datetime, dict]:
-    """_run_watched, again (at most twice more) where Ray's own start timed out: on a machine loaded by other
-    work its raylet can wait longer for its agents than Ray allows (30 s), before any trial ran."""
-    for attempt in range(3):
+    """_run_watched, again (at most 5 times more, 20 s apart) where Ray's own start timed out: on a machine
+    loaded by other work its dashboard agent can take longer to start than its raylet waits, before any trial."""
+    for attempt in range(6):
         try:
             return _run_watched(raw, storage, sweep_id, checkout, profile)
         except RuntimeError as e:
-            if "timed out during startup" not in str(e) or attempt == 2:
+            if "timed out during startup" not in str(e) or attempt == 5:
                 raise
             print(f"# {sweep_id}: Ray's start timed out (load {os.getloadavg()[0]:.1f}); again", flush=True)
+            time.sleep(20)
 
 
 def _run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT,
