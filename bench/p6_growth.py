@@ -12,20 +12,25 @@ Ray), timed from command start to exit. Per size:
   peak number of threads;
 - `p6_objects_N`: storage objects under the sweep; `p6_fan_in_s_N`: last trial done to report written;
 - `p6_report_s_N`, `p6_report_mb_N`: a rebuild of rankings and report from storage (in this process), and
-  the size of report/index.html.
+  the size of report/index.html;
+- `p6_db_rows_N`, `p6_db_<table>_N` (task_run, task_run_state, artifact, log, events): rows in the Prefect
+  database the run left (each run has a PREFECT_HOME of its own, so a fresh database).
 
 Acceptance: none asserted (a measurement); goal (issue 28): `p6_marginal_s_*` flat from 64 to 10,000 trials.
 Theoretical minimum: ratio 1.0; marginal seconds per trial: the storage writes and the few API calls of one
 trial (~0.01 s here); driver memory and report build linear in trials at most.
 
-    python -m bench.p6_growth STORAGE [N ...] [--before CHECKOUT]    (default 64 256 1024)
+    python -m bench.p6_growth STORAGE [N ...] [--before CHECKOUT [--before-at N,N]] [--steps S] [--profile DIR]
 
---before: another checkout's `gansweep run` (the code before a change) at the largest size too, right
-before this checkout's, in the same run: its keys end in `_before`.
+--before: another checkout's `gansweep run` (the code before a change) at the largest size (or at each size
+of --before-at) too, right before this checkout's, in the same run: its keys end in `_before`.
+--steps: steps per trial (default: growth_steps' calibration). --profile DIR: `py-spy record` of each run's
+driver (raw folded stacks, DIR/p6-N[-before].txt; py-spy from PyPI).
 """
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -91,30 +96,67 @@ def _watch(proc: subprocess.Popen, peaks: dict) -> None:
         time.sleep(0.5)
 
 
-def run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT) -> tuple[float, datetime, dict]:
-    """`gansweep run` of this config in a subprocess of `checkout`: (wall seconds, UTC start, peaks)."""
+DB_TABLES = ("task_run", "task_run_state", "artifact", "log", "events")
+
+
+def db_rows(home: str) -> dict[str, float]:
+    """Rows per table of the Prefect database under PREFECT_HOME `home` ({} without one): DB_TABLES and `rows`,
+    all tables together."""
+    path = os.path.join(home, "prefect.db")
+    if not os.path.exists(path):
+        return {}
+    with sqlite3.connect(path) as db:
+        names = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
+        counts = {n: float(db.execute(f'select count(*) from "{n}"').fetchone()[0]) for n in names}
+    return {**{t: counts.get(t, 0.0) for t in DB_TABLES}, "rows": sum(counts.values())}
+
+
+def run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT,
+                profile: str | None = None) -> tuple[float, datetime, dict]:
+    """_run_watched, again (at most 5 times more, 20 s apart) where Ray's own start timed out: on a machine
+    loaded by other work its dashboard agent can take longer to start than its raylet waits, before any trial."""
+    for attempt in range(6):
+        try:
+            return _run_watched(raw, storage, sweep_id, checkout, profile)
+        except RuntimeError as e:
+            if "timed out during startup" not in str(e) or attempt == 5:
+                raise
+            print(f"# {sweep_id}: Ray's start timed out (load {os.getloadavg()[0]:.1f}); again", flush=True)
+            time.sleep(20)
+
+
+def _run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT,
+                 profile: str | None = None) -> tuple[float, datetime, dict]:
+    """`gansweep run` of this config in a subprocess of `checkout`, with a PREFECT_HOME (so a Prefect database)
+    of its own: (wall seconds, UTC start, peaks and the database's row counts). profile: py-spy's output file."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(raw, f)
     cmd = [sys.executable, "-m", "flows.cli", "run", f.name, "--storage", storage.url, "--sweep-id", sweep_id]
     peaks = {"driver": 0.0, "api": 0.0, "threads": 0.0, "cpu": 0.0}
     start, t0 = datetime.now(timezone.utc), time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(cmd, cwd=checkout, env=_env(checkout), stdout=out, stderr=subprocess.STDOUT,
-                                text=True)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryDirectory() as home:
+        proc = subprocess.Popen(cmd, cwd=checkout, env={**_env(checkout), "PREFECT_HOME": home}, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)
+        spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "-r", "20", "-f", "raw", "-o", profile,
+                                "--pid", str(proc.pid)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) if profile else None
         watcher = threading.Thread(target=_watch, args=(proc, peaks), daemon=True)
         watcher.start()
         rc = proc.wait()
         wall = time.perf_counter() - t0
         watcher.join()
+        if spy is not None:
+            spy.wait(timeout=120)
         os.unlink(f.name)
         if rc:
             out.seek(0)
             raise RuntimeError(f"{' '.join(cmd)} exited {rc}:\n{out.read()[-3000:]}")
+        peaks["db"] = db_rows(home)
     return wall, start, peaks
 
 
 def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout: str = ROOT,
-               tag: str = "") -> tuple[list[Figure], float]:
+               tag: str = "", profile: str | None = None) -> tuple[list[Figure], float]:
     """The figures of one size (keys end in the size, then `tag`), and its overhead seconds."""
     from gan_tasks.evaluation.report import rebuild
 
@@ -124,7 +166,8 @@ def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout:
     sample = trials[:: max(1, n // (8 * n_slots))][: 8 * n_slots]
     before, _ = bare_concurrent(sample[::2], data, n_slots)
     sid = f"bench-p6-{n}{tag.replace('_', '-')}-{run_id}"
-    wall, start, peaks = run_watched(raw, storage, sid, checkout)
+    spy = os.path.join(profile, f"p6-{n}{tag.replace('_', '-')}.txt") if profile else None
+    wall, start, peaks = run_watched(raw, storage, sid, checkout, spy)
     after, _ = bare_concurrent(sample[1::2], data, n_slots)
     ideal = (before + after) * n / len(sample)
     rows = storage.read_table("sweeps", sid, "trials").to_pandas()
@@ -148,21 +191,24 @@ def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout:
             Figure(f"p6_objects_{n_}", float(objects), f"P6 storage objects written ({what})"),
             Figure(f"p6_fan_in_s_{n_}", fan_in, f"P6 fan-in seconds: last trial done to report written ({what})"),
             Figure(f"p6_report_s_{n_}", build, f"P6 rankings + report rebuild seconds ({what})"),
-            Figure(f"p6_report_mb_{n_}", storage.fs.size(report) / 2**20, f"P6 report/index.html MB ({what})")], \
-        wall - ideal
+            Figure(f"p6_report_mb_{n_}", storage.fs.size(report) / 2**20, f"P6 report/index.html MB ({what})"),
+            *[Figure(f"p6_db_{t}_{n_}", v, f"P6 Prefect database rows, {'all tables' if t == 'rows' else t} ({what})")
+              for t, v in peaks["db"].items()]], wall - ideal
 
 
 def bench_growth(storage: Storage, sizes: tuple[int, ...], n_slots: int, run_id: str, emit=print,
-                 before: str | None = None) -> list[Figure]:
-    figures, prev, steps = [], None, growth_steps(storage)
+                 before: str | None = None, before_at: tuple[int, ...] = (), steps: int | None = None,
+                 profile: str | None = None) -> list[Figure]:
+    figures, prev, steps = [], None, steps or growth_steps(storage)
+    emit(Figure("p6_steps", float(steps), "P6 steps per trial"))
     for n in sizes:
         raw = growth_config(steps, n)
-        if before and n == max(sizes):
-            old, _ = bench_size(storage, raw, n_slots, run_id, before, "_before")
+        if before and n in (before_at or (max(sizes),)):
+            old, _ = bench_size(storage, raw, n_slots, run_id, before, "_before", profile)
             for f in old:
                 emit(f)
             figures += old
-        new, overhead = bench_size(storage, raw, n_slots, run_id)
+        new, overhead = bench_size(storage, raw, n_slots, run_id, profile=profile)
         if prev is not None:
             new.append(Figure(f"p6_marginal_s_{n}", (overhead - prev[1]) / (n - prev[0]),
                               f"P6 extra overhead seconds per trial, {prev[0]} -> {n} trials"))
@@ -180,9 +226,18 @@ if __name__ == "__main__":
 
     torch.set_num_threads(1)  # one CPU per trial, as the actors get
     args = sys.argv[1:]
-    old = args[args.index("--before") + 1] if "--before" in args else None
-    ns = tuple(int(a) for a in args[1:] if a.isdigit()) or SIZES
+
+    def option(name: str) -> str | None:
+        return args[args.index(name) + 1] if name in args else None
+
+    old, at, steps, profile = option("--before"), option("--before-at"), option("--steps"), option("--profile")
+    ns = tuple(int(a) for i, a in enumerate(args) if i and a.isdigit() and not args[i - 1].startswith("--")) or SIZES
     cpus = os.cpu_count() or 1  # `gansweep run`'s local Ray: one slot a CPU
+    if profile:
+        os.makedirs(profile, exist_ok=True)
+    stamp = lambda: datetime.now(timezone.utc).strftime("%H:%M:%S")  # noqa: E731
     bench_growth(Storage.parse(args[0]), ns, cpus, utc_stamp(),
-                 lambda f: print(f"{f.key} = {f.value:.3f}  ({f.label})  [load {os.getloadavg()[0]:.1f}]", flush=True),
-                 os.path.abspath(old) if old else None)
+                 lambda f: print(f"{f.key} = {f.value:.3f}  ({f.label})  [load {os.getloadavg()[0]:.1f}, {stamp()}]",
+                                 flush=True),
+                 os.path.abspath(old) if old else None, tuple(int(x) for x in at.split(",")) if at else (),
+                 int(steps) if steps else None, os.path.abspath(profile) if profile else None)

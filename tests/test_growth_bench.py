@@ -8,7 +8,8 @@ from gan_tasks.data.storage import Storage
 pytestmark = pytest.mark.slow
 
 PER_SIZE = ("p6_ratio", "p6_wall_s", "p6_ideal_s", "p6_overhead_s", "p6_driver_cpu_ms", "p6_driver_threads",
-            "p6_driver_rss_mb", "p6_api_rss_mb", "p6_objects", "p6_fan_in_s", "p6_report_s", "p6_report_mb")
+            "p6_driver_rss_mb", "p6_api_rss_mb", "p6_objects", "p6_fan_in_s", "p6_report_s", "p6_report_mb",
+            "p6_db_rows", "p6_db_task_run", "p6_db_task_run_state", "p6_db_artifact", "p6_db_log", "p6_db_events")
 
 
 def test_growth_bench_measures_every_size_under_stable_keys(tmp_path):
@@ -20,4 +21,5 @@ def test_growth_bench_measures_every_size_under_stable_keys(tmp_path):
         assert figures[f"p6_ratio_{n}"] == pytest.approx(figures[f"p6_wall_s_{n}"] / figures[f"p6_ideal_s_{n}"])
         assert figures[f"p6_driver_cpu_ms_{n}"] > 0 and figures[f"p6_driver_threads_{n}"] > 1
         assert figures[f"p6_objects_{n}"] >= 5 * n and figures[f"p6_report_mb_{n}"] > 0
+        assert figures[f"p6_db_task_run_{n}"] >= n and figures[f"p6_db_rows_{n}"] > figures[f"p6_db_task_run_{n}"]
     assert figures["p6_marginal_s_6"] == pytest.approx((figures["p6_overhead_s_6"] - figures["p6_overhead_s_4"]) / 2)

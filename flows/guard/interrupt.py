@@ -31,6 +31,11 @@ GRACE_SECONDS = 3.0  # SIGTERM, then SIGKILL whatever still runs
 # stopped, not a failure, and must not write `failed` over what the handler writes. Process-wide, as a
 # signal is.
 STOPPING = threading.Event()
+# Trial ids this process has handed to an actor and not yet heard back from (train.py): the only trials
+# whose rows can say `running`, so the handler reads their rows alone, not a 10,000-trial sweep's.
+IN_FLIGHT: set[str] = set()
+_HANDLER = None  # the installed handler, for take_sigterm()
+KILL_FIRST: set[int] = set()  # processes the handler SIGKILLs before the others: the temporary API server
 RUN_ENV = "GANSWEEP_RUN"  # "<pid>:<start time>" of the `gansweep run` that started a process
 # A Ray session directory in a daemon's command line (--session-dir=…, --log_dir=…/session_…/logs).
 SESSION_DIR = re.compile(rb"(/[^\0\s=]*/session_\d{4}-\d\d-\d\d_[\d_-]+)")
@@ -154,8 +159,9 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def stop_processes(pids: list[int]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def stop_processes(pids: list[int], first: signal.Signals = signal.SIGTERM) -> None:
+    """SIGTERM, then SIGKILL to those alive after GRACE_SECONDS (first=SIGKILL: at once)."""
+    for sig in (first, signal.SIGKILL) if first != signal.SIGKILL else (first,):
         for p in pids:
             try:
                 os.kill(p, sig)
@@ -174,14 +180,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def mark_interrupted(storage, sweep_id: str, since: datetime | None = None) -> list[str]:
+def mark_interrupted(storage, sweep_id: str, since: datetime | None = None,
+                     tids: set[str] | None = None) -> list[str]:
     """Rewrite this sweep's `running` trial rows as `interrupted`, and rows `failed` at or after
-    `since` (the signal: their actor was stopped by us); returns their labels."""
+    `since` (the signal: their actor was stopped by us); returns their labels. tids: read only these
+    trials' rows (those in flight), not every row of the sweep."""
     from gan_tasks.training.rows import write_trial_row
 
     folder = ("sweeps", sweep_id, "trials")
     done = []
-    for name in storage.ls(*folder):
+    for name in storage.ls(*folder) if tids is None else sorted(f"{t}.parquet" for t in tids):
         try:
             row = storage.read_parquet(*folder, name).to_pylist()[-1]
         except Exception:  # noqa: BLE001 - a damaged row is the re-run's to repair, not ours
@@ -202,19 +210,45 @@ def install(storage, sweep_id: str, say) -> None:
     """The handler for SIGINT and SIGTERM for the rest of this process (a `gansweep run`)."""
 
     def handler(signum, frame):  # noqa: ARG001
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the cleanup
+        global _HANDLER
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not interrupt the cleanup
+            signal.signal(sig, signal.SIG_IGN)
+        _HANDLER = None
         STOPPING.set()
         since = datetime.now(timezone.utc)
         say(f"\n{signal.Signals(signum).name}: stopping sweep {sweep_id} (nothing new starts) ...")
+        quiet_stderr()  # Ray's and Prefect's threads in this process cry out as their servers go
+        stop_processes(list(KILL_FIRST), signal.SIGKILL)  # before its clients here cry out against it
         children = descendants(os.getpid())
         stop_processes(children)  # Ray's daemons and actors, the temporary Prefect API server
         try:
-            labels = mark_interrupted(storage, sweep_id, since)
+            labels = mark_interrupted(storage, sweep_id, since, set(IN_FLIGHT))
             say(f"{len(labels)} running trial(s) marked interrupted: {', '.join(labels) or '-'}; "
                 f"re-run with --sweep-id {sweep_id} to resume them")
         except Exception as e:  # noqa: BLE001 - storage may be what failed; exit anyway
             say(f"could not mark the running trials interrupted: {type(e).__name__}: {e}")
         os._exit(130)
 
+    global _HANDLER
+    _HANDLER = handler
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def take_sigterm() -> None:
+    """SIGTERM back to the handler, inside a flow run: Prefect's engine installs its own for the run (it
+    raises TerminationSignal through the flow, which then takes as long as Ctrl-C did before this module,
+    and exits 1 or 143). A no-op without an installed handler or off the main thread."""
+    if _HANDLER is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _HANDLER)
+
+
+def quiet_stderr() -> None:
+    """This process's stderr (fd 2, which C++ threads write too) to /dev/null from now on: what is said
+    after a signal goes through `say` (stdout)."""
+    import sys
+
+    sys.stderr.flush()
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)

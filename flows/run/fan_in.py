@@ -65,6 +65,7 @@ def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
 def report(storage: Storage, sweep_id: str) -> dict:
     """Rankings over seeds (Parquet + table artifact), then report/index.html from storage alone."""
     from gan_tasks.evaluation.report import rebuild, summary_table
+    from gan_tasks.evaluation.report_scale import at_scale, cells_table
 
     for folder in (("sweeps", sweep_id, "evaluations"), ("sweeps", sweep_id, "eval_every")):
         for name in storage.ls(*folder):  # final evaluations were just rewritten; a damaged older one goes aside
@@ -77,12 +78,13 @@ def report(storage: Storage, sweep_id: str) -> dict:
         create_table_artifact(ranks.astype(object).where(ranks.notna(), None).to_dict(orient="records"),
                               key=artifact_key(sweep_id, "rankings"), description=f"Rankings over seeds of {sweep_id}")
     table = summary_table(frames)
-    create_table_artifact(table.astype(object).where(table.notna(), None).to_dict(orient="records"),
-                          key=artifact_key(sweep_id, "trials"),
-                          description=f"Trials of sweep {sweep_id}")
     counts = table["status"].value_counts().to_dict() if not table.empty else {}
+    # A large sweep's artifacts hold a row per cell (its report does too: every trial is in report/trials.csv)
+    shown, what = (cells_table(table), "Cells") if at_scale(table) else (table, "Trials")
+    create_table_artifact(shown.astype(object).where(shown.notna(), None).to_dict(orient="records"),
+                          key=artifact_key(sweep_id, "trials"), description=f"{what} of sweep {sweep_id}")
     create_markdown_artifact(f"# Sweep {sweep_id}\n\nReport: `{url}`\n\nStatus: {counts}\n\n"
-                             + table.drop(columns=["error"], errors="ignore").to_markdown(index=False)
+                             + shown.drop(columns=["error"], errors="ignore").to_markdown(index=False)
                              + "\n\n## Rankings (mean over seeds, 95 % CI, test vs the best cell with Holm's p_adj)\n\n"
                              + ranking_md(ranks),
                              key=artifact_key(sweep_id, "report"), description="Sweep report")

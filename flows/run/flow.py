@@ -8,6 +8,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.actors.pool import sweep_pool
 from flows.actors.session import ray_session
 from flows.actors.shipping import check_nodes, runtime_env
+from flows.guard import interrupt
 from flows.guard.changed import check_code
 from flows.guard.lock import SweepLock, SweepLocked
 from flows.guard.preflight import check_node_caches
@@ -71,6 +72,7 @@ def sweep_flow(config: dict, storage_url: str, sweep_id: str | None = None, ray_
     retrain_changed: trials of plugin code that changed since are retrained (flows/guard/changed.py).
     actors: the name of trial actors started already (`gansweep run`: flows/run/launch.py; WarmActors: flows/actors/warm.py),
     borrowed, and left running at the end: whoever named them stops them."""
+    interrupt.take_sigterm()  # from Prefect's engine: SIGTERM stops the sweep as Ctrl-C does
     sweep = parse_config(config)
     trials = expand_grid(sweep)
     storage = Storage.parse(storage_url, s3_endpoint_url)

@@ -51,7 +51,7 @@ def completed(storage: Storage, sweep_id: str, tid: str, metrics: Listing | None
     if not any(r["status"] in DONE for r in rows):
         return False
     folder = ("sweeps", sweep_id, "metrics")
-    names = metrics.names(tid) if metrics is not None else storage.ls(*folder)
+    names = metrics.names(tid) if metrics is not None else storage.ls(*folder, prefix=f"{tid}-")
     for name in [n for n in names if n.startswith(f"{tid}-")]:
         try:
             storage.read_parquet(*folder, name)
@@ -80,9 +80,8 @@ def forget_trial(storage: Storage, sweep_id: str, tid: str) -> None:
     """--force: remove a trial's outputs so it trains from scratch."""
     storage.rm("sweeps", sweep_id, "checkpoints", tid, recursive=True)
     for folder in ("trials", "evaluations", "eval_every", "metrics"):
-        for name in storage.ls("sweeps", sweep_id, folder):
-            if name.startswith(tid):
-                storage.rm("sweeps", sweep_id, folder, name)
+        for name in storage.ls("sweeps", sweep_id, folder, prefix=tid):
+            storage.rm("sweeps", sweep_id, folder, name)
 
 
 def mark_failed(storage: Storage, sweep_id: str, cfg: TrialConfig, error: str) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import ray
@@ -36,8 +37,8 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
     elif completed(storage, sweep_id, cfg.trial_id, metrics):
         logger.info("%s already completed in %s: skipped", cfg.label, sweep_id)
         return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
-    art = create_progress_artifact(0.0, description=f"{cfg.label} ({cfg.trial_id}): waiting for an actor")
-    with pool.lease() as actor:
+    art = _progress(None, 0.0, f"{cfg.label} ({cfg.trial_id}): waiting for an actor")
+    with pool.lease() as actor, in_flight([cfg]):
         started, rate = datetime.now(timezone.utc), None
         try:
             row, rate = _train_following(actor, art, cfg, storage, sweep_id, ev, es)
@@ -47,8 +48,7 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
     if row.get("evaluation_error"):
         logger.error("evaluation of %s failed: %s", cfg.label, row["evaluation_error"])
         row = mark_failed(storage, sweep_id, cfg, f"evaluation failed: {row['evaluation_error']}")
-    update_progress_artifact(art, 100.0, description=progress_text(cfg, row["steps"], cfg.train.steps, rate,
-                                                                    row["status"]))
+    _progress(art, 100.0, progress_text(cfg, row["steps"], cfg.train.steps, rate, row["status"]))
     logger.info("%s: %s after %d steps %s", cfg.label, row["status"], row["steps"], row.get("error") or "")
     return {"trial_id": cfg.trial_id, "status": row["status"], "evaluated": ev is not None}
 
@@ -62,7 +62,7 @@ def _train_following(actor, art, cfg: TrialConfig, storage: Storage, sweep_id: s
         step, steps, rate = ray.get(actor.progress.remote())
         if steps and step / steps >= shown + 0.1:  # log every 10 %, not every poll
             shown = step / steps
-            update_progress_artifact(art, 100.0 * shown, description=progress_text(cfg, step, steps, rate))
+            _progress(art, 100.0 * shown, progress_text(cfg, step, steps, rate))
             logger.info("%s: step %d/%d (%.0f steps/s)", cfg.label, step, steps, rate)
     row = ray.get(ref)
     try:  # the rate over the whole run, as the trial ended (for the UI only: never fails the trial)
@@ -71,6 +71,31 @@ def _train_following(actor, art, cfg: TrialConfig, storage: Storage, sweep_id: s
     except ray.exceptions.RayError:
         pass
     return row, rate
+
+
+def _progress(art, percent: float, text: str):
+    """A trial's progress artifact created (art None) or updated; none on the temporary API a run starts
+    without PREFECT_API_URL, which has no UI to show it: there they were 3 API calls and database rows a
+    trial, and the API server's CPU on the cores the trials train on (bench/results.md, seventh pass)."""
+    if on_temporary_api():
+        return None
+    if art is None:
+        return create_progress_artifact(percent, description=text)
+    update_progress_artifact(art, percent, description=text)
+    return art
+
+
+@contextmanager
+def in_flight(cfgs: list[TrialConfig]):
+    """These trials are with an actor: Ctrl-C reads their rows (interrupt.IN_FLIGHT), not the sweep's. Once
+    the handler runs they stay listed: their actors die under it, and it reads the set after."""
+    ids = {c.trial_id for c in cfgs}
+    interrupt.IN_FLIGHT.update(ids)
+    try:
+        yield
+    finally:
+        if not interrupt.STOPPING.is_set():
+            interrupt.IN_FLIGHT.difference_update(ids)
 
 
 def _failed(storage: Storage, sweep_id: str, cfgs: list[TrialConfig], started: datetime, e: Exception) -> list[dict]:
@@ -94,7 +119,7 @@ def train_pack(cfgs: list[TrialConfig], storage: Storage, sweep_id: str, pool: A
     todo = [c for c in cfgs if force or not completed(storage, sweep_id, c.trial_id)]
     out = {c.trial_id: {"trial_id": c.trial_id, "status": "completed", "skipped": True} for c in cfgs}
     if todo:
-        with pool.lease() as actor:
+        with pool.lease() as actor, in_flight(todo):
             started = datetime.now(timezone.utc)
             try:
                 rows = ray.get(actor.train_packed.remote(todo, storage, sweep_id))

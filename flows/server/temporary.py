@@ -6,7 +6,8 @@ environment Prefect gives it (`SubprocessASGIServer`, prefect/server/api/server.
 PREFECT_API_URL at it; while it starts, the run starts Ray and the sweep's actors (flows/run/launch.py).
 Starting it ourselves rather than through Prefect's class spares the driver importing Prefect's
 server code (seconds of CPU; bench/README.md) before the spawn. Same server, same flow run and task runs as before; it
-stops at exit, after Prefect's own exit handlers have sent their last logs and events.
+is killed at exit, after Prefect's own exit handlers have sent their last logs and events (SIGKILL: its
+database ends with the run; its errors go to a file, shown only if it fails to start).
 """
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+
+from flows.guard import interrupt
 
 TEMPORARY_API = "GANSWEEP_TEMPORARY_API"  # the API URL of the temporary server this run started
 
@@ -64,10 +68,14 @@ class _TemporaryAPI:
         env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True),
                "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
         env.pop("PREFECT_API_URL", None)
+        # Its stderr to a file, shown if it fails to start: once the run ends or is interrupted, its clients
+        # (this process's log and event workers) and services go, and it prints their errors to the terminal.
+        self.errors = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "error", "--lifespan", "on"], env=env)
+             "--log-level", "error", "--lifespan", "on"], env=env, stderr=self.errors)
+        interrupt.KILL_FIRST.add(self.process.pid)  # Ctrl-C: nothing of it to save
         os.environ["PREFECT_API_URL"] = os.environ[TEMPORARY_API] = self.api_url
         refresh_global_settings_context()  # Prefect read its settings at import
 
@@ -75,11 +83,13 @@ class _TemporaryAPI:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.process.poll() == 3:  # uvicorn: the port was taken meanwhile. Another one, as Prefect does
+                interrupt.KILL_FIRST.discard(self.process.pid)
                 self._spawn()
                 continue
             if self.process.poll() is not None:
+                self.errors.seek(0)
                 raise RuntimeError(f"Prefect's temporary API server exited with code {self.process.returncode} "
-                                   f"before answering on {self.address} (its errors are above)")
+                                   f"before answering on {self.address}:\n{self.errors.read()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as r:
                     if r.status == 200:
@@ -91,13 +101,11 @@ class _TemporaryAPI:
                            f"{self.timeout} s (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)")
 
     def stop(self) -> None:
+        """Killed: its database ends with the run, and a graceful shutdown is seconds of cancelled services."""
         if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.process.kill()
+            self.process.wait()
+        interrupt.KILL_FIRST.discard(self.process.pid)
 
 
 def _free_port() -> int:

@@ -143,7 +143,7 @@ def storage_cache(storage: Storage, cache_name: str, local_root: str | None = No
     local_root = local_root or node_cache("fidelity")
     os.makedirs(local_root, exist_ok=True)
     folder = ("evaluators", "stats")
-    remote = [n for n in storage.ls(*folder) if n.startswith(f"{cache_name}-")]
+    remote = storage.ls(*folder, prefix=f"{cache_name}-")
     for name in remote:
         if not os.path.exists(os.path.join(local_root, name)):
             write_local(os.path.join(local_root, name), storage.read_bytes(*folder, name),

@@ -14,6 +14,7 @@ from gan_tasks.config.published import Published
 from gan_tasks.evaluation.figures import curves, image_grid, quality, scatter
 from gan_tasks.evaluation.rankings import ALPHA, cell_frame, final_values, rank_cells
 from gan_tasks.evaluation.real_data import describe
+from gan_tasks.evaluation.report_scale import TRIALS_CSV, at_scale, cells_html, fold_rankings, sample_rows, trials_csv
 from gan_tasks.evaluation.seeds import seed_results
 from gan_tasks.evaluation.search_report import search_html, write_search_tables
 from gan_tasks.data.storage import Storage, read_evaluations
@@ -136,7 +137,7 @@ def _samples_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFram
         cfg = json.loads(configs[row["trial_id"]])
         spec = dataset_spec(cfg["dataset"])
         modes = spec.modes(**cfg["dataset"]["params"]) if spec.modes else None
-        title = f"{row['loss']}/{row['optimizer']}/seed {row['seed']}"
+        title = f"{row['loss']}/{row['optimizer']}/seed {row['seed']}" + (f" ({row['pick']})" if row.get("pick") else "")
         shown = [fmt.format(row[col]) for col, fmt in (("modes_covered", "{:.0f} modes"), ("high_quality", "HQ {:.0%}"),
                                                         ("inception_score", "IS {:.2f}"), ("fid", "FID {:.3g}"))
                  if col in row and pd.notna(row.get(col))]
@@ -187,11 +188,14 @@ def _protocol(train: dict) -> str:
     return "".join(parts)
 
 
-def render_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame] | None = None) -> str:
-    """frames: load_frames' result when the caller has it already (rebuild), else read here."""
+def render_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame] | None = None,
+                table: pd.DataFrame | None = None) -> str:
+    """frames: load_frames' result when the caller has it already (rebuild), else read here; table: their
+    summary_table. More than report_scale.SCALE_TRIALS trials: cells instead of trials (report_scale.py)."""
     frames = frames if frames is not None else load_frames(storage, sweep_id)
-    table = summary_table(frames)
+    table = table if table is not None else summary_table(frames)
     ranks = load_rankings(storage, sweep_id, frames)
+    big = at_scale(table)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>gansweep {html.escape(sweep_id)}</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:3px 6px}.grid{display:flex;flex-wrap:wrap;gap:8px}"
@@ -204,15 +208,17 @@ def render_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame]
                  f"pairs of cells, p_adj &le; {ALPHA} = worse. Seeds are completed trials' final evaluations; "
                  "diverged, failed or interrupted seeds are counted in seeds_failed, early-stopped ones named in the "
                  "note. Click a header to sort.</p>")
-    parts.append(_rankings_html(ranks))
+    parts.append(fold_rankings(ranks, _rankings_html) if big and not ranks.empty else _rankings_html(ranks))
     parts.append(_published_html(storage, sweep_id))
     parts.append(search_html(storage, sweep_id))
     data_html, real_grid = _dataset_html(storage, frames["trials"])
     parts.append(data_html)
     parts.append("<h2>Generated samples</h2><div class='grid'>" + real_grid
-                 + _samples_html(storage, sweep_id, frames, table) + "</div>")
+                 + _samples_html(storage, sweep_id, frames, sample_rows(table, ranks) if big else table) + "</div>")
     if table.empty:
         parts.append("<p>No trials recorded.</p>")
+    elif big:
+        parts.append(cells_html(table))
     else:
         counts = table["status"].value_counts().to_dict()
         parts.append(f"<h2>Trials</h2><p>{len(table)} trials: {html.escape(json.dumps(counts))}</p>")
@@ -228,7 +234,13 @@ def render_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame]
 
 
 def write_report(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame] | None = None) -> str:
-    storage.write_bytes(render_html(storage, sweep_id, frames).encode(), "sweeps", sweep_id, "report", "index.html")
+    """report/index.html (and, for a large sweep, every trial in report/trials.csv beside it)."""
+    frames = frames if frames is not None else load_frames(storage, sweep_id)
+    table = summary_table(frames)
+    if at_scale(table):
+        storage.write_bytes(trials_csv(table), "sweeps", sweep_id, "report", TRIALS_CSV)
+    storage.write_bytes(render_html(storage, sweep_id, frames, table).encode(), "sweeps", sweep_id, "report",
+                        "index.html")
     return storage.uri("sweeps", sweep_id, "report", "index.html")
 
 

@@ -113,8 +113,8 @@ class Trial:
     def drop_metrics_after(self, step: int) -> None:
         """Rows logged after the checkpoint we resume from are logged again: drop them first."""
         self.storage.remove_partials(*self._metrics_dir(), prefix=f"{self.tid}-")  # a killed run's half-writes
-        for name in self.storage.ls(*self._metrics_dir()):
-            if name.startswith(f"{self.tid}-") and int(name.rsplit("-", 1)[1].split(".")[0]) > step:
+        for name in self.storage.ls(*self._metrics_dir(), prefix=f"{self.tid}-"):  # this trial's, not the sweep's
+            if int(name.rsplit("-", 1)[1].split(".")[0]) > step:
                 self.storage.rm(*self._metrics_dir(), name)
 
     def flush_metrics(self) -> None:

@@ -1,0 +1,30 @@
+"""The report of a sweep larger than report_scale.SCALE_TRIALS (issue 28 item 2): a table per cell, samples of
+each cell's best, median and worst seed only, the rankings' top cells per metric with the rest folded, and
+every trial in report/trials.csv. Synthetic rows as the flow writes them (bench/p6_report.py): 40 cells x 8
+seeds = 320 trials."""
+import io
+
+import pandas as pd
+import pytest
+
+from bench.p6_report import synthetic_sweep
+from gan_tasks.evaluation.report import rebuild
+from gan_tasks.evaluation.report_scale import MAX_SAMPLES, TOP_CELLS
+
+pytestmark = pytest.mark.slow
+
+
+def test_large_sweep_report_shows_cells_bounded_samples_and_every_trial_in_csv(local_storage):
+    trials = synthetic_sweep(local_storage, "big", lrs=20, seeds=8)
+    _, ranks, _ = rebuild(local_storage, "big")
+    html = local_storage.read_bytes("sweeps", "big", "report", "index.html").decode()
+    assert len(trials) == 320 and ranks.groupby("metric").size().max() == 40
+    images = html.count("data:image/png;base64,")
+    assert images <= MAX_SAMPLES + 2, images  # + the training curves and nothing else (no metrics rows here)
+    assert html.count("(best)<br>") == html.count("(median)<br>") == html.count("(worst)<br>") == MAX_SAMPLES // 3
+    assert "40 cells" in html and "trials.csv" in html and "seeds_failed" in html
+    assert "<details><summary>30 more cells</summary>" in html  # 40 ranked, TOP_CELLS shown
+    assert TOP_CELLS == 10
+    csv = pd.read_csv(io.BytesIO(local_storage.read_bytes("sweeps", "big", "report", "trials.csv")))
+    assert len(csv) == 320 and set(csv.trial_id) == {t.trial_id for t in trials}
+    assert (csv.status == "failed").sum() == 40 and csv.modes_covered.notna().sum() == 280
