@@ -11,6 +11,7 @@ machine's arithmetic) may change that round and every later one.
 """
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -45,8 +46,22 @@ def objective(scores: list[dict[str, float] | None], metrics: tuple[str, ...]) -
     return out
 
 
+_ASKED: dict[tuple, tuple[dict, ...]] = {}  # propose's memory, emptied past 1,024 entries
+
+
 def propose(spaces: dict[str, Space], seed: int, told: list[tuple[dict, float | None]], size: int) -> list[dict]:
-    """`size` settings asked from a TPESampler seeded with `seed`, told `told` ((values, objective), in order)."""
+    """`size` settings asked from a TPESampler seeded with `seed`, told `told` ((values, objective), in order).
+    Remembered in this process: the flow asks round r again with every earlier round (tpe_settings), and the
+    same arguments ask the same settings."""
+    key = (repr(sorted(spaces.items())), seed, json.dumps(told, sort_keys=True), size)
+    if key not in _ASKED:
+        if len(_ASKED) >= 1024:
+            _ASKED.clear()
+        _ASKED[key] = _ask(spaces, seed, told, size)
+    return [dict(v) for v in _ASKED[key]]
+
+
+def _ask(spaces: dict[str, Space], seed: int, told: list[tuple[dict, float | None]], size: int) -> tuple[dict, ...]:
     import optuna
 
     from gan_tasks.config.search import _distribution, _round
@@ -60,7 +75,7 @@ def propose(spaces: dict[str, Space], seed: int, told: list[tuple[dict, float | 
             state = optuna.trial.TrialState.COMPLETE if value is not None else optuna.trial.TrialState.FAIL
             study.add_trial(optuna.trial.create_trial(params=values, distributions=dists, value=value, state=state))
         asked = [study.ask(dists) for _ in range(size)]
-    return [{k: _round(t.params[k], s) for k, s in spaces.items()} for t in asked]
+    return tuple({k: _round(t.params[k], s) for k, s in spaces.items()} for t in asked)
 
 
 def tpe_settings(search, spaces: dict[str, Space], cell_key: str, budget: int | None = None,

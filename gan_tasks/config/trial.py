@@ -150,21 +150,26 @@ def search_settings(sweep: SweepConfig, budget: int | None = None, results: dict
     cells = list(itertools.product(sweep.grid.pairs(), sweep.grid.tricks or (sweep.tricks,)))
     names = [f"{lo.name}/{op.name}" + (f"/{tr.short}" if tr.short else "") for (lo, op), tr in cells]
     codes = sweep_plugins(sweep) if s.sampler == "tpe" and results is not None else None
+    sweep_key = sweep.model_dump_json() if codes is not None else ""
     for c, ((loss, opt), tricks) in enumerate(cells):
         spaces = cell_spaces(s, loss, opt, kind, f"{loss.name}/{opt.name}")
         cell = names[c] if names.count(names[c]) == 1 else f"{names[c]}#{c}"  # two adam entries stay apart
 
-        def setting(i: int, values: dict) -> dict:
-            return {"cell": cell, "loss": loss.name, "optimizer": opt.name, "tricks": tricks, "setting": i,
-                    "round": round_of(s, i) if s.sampler == "tpe" else 0, "values": values,
-                    "entries": apply_setting(loss, opt, values, kind)}
-
+        built: dict[int, dict] = {}
         memo: dict[int, dict | None] = {}
+
+        def setting(i: int, values: dict) -> dict:
+            if i not in built:
+                built[i] = {"cell": cell, "loss": loss.name, "optimizer": opt.name, "tricks": tricks, "setting": i,
+                            "round": round_of(s, i) if s.sampler == "tpe" else 0, "values": values,
+                            "entries": apply_setting(loss, opt, values, kind)}
+            return built[i]
 
         def score_of(i: int, values: dict) -> dict | None:  # mean over the setting's completed seeds
             if i in memo:
                 return memo[i]
-            per_seed = [results.get(setting_trial(sweep, setting(i, values), seed, codes).trial_id)
+            per_seed = [results.get(_setting_id((sweep_key, cell, i, json.dumps(values, sort_keys=True), seed),
+                                                lambda: setting_trial(sweep, setting(i, values), seed, codes)))
                         for seed in sweep.grid.seed[:s.seeds_per_setting]]
             done = [r for r in per_seed if r]
             memo[i] = {m: sum(r[m] for r in done if m in r) / sum(m in r for r in done)
@@ -176,6 +181,18 @@ def search_settings(sweep: SweepConfig, budget: int | None = None, results: dict
                  if s.sampler == "tpe" else sample(s, spaces, key, budget))
         out += [setting(i, values) for i, values in enumerate(drawn)]
     return out
+
+
+_IDS: dict[tuple, str] = {}  # _setting_id's memory: tpe asks each round again with every earlier one
+
+
+def _setting_id(key: tuple, trial) -> str:
+    """A setting's trial id for a seed, remembered in this process (building a TrialConfig costs ~1 ms)."""
+    if key not in _IDS:
+        if len(_IDS) >= 100_000:
+            _IDS.clear()
+        _IDS[key] = trial().trial_id
+    return _IDS[key]
 
 
 def search_trials(sweep: SweepConfig, budget: int | None = None, codes: dict | None = None) -> list[TrialConfig]:
