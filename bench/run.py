@@ -17,6 +17,7 @@ from bench.p3_mapped_memory import bench_mapped_memory
 from bench.p4_packing import bench_packing
 from bench.p5_many_trials import bench_many
 from bench.p5_tune import bench_tune
+from bench.p8_search import bench_search
 from flows.actors.pool import slots
 from flows.actors.session import ray_session
 from flows.actors.warm import WarmActors
@@ -49,6 +50,7 @@ def run_bench(storage: Storage, short: bool, mnist: str | None = None,
         # P5 first, Ray Tune's run of the same trials last: the longest, and the one not ours.
         p5, p5_config, p5_ideal = bench_many(storage, short, run_id, slots(0, 1, 1 << 16))
         add(p5)
+        add(bench_search(storage, short, run_id, slots(0, 1, 1 << 16)))  # P8: the same, as a search: block
         add(_prefect_api_start())
         # Each P1 variant twice, as a notebook runs sweeps one after another (WarmActors): first on actors
         # that start inside the timing, then on the same actors, warm.

@@ -18,6 +18,7 @@ EVERY_FIGURE = {
     "p3_mapped_mb", "p3_mapped_pss_ratio", "p3_mapped_rss_ratio", "p3_mapped_uss_mb",
     "p5_many_trials", "p5_many_trials_vs_serial", "p5_sweep_s", "p5_ideal_s", "p5_ideal_serial_s", "startup_s", "noop_rerun_s", "fan_in_s",
     "p5_ray_tune", "p5_ray_tune_s",
+    "p8_search", "p8_sweep_s", "p8_ideal_s", "p8_sampler_ms_random", "p8_sampler_ms_sobol", "p8_sampler_ms_tpe",
 }
 
 # measured, so above zero (the overhead decomposes: what is not trial time is start-up, fan-in or waiting)
@@ -25,7 +26,7 @@ POSITIVE = ("p1_overhead_2s", "p1_overhead_2s_warm", "p1_overhead_vs_serial_2s",
             "p1_bare_conc_trial_s_2s", "p5_many_trials_vs_serial", "p5_ideal_serial_s", "p1_actor_vs_bare_2s_warm", "p1_startup_s_2s", "p1_fan_in_s_2s",
             "p1_overhead_s_2s", "p2_step_rate_mlp", "p2_step_rate_dcgan", "memory_peak_rss_mb_mlp",
             "memory_peak_rss_mb_dcgan", "p3_data", "p3_data_next_night", "p4_packing", "p5_many_trials",
-            "p5_ray_tune", "startup_s", "noop_rerun_s", "fan_in_s")
+            "p5_ray_tune", "startup_s", "noop_rerun_s", "fan_in_s", "p8_search", "p8_sampler_ms_tpe")
 
 
 def test_short_bench_prints_and_saves_every_figure(ray_session, prefect_harness, s3_storage, capsys):
@@ -48,6 +49,7 @@ def test_short_bench_prints_and_saves_every_figure(ray_session, prefect_harness,
         assert figures[f"p1_overhead_{v}"] == pytest.approx(sweep_s / figures[f"p1_ideal_s_{v}"], rel=1e-6)
     for key, ideal in (("p5_many_trials", "p5_ideal_s"), ("p5_many_trials_vs_serial", "p5_ideal_serial_s")):
         assert figures[key] == pytest.approx(figures["p5_sweep_s"] / figures[ideal], rel=1e-6), key
+    assert figures["p8_search"] == pytest.approx(figures["p8_sweep_s"] / figures["p8_ideal_s"], rel=1e-6)
     assert figures["p3_data"] <= 1.1  # the dataset is downloaded once however many trials read it
     assert figures["p3_data_next_night"] < 0.01  # only the manifest is read again
     assert figures["p3_mapped_pss_ratio"] <= 1.5  # two actors mapping one dataset: well below two copies

@@ -4,6 +4,7 @@ by `gansweep validate` naming the field, and the estimators against brute force 
 from __future__ import annotations
 
 import itertools
+import json
 import time
 
 import numpy as np
@@ -102,6 +103,10 @@ BAD = [
     ("more seeds than the grid's", {"seeds_per_setting": 2}, "search.seeds_per_setting"),
     ("metric of images", {"metric": "fid"}, "search.metric"),
     ("unknown sampler", {"sampler": "grid"}, "search.sampler"),
+    ("tpe start-up over the budget", {"sampler": "tpe", "n_startup": 5}, "search.n_startup"),
+    ("tpe round of 0", {"sampler": "tpe", "round_size": 0}, "search.round_size"),
+    ("tpe start-up of 0", {"sampler": "tpe", "n_startup": 0}, "search.n_startup"),
+    ("rounds without tpe", {"sampler": "sobol", "round_size": 2}, "search.round_size"),
 ]
 
 
@@ -262,3 +267,86 @@ def test_best_settings_by_mean_rank_over_several_metrics():
     assert best_settings(scores[scores.setting != 1], ("modes_covered", "high_quality")) == {"x": 0}, "tie: lower"
     sweep = parse_config(searched(search={"metric": ["modes_covered", "high_quality"]}))
     assert sweep.search.metrics == ("modes_covered", "high_quality")
+
+
+TPE = {"sampler": "tpe", "n_startup": 4, "round_size": 3, "metric": ["modes_covered", "high_quality"]}
+
+
+def _tpe_search(cfg: dict, score) -> list[tuple]:
+    """Runs a tpe search's rounds as the flow does (train a round, then ask the next), each setting's one seed
+    scoring `score(values)`; its settings as (loss, setting, round, values)."""
+    from gan_tasks.config.tpe import rounds
+    from gan_tasks.config.trial import setting_trial
+
+    sweep, results = parse_config(cfg), {}
+    for upto in range(len(rounds(sweep.search)) + 1):
+        for st in search_settings(sweep, results=results, upto=upto):
+            results.setdefault(setting_trial(sweep, st, 0).trial_id, score(st["values"]))
+    again = search_settings(sweep, results=results)  # a re-run, or the confirm stage: every round from the results
+    return [(s["loss"], s["setting"], s["round"], tuple(sorted(s["values"].items()))) for s in again]
+
+
+def test_tpe_rounds_are_a_function_of_the_earlier_scores():
+    def score(v):  # low lr and beta1 score best; one setting without a score (a failed seed) is not told
+        return None if v["d_steps"] == 5 else {"modes_covered": 8 - 1000 * v["lr"], "high_quality": 1 - v["betas.0"]}
+
+    cfg = searched(search={**TPE, "budget": 10})
+    first = _tpe_search(cfg, score)
+    assert first == _tpe_search(cfg, score), "the same scores, the same settings"
+    assert [r for _, _, r, _ in first[:10]] == [0] * 4 + [1] * 3 + [2] * 3 and len({v for *_, v in first}) == 20
+    sobol = values(searched(search={"budget": 4}))
+    assert [(lo, i, v) for lo, i, r, v in first if r == 0] == sobol, "the start-up settings are sobol's"
+    assert [(lo, i, v) for lo, i, r, v in first if r == 0] == values(cfg), "what validate prints"
+    # a larger budget adds rounds and completes the last, keeping every setting (the same scores)
+    grown = _tpe_search(searched(search={**TPE, "budget": 14}), score)
+    assert set(first) < set(grown) and len(grown) == 28
+    # other scores: the start-up stays, the rounds change; TPE follows them (low lr asked more often)
+    other = _tpe_search(cfg, lambda v: {"modes_covered": v["lr"], "high_quality": v["betas.0"]})
+    assert other[:4] == first[:4] and other[4:10] != first[4:10]
+    lr = lambda run: np.median([dict(v)["lr"] for _, _, r, v in run if r > 0])  # noqa: E731
+    assert lr(first) < lr(other)
+
+
+def test_tpe_is_told_the_mean_rank():
+    from gan_tasks.config.tpe import objective
+
+    told = objective([{"modes_covered": 8, "high_quality": 0.01}, None, {"modes_covered": 7, "high_quality": 0.6},
+                      {"modes_covered": 2, "high_quality": 0.5}], ("modes_covered", "high_quality"))
+    assert told == [2.0, None, 1.5, 2.5]
+
+
+def test_tpe_with_cohort_early_stopping_is_refused():
+    cfg = searched(search=TPE, evaluation={"n_samples": 500, "eval_every": 50, "eval_every_samples": 500},
+                   early_stop={"metric": "reverse_kl", "rungs": [50], "decide": "cohort"})
+    with pytest.raises(ConfigError, match=r"early_stop\.decide: .*rounds"):
+        parse_config(cfg)
+
+
+@pytest.mark.slow
+def test_a_tpe_search_runs_its_rounds_through_the_flow(ray_session, prefect_harness, local_storage):
+    """ring-8, 1 loss x (2 sobol settings, then 1 round of 1 tpe setting) x 1 seed of 60 steps, then 1 confirm
+    seed: the round is what tpe asks from the stored results, and a re-run trains nothing."""
+    import os
+
+    import pandas as pd
+
+    from flows.guard.finished import finished
+    from flows.run.flow import sweep_flow
+    from flows.run.search import stored_results
+
+    cfg = searched(search={**TPE, "budget": 3, "n_startup": 2, "round_size": 1, "confirm_seeds": 1},
+                   train={"steps": 60, "log_every": 20, "checkpoint_every": 60})
+    cfg["grid"]["loss"] = ["non-saturating"]
+    assert sweep_flow(cfg, local_storage.url, "t")["not_completed"] == 0
+    settings = pd.read_parquet(local_storage.uri("sweeps", "t", "search", "settings.parquet"))
+    search = settings[settings.stage == "search"]
+    assert list(search["round"]) == [0, 0, 1] and (settings.stage == "confirm").sum() == 1
+    asked = search_settings(parse_config(cfg), results=stored_results(local_storage, "t"))
+    assert [json.loads(v) for v in search["values"]] == [st["values"] for st in asked]
+    stored = pd.read_parquet(local_storage.uri("sweeps", "t", "trials"))
+    assert set(stored.trial_id) == set(settings.trial_id) and (stored.status == "completed").all()
+    row = lambda tid: os.stat(local_storage.uri("sweeps", "t", "trials", f"{tid}.parquet")).st_ino  # noqa: E731
+    inodes = {t: row(t) for t in stored.trial_id}
+    assert finished(local_storage, parse_config(cfg), "t") is not None
+    assert sweep_flow(cfg, local_storage.url, "t")["not_completed"] == 0
+    assert {t: row(t) for t in stored.trial_id} == inodes

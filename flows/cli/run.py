@@ -35,8 +35,10 @@ def validate(config: str, sets: SetOpt = [],  # noqa: B006 - typer reads the def
     what = sweep.grid.describe()
     if sweep.search is not None:
         s = sweep.search
-        what = (f"{len(sweep.grid.pairs())} cells x {s.budget} settings x {s.seeds_per_setting} seed(s); the confirm "
-                f"stage adds {len(sweep.grid.pairs()) * s.confirm_seeds} trials once the search is done")
+        later = (f"tpe's rounds add {len(sweep.grid.pairs()) * (s.budget - s.n_startup) * s.seeds_per_setting} "
+                 "trials as results come, " if s.sampler == "tpe" else "")
+        what = (f"{len(sweep.grid.pairs())} cells x {s.budget} settings x {s.seeds_per_setting} seed(s); {later}the "
+                f"confirm stage adds {len(sweep.grid.pairs()) * s.confirm_seeds} trials once the search is done")
     console.print(f"[green]ok[/green] {config}: sweep {sweep.name!r}, {len(trials)} trials ({what})", soft_wrap=True)
 
 
@@ -46,7 +48,9 @@ def _print_settings(sweep) -> None:
     from gan_tasks.config.labels import _value
 
     s = sweep.search
-    table = Table("cell", "setting", "values", title=f"search: {s.budget} {s.sampler} settings per cell (seed "
+    how = (f"{s.sampler} settings" if s.sampler != "tpe" else f"settings ({s.n_startup} sobol printed here, then "
+           f"rounds of {s.round_size} that TPE asks from the earlier settings' results)")
+    table = Table("cell", "setting", "values", title=f"search: {s.budget} {how} per cell (seed "
                   f"{s.seed}) x seeds {', '.join(map(str, sweep.grid.seed[:s.seeds_per_setting]))}; then each "
                   f"cell's best on {' + '.join(s.metrics)} x seeds "
                   f"{', '.join(map(str, confirm_seeds(sweep))) or '(none)'}",

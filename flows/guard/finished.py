@@ -45,8 +45,13 @@ def finished(storage: Storage, sweep: SweepConfig, sweep_id: str) -> dict | None
     if not same_trials(storage.read_bytes(*base, "config.yaml"), sweep):
         return None  # another sweep under this id: the flow refuses it with its message
     tids = [t.trial_id for t in expand_grid(sweep)]
+    if sweep.search is not None and sweep.search.sampler == "tpe":  # and its rounds' trials, once all were asked
+        searched = _stage_ids(storage, sweep_id, "search")
+        if len(searched) < len(tids) // sweep.search.n_startup * sweep.search.budget:
+            return None
+        tids = searched
     if sweep.search is not None and sweep.search.confirm_seeds:  # and the confirm stage's, once it has chosen
-        confirm = _confirm_ids(storage, sweep_id)
+        confirm = _stage_ids(storage, sweep_id, "confirm")
         if not confirm:
             return None
         tids += confirm
@@ -72,13 +77,13 @@ def finished(storage: Storage, sweep: SweepConfig, sweep_id: str) -> dict | None
     return {"counts": counts, "report": storage.uri(*base, "report", "index.html"), "rebuilt": rebuilt}
 
 
-def _confirm_ids(storage: Storage, sweep_id: str) -> list[str]:
-    """The confirm stage's trials, as the search's settings table (flows/run/search.py) names them."""
+def _stage_ids(storage: Storage, sweep_id: str, stage: str) -> list[str]:
+    """A search stage's trials ('search', 'confirm'), as its settings table (flows/run/search.py) names them."""
     path = ("sweeps", sweep_id, "search", "settings.parquet")
     if not storage.exists(*path):
         return []
     rows = storage.read_parquet(*path).to_pylist()
-    return [r["trial_id"] for r in rows if r["stage"] == "confirm"]
+    return [r["trial_id"] for r in rows if r["stage"] == stage]
 
 
 def _stale(storage: Storage, sweep_id: str, names: list[str]) -> bool:

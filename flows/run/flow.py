@@ -14,10 +14,11 @@ from flows.guard.lock import SweepLock, SweepLocked
 from flows.guard.preflight import check_node_caches
 from flows.run.fan_in import compare_with_previous, evaluate_rest, report
 from flows.run.rungs import train_rungs
-from flows.run.search import cohorts, confirm_trials, settings_rows, write_settings
+from flows.run.search import cohorts, confirm_trials, round_trials, settings_rows, write_settings
 from flows.run.train import train_all
 from gan_tasks.config import (ConfigError, SweepConfig, TrialConfig, check_sweep_id, default_sweep_id, dump_config,
                               expand_grid, extends, parse_config, same_trials)
+from gan_tasks.config.tpe import rounds
 from gan_tasks.data.datasets import ensure_dataset
 from gan_tasks.data.userdata import read_manifest
 from gan_tasks.data.schema import DONE
@@ -118,6 +119,11 @@ def _run(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_
             else:
                 results = train_all(sweep, trials, storage, sweep_id, pool, force, runner)
             results = evaluate_rest(sweep, trials, results, storage, sweep_id, pool, runner)
+            adaptive = rounds(sweep.search) if sweep.search is not None and sweep.search.sampler == "tpe" else []
+            for r in range(1, len(adaptive) + 1):
+                extra = round_trials(sweep, storage, sweep_id, r)  # tpe: told every earlier setting's score
+                more = train_all(sweep, extra, storage, sweep_id, pool, force, runner)
+                results += evaluate_rest(sweep, extra, more, storage, sweep_id, pool, runner)
             if sweep.search is not None and sweep.search.confirm_seeds:  # the search done: its best settings
                 extra = confirm_trials(sweep, storage, sweep_id)
                 more = train_all(sweep, extra, storage, sweep_id, pool, force, runner, es=None)  # no seed stops

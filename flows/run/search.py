@@ -2,6 +2,8 @@
 re-runs each cell's best setting on new seeds once the search's trials are done."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pyarrow as pa
 from prefect import get_run_logger, task
@@ -15,11 +17,13 @@ from gan_tasks.data.storage import Storage
 SETTINGS = ("search", "settings.parquet")
 
 
-def settings_rows(sweep: SweepConfig, sweep_id: str, best: dict[str, int] | None = None) -> list[dict]:
+def settings_rows(sweep: SweepConfig, sweep_id: str, best: dict[str, int] | None = None,
+                  settings: list[dict] | None = None) -> list[dict]:
     """One row per trial of the search (stage 'search') and of the confirm stage ('confirm', given `best`):
-    trial_id, stage, cell, loss, optimizer, setting, seed, and the setting's values as columns."""
+    trial_id, stage, cell, loss, optimizer, setting, round (tpe's; else 0), seed, values (the setting as JSON)
+    and each value as its own column. `settings`: search_settings' (default: those known before any result)."""
     rows, codes = [], sweep_plugins(sweep)
-    for st in search_settings(sweep):
+    for st in search_settings(sweep) if settings is None else settings:
         stages = [("search", sweep.grid.seed[:sweep.search.seeds_per_setting])]
         if best is not None and best.get(st["cell"]) == st["setting"]:
             stages.append(("confirm", confirm_seeds(sweep)))
@@ -28,8 +32,34 @@ def settings_rows(sweep: SweepConfig, sweep_id: str, best: dict[str, int] | None
                 t = setting_trial(sweep, st, seed, codes)
                 rows.append({"sweep_id": sweep_id, "trial_id": t.trial_id, "stage": stage, "cell": st["cell"],
                              "loss": st["loss"], "optimizer": st["optimizer"], "setting": st["setting"],
-                             "seed": seed, **{k.replace(".", "_"): v for k, v in st["values"].items()}})
+                             "round": st["round"], "seed": seed, "values": json.dumps(st["values"], sort_keys=True),
+                             **{k.replace(".", "_"): v for k, v in st["values"].items()}})
     return rows
+
+
+def stored_results(storage: Storage, sweep_id: str) -> dict[str, dict[str, float]]:
+    """Trial id -> {metric: final value} of the sweep's completed trials (what tpe's rounds are told)."""
+    from gan_tasks.config.scores import DIRECTIONS
+    from gan_tasks.evaluation.report import load_frames
+    from gan_tasks.evaluation.seeds import seed_results
+
+    frames = load_frames(storage, sweep_id)
+    out: dict[str, dict[str, float]] = {}
+    for r in seed_results(frames["trials"], frames["evaluations"], DIRECTIONS).itertuples():
+        out.setdefault(r.trial_id, {})[r.metric] = float(r.value)
+    return out
+
+
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def round_trials(sweep: SweepConfig, storage: Storage, sweep_id: str, r: int) -> list[TrialConfig]:
+    """sampler tpe: round r's trials, asked from the stored results of every earlier setting (a deterministic
+    function of them); the settings table rewritten with the rounds so far."""
+    settings = search_settings(sweep, results=stored_results(storage, sweep_id), upto=r)
+    write_settings(storage, sweep_id, settings_rows(sweep, sweep_id, settings=settings))
+    mine = [st for st in settings if st["round"] == r]
+    get_run_logger().info("tpe round %d: %s", r, ", ".join(f"{st['cell']} s{st['setting']}" for st in mine))
+    codes = sweep_plugins(sweep)
+    return [setting_trial(sweep, st, seed, codes) for st in mine for seed in sweep.grid.seed[:sweep.search.seeds_per_setting]]
 
 
 def cohorts(sweep: SweepConfig, sweep_id: str, trials: list[TrialConfig]) -> dict[str, str]:
@@ -52,15 +82,17 @@ def confirm_trials(sweep: SweepConfig, storage: Storage, sweep_id: str) -> list[
     from gan_tasks.evaluation.report import load_frames
 
     frames = load_frames(storage, sweep_id)
-    rows = settings_rows(sweep, sweep_id)
+    settings = search_settings(sweep, results=stored_results(storage, sweep_id)
+                               if sweep.search.sampler == "tpe" else None)
+    rows = settings_rows(sweep, sweep_id, settings=settings)
     scores = setting_scores(pd.DataFrame(rows), frames["trials"], frames["evaluations"])
     best = best_settings(scores, sweep.search.metric)
-    rows = settings_rows(sweep, sweep_id, best)
+    rows = settings_rows(sweep, sweep_id, best, settings)
     write_settings(storage, sweep_id, rows)
     missing = sorted({r["cell"] for r in rows} - set(best))
     if missing:
         get_run_logger().warning("no completed setting to confirm in %s", ", ".join(missing))
-    by_cell = {st["cell"]: st for st in search_settings(sweep) if best.get(st["cell"]) == st["setting"]}
+    by_cell = {st["cell"]: st for st in settings if best.get(st["cell"]) == st["setting"]}
     get_run_logger().info("confirm stage: %s", ", ".join(f"{c} s{s}" for c, s in best.items()))
     codes = sweep_plugins(sweep)
     return [setting_trial(sweep, by_cell[c], seed, codes) for c in by_cell for seed in confirm_seeds(sweep)]

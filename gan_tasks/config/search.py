@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from gan_tasks.config.early_stop import MIXTURE_METRICS
 from gan_tasks.config.entries import LossEntry, OptimizerEntry, _Frozen
@@ -27,7 +27,10 @@ from gan_tasks.methods.params import SPACE_KINDS, FieldError, Num, Seq, Space
 
 class Search(_Frozen):
     budget: int = Field(ge=1, le=100_000)  # settings sampled per (loss, optimizer) cell, equal for every cell
-    sampler: Literal["random", "sobol"] = "sobol"  # Optuna's RandomSampler or scrambled QMC (Sobol) sampler
+    # Optuna's RandomSampler, scrambled QMC (Sobol) sampler, or TPE in rounds (gan_tasks/config/tpe.py)
+    sampler: Literal["random", "sobol", "tpe"] = "sobol"
+    n_startup: int | None = Field(None, ge=1)  # tpe: the first N settings from Sobol (default 8, at most budget)
+    round_size: int | None = Field(None, ge=1)  # tpe: settings asked per round, told the earlier ones' scores (4)
     seed: int = Field(0, ge=0, le=2**32 - 1)  # the samplers' seed; with the cell it fixes every setting
     seeds_per_setting: int = Field(1, ge=1, le=1_000)  # each setting trains grid.seed's first N seeds
     # What picks each cell's best setting for the confirm stage: a metric, or several (mean rank over them, so
@@ -37,6 +40,20 @@ class Search(_Frozen):
     space: dict[str, dict[str, list]] = Field(default_factory=dict)
     use_declared: bool = True  # also search every parameter whose entry declares a range (and the grid leaves free)
     confirm_seeds: int = Field(5, ge=0, le=1_000)  # the confirm stage: each cell's best setting on N new seeds
+
+    @model_validator(mode="after")
+    def _rounds(self) -> "Search":
+        if self.sampler != "tpe":
+            for name in ("n_startup", "round_size"):
+                if getattr(self, name) is not None:
+                    raise FieldError(name, f"only sampler tpe trains in rounds; {self.sampler} "
+                                                       "samples every setting up front: remove it")
+            return self
+        n = 8 if self.n_startup is None else self.n_startup
+        if n > self.budget:
+            raise FieldError("n_startup", f"{n} start-up settings, over the budget of {self.budget}: "
+                                                 "lower n_startup or raise the budget")
+        return self.model_copy(update={"n_startup": n, "round_size": self.round_size or 4})
 
     @property
     def metrics(self) -> tuple[str, ...]:

@@ -180,6 +180,9 @@ class SweepConfig(_Frozen):
             self.early_stop.check(self.train.steps, self.evaluation.eval_every, kind)
             if self.pack_seeds > 1:
                 raise ValueError("early_stop needs pack_seeds: 1: packed seeds train as one model, none can stop alone")
+            if self.search is not None and self.search.sampler == "tpe" and self.early_stop.decide == "cohort":
+                raise FieldError("early_stop.decide", "cohort waits for a cell's every setting at each rung, but "
+                                                      "tpe asks them in rounds: use sampler sobol or random")
         return self
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from gan_tasks.config.labels import cell_label, _value
 from gan_tasks.config.plugins import PluginCode, sweep_plugins, trial_plugins
 from gan_tasks.config.search import apply_setting, cell_spaces, sample
 from gan_tasks.config.sweep import SweepConfig
+from gan_tasks.config.tpe import round_of, tpe_settings
 from gan_tasks.data.datasets import dataset_spec
 from gan_tasks.methods.programs import DEFAULT_PROGRAM
 from gan_tasks.methods.trick_settings import Tricks
@@ -139,20 +140,59 @@ def cell_key(loss: LossEntry, opt: OptimizerEntry, tricks: Tricks) -> str:
                       sort_keys=True, separators=(",", ":"))
 
 
-def search_settings(sweep: SweepConfig, budget: int | None = None) -> list[dict]:
+def search_settings(sweep: SweepConfig, budget: int | None = None, results: dict | None = None,
+                    upto: int | None = None) -> list[dict]:
     """Every sampled setting of the search, cell by cell in grid order: {cell (label: 'loss/optimizer[/tricks]'),
-    loss, optimizer, tricks, setting (index), values ({name: value}), entries ((LossEntry, OptimizerEntry) with
-    the values in place)}."""
+    loss, optimizer, tricks, setting (index), round (tpe's, else 0), values ({name: value}), entries ((LossEntry,
+    OptimizerEntry) with the values in place)}. sampler tpe: the start-up settings, and with `results` (trial id
+    -> {metric: final value} of the completed trials) its first `upto` rounds (None: all) asked from them."""
     s, kind, out = sweep.search, dataset_spec(sweep.dataset).kind, []
     cells = list(itertools.product(sweep.grid.pairs(), sweep.grid.tricks or (sweep.tricks,)))
     names = [f"{lo.name}/{op.name}" + (f"/{tr.short}" if tr.short else "") for (lo, op), tr in cells]
+    codes = sweep_plugins(sweep) if s.sampler == "tpe" and results is not None else None
+    sweep_key = sweep.model_dump_json() if codes is not None else ""
     for c, ((loss, opt), tricks) in enumerate(cells):
         spaces = cell_spaces(s, loss, opt, kind, f"{loss.name}/{opt.name}")
         cell = names[c] if names.count(names[c]) == 1 else f"{names[c]}#{c}"  # two adam entries stay apart
-        for i, values in enumerate(sample(s, spaces, cell_key(loss, opt, tricks), budget)):
-            out.append({"cell": cell, "loss": loss.name, "optimizer": opt.name, "tricks": tricks, "setting": i,
-                        "values": values, "entries": apply_setting(loss, opt, values, kind)})
+
+        built: dict[int, dict] = {}
+        memo: dict[int, dict | None] = {}
+
+        def setting(i: int, values: dict) -> dict:
+            if i not in built:
+                built[i] = {"cell": cell, "loss": loss.name, "optimizer": opt.name, "tricks": tricks, "setting": i,
+                            "round": round_of(s, i) if s.sampler == "tpe" else 0, "values": values,
+                            "entries": apply_setting(loss, opt, values, kind)}
+            return built[i]
+
+        def score_of(i: int, values: dict) -> dict | None:  # mean over the setting's completed seeds
+            if i in memo:
+                return memo[i]
+            per_seed = [results.get(_setting_id((sweep_key, cell, i, json.dumps(values, sort_keys=True), seed),
+                                                lambda: setting_trial(sweep, setting(i, values), seed, codes)))
+                        for seed in sweep.grid.seed[:s.seeds_per_setting]]
+            done = [r for r in per_seed if r]
+            memo[i] = {m: sum(r[m] for r in done if m in r) / sum(m in r for r in done)
+                       for m in {m for r in done for m in r}} or None
+            return memo[i]
+
+        key = cell_key(loss, opt, tricks)
+        drawn = (tpe_settings(s, spaces, key, budget, score_of if codes is not None else None, upto)
+                 if s.sampler == "tpe" else sample(s, spaces, key, budget))
+        out += [setting(i, values) for i, values in enumerate(drawn)]
     return out
+
+
+_IDS: dict[tuple, str] = {}  # _setting_id's memory: tpe asks each round again with every earlier one
+
+
+def _setting_id(key: tuple, trial) -> str:
+    """A setting's trial id for a seed, remembered in this process (building a TrialConfig costs ~1 ms)."""
+    if key not in _IDS:
+        if len(_IDS) >= 100_000:
+            _IDS.clear()
+        _IDS[key] = trial().trial_id
+    return _IDS[key]
 
 
 def search_trials(sweep: SweepConfig, budget: int | None = None, codes: dict | None = None) -> list[TrialConfig]:

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from gan_tasks.config.scores import DIRECTIONS
+from gan_tasks.config.scores import DIRECTIONS, mean_ranks
 from gan_tasks.evaluation.seeds import seed_results
 
 N_BOOT = 2000  # bootstrap resamples of the settings; seeded, so a report is reproducible
@@ -82,15 +82,11 @@ def setting_scores(settings: pd.DataFrame, trials: pd.DataFrame, evaluations: pd
 def best_settings(scores: pd.DataFrame, metric: str | tuple[str, ...]) -> dict[str, int]:
     """Each cell's best setting (what the confirm stage re-runs): on `metric`, or by mean rank over several
     metrics (each in its direction, ties sharing a rank, a missing score the worst); ties: the lower index."""
-    from scipy.stats import rankdata
-
     metrics = (metric,) if isinstance(metric, str) else tuple(metric)
     out = {}
     for cell, g in scores[scores.metric.isin(metrics)].groupby("cell", sort=True):
         table = g.pivot(index="setting", columns="metric", values="score").reindex(columns=list(metrics))
-        ranks = [rankdata(np.nan_to_num((-1 if DIRECTIONS[m] else 1) * table[m].to_numpy(dtype=float), nan=np.inf))
-                 for m in metrics]
-        out[cell] = int(table.index[int(np.argmin(np.mean(ranks, axis=0)))])
+        out[cell] = int(table.index[int(np.argmin(mean_ranks({m: table[m] for m in metrics}, metrics)))])
     return out
 
 
