@@ -46,7 +46,8 @@ class Program(ABC):
     """One kind of training. Built once per trial by the loop, as Program(cfg, storage, device, gen)."""
 
     def __init__(self, cfg: "TrialConfig", storage: "Storage", device: torch.device, gen: torch.Generator):
-        """Load the data (from storage, through gan_tasks/data/datasets.load_array), build networks and
+        """Load the data (from storage: images memory-mapped, training/mapped.py; arrays through
+        gan_tasks/data/datasets.load_array), build networks and
         optimisers. torch.manual_seed(cfg.seed) has just been called; draw nothing from `gen` here."""
         self.cfg, self.storage, self.device, self.gen = cfg, storage, device, gen
 
