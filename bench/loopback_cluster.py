@@ -112,20 +112,30 @@ class LoopbackCluster:
         return ["--node-ip-address", "127.0.0.1", "--node-manager-port", str(node.port), "--temp-dir",
                 str(node.dir / "ray"), "--resources", json.dumps(node.resources), "--disable-usage-stats"]
 
-    def _ray(self, *args: str, node: Node) -> None:
+    def _ray(self, *args: str, node: Node, tries: int = 3) -> None:
+        """`ray start ...` for the node. Ray gives a raylet 30 s to register with the GCS, which a machine
+        under heavy load can miss: what that try started is stopped and it is tried again."""
         # PYTHONPATH: for the launcher only (it drops it before Ray starts the node's processes)
         env = {**self.env, "GANSWEEP_CACHE": str(node.cache), "PYTHONPATH": str(ROOT)}
-        r = subprocess.run([sys.executable, "-m", "bench.loopback_cluster", "ray", *args], cwd=node.dir, env=env,
-                           capture_output=True, text=True, timeout=300)
-        if r.returncode:
+        for i in range(tries):
+            r = subprocess.run([sys.executable, "-m", "bench.loopback_cluster", "ray", *args], cwd=node.dir, env=env,
+                               capture_output=True, text=True, timeout=300)
+            if not r.returncode:
+                return
+            if i + 1 < tries and "timed out during startup" in r.stdout + r.stderr:
+                self._stop_dir(node.dir / "ray")
+                continue
             raise RuntimeError(f"ray {' '.join(args[:2])} failed: {(r.stdout + r.stderr)[-2000:]}")
 
-    def down(self) -> None:
-        """Every process of the cluster (its command line or a parent's names its root), then its files."""
-        procs = self._all_procs()
+    def _stop_dir(self, folder: Path) -> None:
+        procs = self._all_procs(str(folder))
         for p in procs:
             _signal(p, signal.SIGKILL)
         psutil.wait_procs(procs, timeout=10)
+
+    def down(self) -> None:
+        """Every process of the cluster (its command line or a parent's names its root), then its files."""
+        self._stop_dir(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> "LoopbackCluster":
@@ -139,8 +149,9 @@ class LoopbackCluster:
         self.down()
 
     # --- a node's processes ---------------------------------------------------------------------------
-    def _all_procs(self) -> list[psutil.Process]:
-        mine = [p for p in psutil.process_iter(["cmdline"]) if str(self.root) in " ".join(p.info["cmdline"] or [])]
+    def _all_procs(self, under: str) -> list[psutil.Process]:
+        """Processes whose command line names `under` (a folder of ours), and every process below them."""
+        mine = [p for p in psutil.process_iter(["cmdline"]) if under in " ".join(p.info["cmdline"] or [])]
         return list({q.pid: q for p in mine for q in [p, *_children(p)]}.values())
 
     def raylet(self, node: Node) -> psutil.Process | None:
@@ -151,9 +162,11 @@ class LoopbackCluster:
         return None
 
     def workers_of(self, node: Node) -> list[psutil.Process]:
-        """The node's Ray worker processes (trial actors among them), below its raylet."""
+        """The node's Ray worker processes (trial actors among them), below its raylet; not its agents
+        (ray::DashboardAgent, ray::RuntimeEnvAgent), whose end takes the raylet with them at once."""
         r = self.raylet(node)
-        return [c for c in _children(r) if "default_worker" in _cmd(c) or _cmd(c).startswith("ray::")] if r else []
+        return [c for c in _children(r) if ("default_worker" in _cmd(c) or _cmd(c).startswith("ray::"))
+                and "Agent" not in _cmd(c).split(" ")[0]] if r else []
 
     def kill_node(self, node: Node) -> list[int]:
         """The node is gone at once, as a machine that lost power: SIGKILL to its raylet and everything below it."""
