@@ -19,10 +19,11 @@ GANSWEEP = [sys.executable, "-c", "from flows.cli import app; app()"]
 COLUMNS = ["trial_id", "loss", "seed", "status", "steps", "nodes", "resumed_from", "preemptions"]
 
 
-def sweep_command(cluster, tmp_path: Path, sweep_id: str, **over) -> tuple[list[str], dict, Path]:
+def sweep_command(cluster, tmp_path: Path, sweep_id: str, resources: dict | None = None,
+                  **over) -> tuple[list[str], dict, Path]:
     """`gansweep run` of a small ring-8 sweep on the cluster: 1 CPU and the gpu_node label a trial, run from a
     folder of its own (Ray puts the driver's working directory on the workers' path), with the cluster's token."""
-    cfg = tiny_config(resources={"cpus_per_trial": 1, "custom": {"gpu_node": 1}}, **over)
+    cfg = tiny_config(resources={"cpus_per_trial": 1, "custom": {"gpu_node": 1}, **(resources or {})}, **over)
     path = tmp_path / f"{sweep_id}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     drv = tmp_path / "driver"
@@ -97,3 +98,16 @@ def test_killed_node_loses_no_row_and_its_trial_resumes_on_another(loopback_clus
     assert (trials.preemptions == 0).all()
     assert_metrics_contiguous(store, "lost", trials, 10)
     assert (store / "sweeps" / "lost" / "report" / "index.html").exists()
+
+
+def test_a_label_no_node_offers_is_refused_in_one_line(loopback_cluster, tmp_path):
+    """A trial asking for a custom resource no node advertises: one line naming it, exit 2, nothing run
+    (the probe of the head's address passed: a Ray head with token authentication)."""
+    cmd, env, drv = sweep_command(loopback_cluster, tmp_path, "tpu", resources={"custom": {"tpu_node": 1}})
+    r = subprocess.run([*cmd, "--wait-for-resources", "3"], env=env, cwd=drv, capture_output=True, text=True,
+                       timeout=300)
+    err = [x for x in (r.stdout + r.stderr).splitlines() if x.startswith("error:")]
+    assert r.returncode == 2 and len(err) == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "resources.custom tpu_node: 1: no node of the Ray cluster" in err[0] and "gpu_node" in err[0], err
+    assert "Traceback" not in r.stdout + r.stderr
+    assert not (tmp_path / "store" / "sweeps").exists()
