@@ -102,3 +102,13 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def loopback_cluster():
+    """A Ray cluster on loopback (bench/loopback_cluster.py): a head without CPUs and 2 worker nodes of 1 CPU,
+    labelled gpu_node and loopback_node_<i>, each with its own node cache. Tests that lose a node add one back."""
+    from bench.loopback_cluster import LoopbackCluster
+
+    with LoopbackCluster(workers=2, cpus=1) as cluster:
+        yield cluster

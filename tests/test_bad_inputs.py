@@ -176,6 +176,11 @@ OVER = [
     ("batch of samples not divisible by pac", {"tricks": {"pac": 3}}, "train.batch_size"),
     ("batch of groups over the limit", {"tricks": {"pac": 4}, "train": {"batch_size": 20_000, "batch_unit": "groups"}},
      "train.batch_size"),
+    # a trial's Ray custom resources (issue 28): a name of its own, a positive number
+    ("custom resource named CPU", {"resources": {"custom": {"CPU": 1}}}, "resources.custom"),
+    ("custom resource amount 0", {"resources": {"custom": {"gpu_node": 0}}}, "resources.custom"),
+    ("custom resource a bool", {"resources": {"custom": {"gpu_node": True}}}, "resources.custom"),
+    ("custom resources a list", {"resources": {"custom": ["gpu_node"]}}, "resources.custom"),
 ]
 
 _OK = yaml.safe_dump(tiny_config())
@@ -203,6 +208,7 @@ SETS = [
     ("set a long name", ["name=" + "n" * 300], "name"),
     ("set duplicate key", ["train={steps: 1, steps: 2}"], "duplicate key 'steps'"),
     ("set limit zero", ["limits.trials=0"], "limits.trials"),
+    ("set a grid over limits.trials", ["limits.trials=1"], "grid"),
     ("set update misspelt", ["train.update=simultanous"], "train.update"),
     ("set batch_unit a number", ["train.batch_unit=2"], "train.batch_unit"),
 ]

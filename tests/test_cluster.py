@@ -18,11 +18,12 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-LOOPBACK_RAY = Path(__file__).with_name("loopback_ray.py")
+ROOT = Path(__file__).resolve().parents[1]
+LOOPBACK_RAY = [sys.executable, "-m", "bench.loopback_cluster", "ray"]  # `ray` keeping 127.0.0.1
 
 
 def _ray(*args, env):
-    subprocess.run([sys.executable, str(LOOPBACK_RAY), *args], check=True, env=env, capture_output=True, timeout=180)
+    subprocess.run([*LOOPBACK_RAY, *args], check=True, env=env, cwd=ROOT, capture_output=True, timeout=180)
 
 
 def _cluster_listeners(temp: str) -> set[str]:

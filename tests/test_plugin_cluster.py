@@ -19,7 +19,7 @@ from tests.conftest import EXAMPLE, free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-LOOPBACK_RAY = [sys.executable, str(Path(__file__).with_name("loopback_ray.py"))]
+LOOPBACK_RAY = [sys.executable, "-m", "bench.loopback_cluster", "ray"]  # `ray` keeping 127.0.0.1 (PYTHONPATH: ROOT)
 GANSWEEP = [sys.executable, "-c", "from flows.cli import app; app()"]
 
 

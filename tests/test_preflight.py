@@ -144,3 +144,24 @@ def test_a_dataset_larger_than_the_node_cache_free_space_is_one_line(tmp_path):
     _one_line_exit_2(r.stdout, r.returncode, f"dataset 'digits' needs 0.16 MB in the node cache {small}/cache")
     assert "which has 0.07 MB free" in out and did
     assert not (tmp_path / "store" / "sweeps").exists()
+
+
+@pytest.mark.parametrize("what", ["nothing listens", "a web server"])
+def test_a_cluster_address_that_is_not_a_ray_head_is_one_line_within_seconds(tmp_path, cli, what):
+    """ray.init would retry such an address for minutes without a word (issue 28, item 7)."""
+    import http.server
+    import threading
+
+    port = free_port()
+    if what == "a web server":
+        quiet = type("Quiet", (http.server.BaseHTTPRequestHandler,), {"log_message": lambda *a: None})
+        srv = http.server.HTTPServer(("127.0.0.1", port), quiet)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    t0 = time.monotonic()
+    r = CliRunner().invoke(cli, ["run", _config(tmp_path), "--storage", str(tmp_path / "s"),
+                                 "--ray-address", f"127.0.0.1:{port}"])
+    _one_line_exit_2(r.output, r.exit_code, f"--ray-address 127.0.0.1:{port} is not a Ray head")
+    assert time.monotonic() - t0 < 15
+    assert not (tmp_path / "s").exists()
+    if what == "a web server":
+        srv.shutdown()

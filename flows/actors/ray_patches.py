@@ -89,3 +89,22 @@ def loopback_cluster():
     check_version()
     with _loopback_addresses():
         yield
+
+
+def loopback_start() -> None:
+    """For the rest of this process, `ray start --node-ip-address 127.x` keeps that address (and so every
+    server on loopback): Ray 2.60 resolves a loopback address to the machine's routable one first
+    (bench/loopback_cluster.py runs Ray's command line after this)."""
+    from ray._private import services
+
+    check_version()
+    resolve = services.resolve_ip_for_localhost
+    services.resolve_ip_for_localhost = lambda host: host if host.startswith("127.") else resolve(host)
+
+
+def actor_state(actor) -> str:
+    """The GCS's state of an actor: ALIVE, RESTARTING, PENDING_CREATION, DEPENDENCIES_UNREADY, DEAD ("" unknown).
+    Read from the GCS directly (ray.util.state needs the dashboard, which our clusters run without)."""
+    from ray._private.state import state
+
+    return state.actor_table(actor._actor_id.hex()).get("State", "")

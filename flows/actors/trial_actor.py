@@ -34,6 +34,13 @@ class TrialActor:
 
         torch.set_num_threads(max(1, num_threads))  # one trial must not oversubscribe its CPUs
         import gan_tasks.training.trial  # noqa: F401 - import now, while the sweep prepares, not in the first trial
+        from gan_tasks.training import preempt
+
+        # SIGTERM (a cluster node's spot warning): running trials checkpoint and return `preempted`. Not in a
+        # local run's own Ray (its processes carry GANSWEEP_RUN): there SIGTERM is the run's Ctrl-C, which marks
+        # its trials interrupted (flows/guard/interrupt.py).
+        if "GANSWEEP_RUN" not in os.environ:
+            preempt.install()
         # The first torch optimiser imports torch._dynamo (seconds), else paid by each actor's first trial.
         # Imported beside the sweep's start-up instead (a trial that needs it sooner waits on the import lock).
         threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True).start()
@@ -57,6 +64,12 @@ class TrialActor:
         """Train (or resume) one trial; with `evaluate`, a trial that ends done (completed or stopped)
         is evaluated here at once, in the same call: no second task run, no second round trip, its
         data still cached in this process. An evaluation error is returned in `evaluation_error`."""
+        from gan_tasks.training import preempt
+
+        with preempt.running():  # after a SIGTERM the process exits once this has returned
+            return self._train(cfg, storage, sweep_id, ev, es, evaluate)
+
+    def _train(self, cfg, storage, sweep_id: str, ev, es, evaluate: bool) -> dict:
         from gan_tasks.training.trial import run_trial
 
         self.progress_ = (0, 0, 0.0)  # a pooled actor must not report its previous trial's progress
@@ -93,10 +106,11 @@ class TrialActor:
         return evaluate_trial(cfg, storage, sweep_id, ev, _device())
 
 
-def make_actor(gpus: float, cpus: float, restarts: int = 2, name: str | None = None):
-    """An actor with the trial's resource request; Ray restarts it (and retries the call) if its
-    process dies, and the retried train() resumes from the latest checkpoint. A named one is the
-    existing actor of that name, if there is one."""
+def make_actor(gpus: float, cpus: float, restarts: int = 2, name: str | None = None, custom: dict | None = None):
+    """An actor with the trial's resource request (custom: Ray custom resources, resources.custom); Ray
+    restarts it (and retries the call) if its process dies, and the retried train() resumes from the latest
+    checkpoint. A named one is the existing actor of that name, if there is one."""
     named = {"name": name, "get_if_exists": True} if name else {}
+    extra = {"resources": dict(custom)} if custom else {}
     return TrialActor.options(num_gpus=gpus, num_cpus=cpus, max_concurrency=2, max_restarts=restarts,
-                              max_task_retries=restarts, **named).remote(int(cpus) or 1)
+                              max_task_retries=restarts, **named, **extra).remote(int(cpus) or 1)

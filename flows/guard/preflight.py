@@ -196,36 +196,85 @@ def check_local_resources(res: Any) -> None:
                              "visible; set gpus_per_trial: 0, or run on a cluster with --ray-address")
 
 
-def _fits(node: dict, cpus: float, gpus: float) -> bool:
-    return node["Resources"].get("CPU", 0) >= cpus and node["Resources"].get("GPU", 0) >= gpus
+def _request(res: Any) -> dict[str, float]:
+    """One trial's Ray resources: CPU, GPU and resources.custom."""
+    return {"CPU": res.cpus_per_trial, "GPU": res.gpus_per_trial, **getattr(res, "custom", {})}
+
+
+def _fits(node: dict, need: dict[str, float]) -> bool:
+    return all(node["Resources"].get(k, 0) >= v for k, v in need.items() if v)
+
+
+def _shortfall(res: Any, nodes: list[dict]) -> tuple[str, str]:
+    """(the fields no node satisfies, what the nodes have) for the message."""
+    custom = getattr(res, "custom", {})
+    missing = [k for k, v in custom.items() if not any(n["Resources"].get(k, 0) >= v for n in nodes)]
+    if missing:  # a label no node carries (in the amount asked): name it
+        labels = sorted({k for n in nodes for k in n["Resources"] if k not in ("CPU", "GPU", "memory",
+                         "object_store_memory") and not k.startswith("node:")})
+        return (f"resources.custom {', '.join(f'{k}: {custom[k]:g}' for k in missing)}",
+                f"{len(nodes)} node(s), labels: {', '.join(labels) or 'none'}")
+    largest = max(((n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in nodes), default=(0, 0))
+    what = f"resources.cpus_per_trial {res.cpus_per_trial:g} / resources.gpus_per_trial {res.gpus_per_trial:g}"
+    return what + (" with resources.custom" if custom else ""), \
+        f"{len(nodes)} node(s), the largest {largest[0]:g} CPU / {largest[1]:g} GPU"
 
 
 def wait_for_cluster_resources(res: Any, address: str, wait_s: float, say: Callable[[str], None],
                                poll_s: float = 2.0) -> None:
-    """On a connected cluster: return once an alive node can hold one trial; say that we wait (once),
-    and give up with a PreflightError naming the fields after wait_s seconds."""
+    """On a connected cluster: return once an alive node can hold one trial (CPUs, GPUs and the custom
+    resources it asks for, all on one node); say that we wait (once), and give up with a PreflightError
+    naming the fields (a missing label by name) after wait_s seconds."""
     import time
 
     import ray
 
-    cpus, gpus = res.cpus_per_trial, res.gpus_per_trial
+    need = _request(res)
     deadline, told = time.monotonic() + wait_s, False
     while True:
         nodes = [n for n in ray.nodes() if n["Alive"]]
-        if any(_fits(n, cpus, gpus) for n in nodes):
+        if any(_fits(n, need) for n in nodes):
             return
-        largest = max(((n["Resources"].get("CPU", 0), n["Resources"].get("GPU", 0)) for n in nodes), default=(0, 0))
-        have = f"{len(nodes)} node(s), the largest {largest[0]:g} CPU / {largest[1]:g} GPU"
+        what, have = _shortfall(res, nodes)
         if time.monotonic() >= deadline:
             raise PreflightError(
-                f"resources.cpus_per_trial {cpus:g} / resources.gpus_per_trial {gpus:g}: no node of the Ray cluster "
-                f"at {address} offers them ({have}) after waiting {wait_s:g} s; lower them, add such a node, "
-                "or wait longer with --wait-for-resources SECONDS")
+                f"{what}: no node of the Ray cluster at {address} offers them ({have}) after waiting {wait_s:g} s; "
+                "lower them, add such a node, or wait longer with --wait-for-resources SECONDS")
         if not told:
-            say(f"waiting up to {wait_s:g} s for a node with {cpus:g} CPU / {gpus:g} GPU to join the Ray cluster "
-                f"at {address} ({have} now) ...")
+            say(f"waiting up to {wait_s:g} s for a node with {what} to join the Ray cluster at {address} "
+                f"({have} now) ...")
             told = True
         time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+
+
+def check_ray_head(address: str, timeout: float = 5.0) -> None:
+    """A cluster address must be a Ray head's GCS: asked for its cluster id over gRPC within `timeout`.
+    ray.init would retry an address where nothing or something else listens for minutes, without a word.
+    A Ray head answers (or refuses our token: still a Ray head); another gRPC server says UNIMPLEMENTED."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address.startswith("ray://") or not port.isdigit():  # Ray Client, or `auto`: Ray's own lookup
+        return
+    import grpc
+
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        call = channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId",  # Ray 2.60's GCS (ray_patches.py)
+                                   request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        try:
+            call(b"", timeout=timeout)
+        except grpc.RpcError as e:
+            code = e.code()
+            if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                return
+            details = e.details() or ""
+            if code == grpc.StatusCode.UNAVAILABLE and "connect" in details.lower():
+                code, details = None, ""
+            why = {None: "nothing listens there (connection failed)",
+                   grpc.StatusCode.UNIMPLEMENTED: "a gRPC server that is not a Ray GCS answers there",
+                   grpc.StatusCode.DEADLINE_EXCEEDED: f"no Ray GCS answered within {timeout:g} s",
+                   }.get(code, f"what listens there does not speak Ray's protocol ({code.name}: {details[:120]})")
+            raise PreflightError(f"--ray-address {address} is not a Ray head: {why}; give the head node's "
+                                 "address (host:6379, as `ray start --head` prints it), or leave it out for a "
+                                 "local Ray") from None
 
 
 def check_model_shapes(sweep: Any) -> None:
@@ -261,6 +310,8 @@ def preflight(st: Storage, sweep: Any, ray_address: str | None, timeout: float =
     (wait_for_cluster_resources), storage and datasets first."""
     if not ray_address:
         check_local_resources(sweep.resources)
+    else:
+        check_ray_head(ray_address)
     check_storage(st, sweep, timeout)
     check_model_shapes(sweep)
     if not ray_address:

@@ -13,7 +13,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner
 
-from flows.actors.pool import ActorPool
+from flows.actors.lost import MAX_RESENDS, RESEND_S, ActorLost, Watch, resendable
+from flows.actors.pool import ActorPool, NoActor
 from flows.guard import interrupt
 from flows.run.stored import Listing, completed, forget_trial, mark_failed
 from flows.run.text import Tally, progress_text
@@ -23,6 +24,7 @@ from gan_tasks.config.early_stop import EarlyStop
 from gan_tasks.data.storage import Storage
 
 POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
+PROGRESS_TIMEOUT = 20.0  # an actor that does not answer for progress this long is checked (lost.Watch)
 
 
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -38,12 +40,12 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
         logger.info("%s already completed in %s: skipped", cfg.label, sweep_id)
         return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
     art = _progress(None, 0.0, f"{cfg.label} ({cfg.trial_id}): waiting for an actor")
-    with pool.lease() as actor, in_flight([cfg]):
-        started, rate = datetime.now(timezone.utc), None
+    started, rate = datetime.now(timezone.utc), None
+    with in_flight([cfg]):
         try:
-            row, rate = _train_following(actor, art, cfg, storage, sweep_id, ev, es)
-        except ray.exceptions.RayError as e:
-            # The actor died more often than Ray restarts it: record the failure, let the sweep go on.
+            row, rate = _train_resending(pool, art, cfg, storage, sweep_id, ev, es)
+        except (ray.exceptions.RayError, ActorLost, NoActor) as e:
+            # The actor died more often than Ray restarts it, or no node was left: record it, the sweep goes on.
             row = _failed(storage, sweep_id, [cfg], started, e)[0]
     if row.get("evaluation_error"):
         logger.error("evaluation of %s failed: %s", cfg.label, row["evaluation_error"])
@@ -53,13 +55,43 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
     return {"trial_id": cfg.trial_id, "status": row["status"], "evaluated": ev is not None}
 
 
+def _train_resending(pool: ActorPool, art, cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig | None,
+                     es: EarlyStop | None) -> tuple[dict, float | None]:
+    """_train_following in an actor of the pool. An actor lost with its node, or preempted (its trial
+    checkpointed and returned), is retired (stopped for good first: the trial never trains twice at once) and
+    the trial re-sent, first in line, to another actor: it resumes from its last checkpoint (flows/actors/lost.py)."""
+    first = False
+    for _ in range(MAX_RESENDS + 1):
+        with pool.lease(first, RESEND_S) as actor:
+            try:
+                row, rate = _train_following(actor, art, cfg, storage, sweep_id, ev, es)
+                if row["status"] != "preempted":
+                    return row, rate
+                why: BaseException = RuntimeError(row["error"])
+            except (ray.exceptions.RayError, ActorLost) as e:
+                if not resendable(e):
+                    raise
+                why = e
+            if not pool.retire(actor):
+                raise ActorLost(f"its lost actor could not be stopped ({why}); not re-sent")
+        get_run_logger().warning("%s: its actor was lost (%s); resuming it from its last checkpoint on another "
+                                 "actor", cfg.label, str(why).splitlines()[0][:300])
+        first = True
+    raise ActorLost(f"lost its actor {MAX_RESENDS + 1} times; last: {why}")
+
+
 def _train_following(actor, art, cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig | None,
                      es: EarlyStop | None) -> tuple[dict, float | None]:
     """The trial trained (and evaluated) by the actor, its progress shown every 10 %; (row, steps/s)."""
     logger, rate, shown = get_run_logger(), None, 0.0
     ref = actor.train.remote(cfg, storage, sweep_id, ev, es, ev is not None)
+    watch = Watch()
     while not ray.wait([ref], timeout=POLL_SECONDS)[0]:
-        step, steps, rate = ray.get(actor.progress.remote())
+        try:
+            step, steps, rate = ray.get(actor.progress.remote(), timeout=PROGRESS_TIMEOUT)
+        except ray.exceptions.GetTimeoutError:  # restarting, or waiting for room after its node was lost
+            watch.check(actor)
+            continue
         if steps and step / steps >= shown + 0.1:  # log every 10 %, not every poll
             shown = step / steps
             _progress(art, 100.0 * shown, progress_text(cfg, step, steps, rate))
@@ -101,10 +133,10 @@ def in_flight(cfgs: list[TrialConfig]):
 def _failed(storage: Storage, sweep_id: str, cfgs: list[TrialConfig], started: datetime, e: Exception) -> list[dict]:
     """`failed` rows for trials whose actor died, written unless Ctrl-C stopped it (the handler writes
     `interrupted` then)."""
-    from gan_tasks.training.rows import trial_row, write_trial_row
+    from gan_tasks.training.rows import history, trial_row, write_trial_row
 
-    rows = [trial_row(c, sweep_id, "failed", 0, started, datetime.now(timezone.utc), f"{type(e).__name__}: {e}")
-            for c in cfgs]
+    rows = [trial_row(c, sweep_id, "failed", 0, started, datetime.now(timezone.utc), f"{type(e).__name__}: {e}",
+                      history=history(storage, sweep_id, c.trial_id)) for c in cfgs]
     for r in rows if not interrupt.STOPPING.is_set() else []:
         write_trial_row(storage, r)
     return rows

@@ -19,6 +19,7 @@ from gan_tasks.methods.registry import KINDS
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # fullmatch: `$` would let a trailing newline through
 # 100 characters: a sweep id is the name plus a 16-character UTC stamp, and a file name may have 255.
 NAME_MAX = 100
+_RESOURCE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,99}")  # a Ray custom resource's name
 # Seeds are 32-bit: numpy's legacy seeding and every framework take them, and Parquet stores int64.
 SEED_MAX = 2**32 - 1
 
@@ -184,6 +185,23 @@ class Resources(_Frozen):
     gpus_per_trial: float = Field(0.0, ge=0, le=8)  # fractional packs several trials on one GPU
     cpus_per_trial: float = Field(1.0, gt=0, le=512)  # Ray CPUs a trial's actor reserves
     max_parallel: int | None = Field(None, gt=0, le=100_000)  # None: as many as Ray can place
+    # Ray custom resources a trial's actor asks for, {name: amount}, e.g. {gpu_node: 1} or {"accelerator_type:A100":
+    # 0.5}: trials run only on nodes that advertise them (`ray start --resources`); preflight refuses a name no
+    # alive node offers. Not part of the trial id (where a trial runs does not change what it computes).
+    custom: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("custom", mode="before")
+    @classmethod
+    def _custom(cls, v: Any) -> Any:
+        for name, amount in (v.items() if isinstance(v, dict) else ()):
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+                raise ValueError(f"custom resource {name!r}: amount {amount!r} must be a number")
+            if name in ("CPU", "GPU", "memory", "object_store_memory") or not _RESOURCE.fullmatch(name):
+                raise ValueError(f"custom resource name {name!r}: letters, digits, _ - . : / (not CPU, GPU, "
+                                 "memory; those have fields of their own)")
+            if not 0 < amount <= 10_000:
+                raise ValueError(f"custom resource {name!r}: amount {amount:g} must be > 0 and <= 10000")
+        return v
 
 
 class Limits(_Frozen):

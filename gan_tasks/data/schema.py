@@ -10,6 +10,7 @@ TRIALS = pa.schema([
     ("sweep_id", pa.string()), ("trial_id", pa.string()), ("loss", pa.string()), ("optimizer", pa.string()),
     ("seed", pa.int64()), ("dataset", pa.string()), ("model", pa.string()),
     # running | paused (at an early_stop rung, decide: cohort) | completed | stopped | diverged | failed | interrupted
+    # | preempted (its node's SIGTERM: checkpointed and left; the sweep resumes it on another node)
     ("status", pa.string()),
     ("steps", pa.int64()),  # generator steps done
     ("wall_seconds", pa.float64()), ("started_at", _TS), ("finished_at", _TS),
@@ -27,6 +28,11 @@ TRIALS = pa.schema([
     # The plugin entries the trial used (part of its trial_id), a JSON list of {"kind", "name", "dist",
     # "version", "code_hash"}; "[]" for built-ins only, null in rows written before it existed.
     ("plugins", pa.string()),
+    # Where and from which step it trained (gan_tasks/training/rows.py: history), one entry per start: the Ray
+    # node ids (a node lost or preempted mid-trial: the one it resumed on follows) and the step each start
+    # resumed from (0: from scratch). Null in rows written before they existed.
+    ("nodes", pa.list_(pa.string())), ("resumed_from", pa.list_(pa.int64())),
+    ("preemptions", pa.int64()),  # SIGTERMs (spot warnings) it checkpointed and left on; null in older rows
 ])
 
 METRICS = pa.schema([

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from gan_tasks.config import TrialConfig
 from gan_tasks.data import schema
-from gan_tasks.data.storage import Storage
+from gan_tasks.data.storage import DamagedFile, Storage
 
 
 def now() -> datetime:
@@ -18,8 +18,10 @@ def now() -> datetime:
 
 
 def trial_row(cfg: TrialConfig, sweep_id: str, status: str, steps: int, started: datetime,
-              finished: datetime | None, error: str = "", device: str = "", node: str = "") -> dict:
-    return {"sweep_id": sweep_id, "trial_id": cfg.trial_id, "loss": cfg.loss.name, "optimizer": cfg.optimizer.name,
+              finished: datetime | None, error: str = "", device: str = "", node: str = "",
+              history: dict | None = None) -> dict:
+    """history: where and from which step it trained so far (`history`, `started_on`); none: a fresh trial."""
+    return {**(history or fresh_history()), "sweep_id": sweep_id, "trial_id": cfg.trial_id, "loss": cfg.loss.name, "optimizer": cfg.optimizer.name,
             "seed": cfg.seed, "dataset": cfg.dataset.name, "model": cfg.model.name, "status": status,
             "steps": steps, "wall_seconds": ((finished or now()) - started).total_seconds(),
             "started_at": started, "finished_at": finished, "error": error, "device": device, "node": node,
@@ -42,3 +44,24 @@ def write_trial_row(storage: Storage, row: dict) -> None:
         row = {**row, "dataset_id": trained_id(storage, row["dataset"], params)}
     table = pa.Table.from_pylist([row], schema=schema.TRIALS)
     storage.write_parquet(table, "sweeps", row["sweep_id"], "trials", f"{row['trial_id']}.parquet")
+
+
+def fresh_history() -> dict:
+    return {"nodes": [], "resumed_from": [], "preemptions": 0}
+
+
+def history(storage: Storage, sweep_id: str, trial_id: str) -> dict:
+    """The trial's `nodes`, `resumed_from` and `preemptions` as its stored row has them: empty for a new
+    trial, a row written before these columns existed, or a damaged one (the re-run repairs it)."""
+    try:
+        row = storage.read_parquet("sweeps", sweep_id, "trials", f"{trial_id}.parquet").to_pylist()[-1]
+    except (FileNotFoundError, DamagedFile):
+        return fresh_history()
+    return {"nodes": list(row.get("nodes") or []), "resumed_from": list(row.get("resumed_from") or []),
+            "preemptions": int(row.get("preemptions") or 0)}
+
+
+def started_on(h: dict, node: str, step: int) -> dict:
+    """h with one more start: on `node` (listed again only when it changed), from `step`."""
+    nodes = h["nodes"] if not node or h["nodes"][-1:] == [node] else [*h["nodes"], node]
+    return {**h, "nodes": nodes, "resumed_from": [*h["resumed_from"], step]}

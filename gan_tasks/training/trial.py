@@ -21,8 +21,9 @@ from gan_tasks.config import TrialConfig
 from gan_tasks.data import schema
 from gan_tasks.data.storage import BackgroundWriter, Storage
 from gan_tasks.methods.programs import PROGRAMS
+from gan_tasks.training import preempt
 from gan_tasks.training.program import Program
-from gan_tasks.training.rows import now, trial_row, write_trial_row
+from gan_tasks.training.rows import history, now, started_on, trial_row, write_trial_row
 
 log = logging.getLogger("gansweep.train")
 
@@ -181,6 +182,8 @@ class Trial:
                 self.checkpoint()
             if on_eval and eval_every and self.step % eval_every == 0 and self.step < t.steps:
                 on_eval(self)  # the final step is the final evaluation's
+            if preempt.requested() and self.step < t.steps:  # the node's SIGTERM: checkpoint here and leave
+                raise preempt.Preempted(self.step)
         self.writer.drain()  # the last checkpoint is in storage before the trial counts as completed
 
     @property
@@ -201,7 +204,7 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
               on_progress: Callable[[int, int, float], None] | None = None, node: str = "",
               on_eval: Callable[[Trial], None] | None = None, eval_every: int = 0) -> dict:
     """Train (or resume) one trial to completion; record its status row. Returns that row."""
-    started = now()
+    started, hist = now(), history(storage, sweep_id, cfg.trial_id)  # earlier starts: nodes, steps, preemptions
     base = ("sweeps", sweep_id, "checkpoints", cfg.trial_id)
     storage.write_bytes(json.dumps(cfg.model_dump(mode="json"), indent=1).encode(), *base, "config.json")
     trial = None
@@ -210,8 +213,9 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
         if trial.try_resume():
             log.info("trial %s resumes at step %d", cfg.trial_id, trial.step)
         trial.drop_metrics_after(trial.step)
+        hist = started_on(hist, node, trial.step)
         write_trial_row(storage, trial_row(cfg, sweep_id, "running", trial.step, started, None, device=device,
-                                           node=node))
+                                           node=node, history=hist))
         trial.run(on_progress, on_eval, eval_every)
         status, err = "completed", ""
     except Diverged as e:
@@ -219,6 +223,10 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
     except Paused as e:
         status, err = "paused", str(e)
         trial.checkpoint()  # resumed from here if its cohort lets it go on
+    except preempt.Preempted as e:
+        status, err = "preempted", str(e)
+        hist = {**hist, "preemptions": hist["preemptions"] + 1}
+        trial.checkpoint()  # this step's metrics and state: the resumed trial loses no completed step
     except EarlyStopped as e:
         status, err = "stopped", str(e)
         trial.checkpoint()  # its state at the rung is kept, like its rows: a look at it needs no re-run
@@ -230,6 +238,8 @@ def run_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, device: str = "
         except Exception as e:  # noqa: BLE001 - the trial has failed already; say why storage did too
             err += f"; and a background write failed: {type(e).__name__}: {e}"
         trial.flush_metrics()  # keep the curve up to the failure: it is what explains it
-    row = trial_row(cfg, sweep_id, status, trial.step if trial else 0, started, now(), err, device, node)
+    if status == "preempted":
+        err += f"; checkpointed {preempt.since_notice():.2f} s after the notice"
+    row = trial_row(cfg, sweep_id, status, trial.step if trial else 0, started, now(), err, device, node, hist)
     write_trial_row(storage, row)
     return row
