@@ -116,7 +116,8 @@ class LoopbackCluster:
         """`ray start ...` for the node. Ray gives a raylet 30 s to register with the GCS, which a machine
         under heavy load can miss: what that try started is stopped and it is tried again."""
         # PYTHONPATH: for the launcher only (it drops it before Ray starts the node's processes)
-        env = {**self.env, "GANSWEEP_CACHE": str(node.cache), "PYTHONPATH": str(ROOT)}
+        # AWS_SDK_UA_APP_ID: the node's S3 requests say which node they come from (bench/p7_nodes.py counts them)
+        env = {**self.env, "GANSWEEP_CACHE": str(node.cache), "PYTHONPATH": str(ROOT), "AWS_SDK_UA_APP_ID": node.label}
         for i in range(tries):
             r = subprocess.run([sys.executable, "-m", "bench.loopback_cluster", "ray", *args], cwd=node.dir, env=env,
                                capture_output=True, text=True, timeout=300)

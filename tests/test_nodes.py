@@ -58,25 +58,29 @@ def assert_metrics_contiguous(store: Path, sweep_id: str, trials: pd.DataFrame, 
         assert steps == list(range(log_every, t.steps + 1, log_every)), (t.trial_id, steps)
 
 
+def wait_for_victim(cluster, store: Path, sweep_id: str, proc, at_least: int):
+    """(trial id, Node) of a trial running on a worker node with a checkpoint at step >= at_least."""
+    ids, t0 = cluster.node_ids(), time.monotonic()
+    while time.monotonic() - t0 < 300 and proc.poll() is None:
+        time.sleep(0.3)
+        r = rows(store, sweep_id)
+        for row in r[r.status == "running"].itertuples() if not r.empty else []:
+            on_worker = row.node in ids and ids[row.node].index > 0
+            if on_worker and checkpoint_step(store, sweep_id, row.trial_id) >= at_least:
+                return row.trial_id, ids[row.node]
+    raise AssertionError("no trial reached a checkpoint on a worker node")
+
+
 def test_killed_node_loses_no_row_and_its_trial_resumes_on_another(loopback_cluster, tmp_path):
     cluster = loopback_cluster
-    ids = cluster.node_ids()
-    workers = {n.node_id for n in cluster.workers}
+    workers = {n.node_id for n in cluster.node_ids().values() if n.index > 0}
     t0 = time.monotonic()
     cmd, env, drv = sweep_command(cluster, tmp_path, "lost", grid={"seed": [0, 1]},
                                   train={"steps": 2000, "checkpoint_every": 100})
     store = tmp_path / "store"
     proc = subprocess.Popen(cmd, env=env, cwd=drv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        victim = None
-        while victim is None and time.monotonic() - t0 < 300 and proc.poll() is None:
-            time.sleep(0.5)
-            r = rows(store, "lost")
-            for row in r[r.status == "running"].itertuples() if not r.empty else []:
-                if row.node in workers and checkpoint_step(store, "lost", row.trial_id) >= 200:
-                    victim = (row.trial_id, ids[row.node])
-                    break
-        assert victim is not None, "no trial reached a checkpoint on a worker node"
+        victim = wait_for_victim(cluster, store, "lost", proc, 200)
         killed_at = checkpoint_step(store, "lost", victim[0])
         cluster.kill_node(victim[1])
         out, _ = proc.communicate(timeout=400)

@@ -7,30 +7,20 @@ import time
 
 import pytest
 
-from tests.test_nodes import COLUMNS, assert_metrics_contiguous, checkpoint_step, rows, sweep_command
+from tests.test_nodes import COLUMNS, assert_metrics_contiguous, checkpoint_step, rows, sweep_command, wait_for_victim
 
 pytestmark = pytest.mark.slow
 
 
 def test_preempted_trial_checkpoints_at_once_and_resumes_from_that_step(loopback_cluster, tmp_path):
     cluster = loopback_cluster
-    ids = cluster.node_ids()
-    workers = {n.node_id for n in cluster.workers}
     t0 = time.monotonic()
     # checkpoint_every 500: the preemption's checkpoint falls between two regular ones
     cmd, env, drv = sweep_command(cluster, tmp_path, "spot", train={"steps": 2000, "checkpoint_every": 500})
     store = tmp_path / "store"
     proc = subprocess.Popen(cmd, env=env, cwd=drv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        victim = None
-        while victim is None and time.monotonic() - t0 < 300 and proc.poll() is None:
-            time.sleep(0.3)
-            r = rows(store, "spot")
-            for row in r[r.status == "running"].itertuples() if not r.empty else []:
-                if row.node in workers and checkpoint_step(store, "spot", row.trial_id) >= 500:
-                    victim = (row.trial_id, ids[row.node])
-                    break
-        assert victim is not None, "no trial reached a checkpoint on a worker node"
+        victim = wait_for_victim(cluster, store, "spot", proc, 500)
         took = cluster.preempt_node(victim[1])
         noticed = rows(store, "spot").set_index("trial_id").loc[victim[0]]
         newest = checkpoint_step(store, "spot", victim[0])  # the preemption's own checkpoint

@@ -30,10 +30,11 @@ def _state(storage: Storage, sweep_id: str, tid: str) -> tuple[str, int]:
 
 
 def _stop(storage: Storage, sweep_id: str, t: TrialConfig, rung: int, why: str) -> None:
-    from gan_tasks.training.rows import trial_row, write_trial_row
+    from gan_tasks.training.rows import history, trial_row, write_trial_row
 
     at = datetime.now(timezone.utc)
-    write_trial_row(storage, trial_row(t, sweep_id, "stopped", rung, at, at, why))
+    write_trial_row(storage, trial_row(t, sweep_id, "stopped", rung, at, at, why,
+                                       history=history(storage, sweep_id, t.trial_id)))
 
 
 def train_rungs(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
