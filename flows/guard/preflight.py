@@ -156,7 +156,7 @@ def check_node_caches(st: Storage, sweep: Any, timeout: float = 120.0) -> int:
 
     entries = _cache_entries(st, sweep)
     res = sweep.resources
-    nodes = [n for n in ray.nodes() if n["Alive"] and _fits(n, res.cpus_per_trial, res.gpus_per_trial)]
+    nodes = [n for n in ray.nodes() if n["Alive"] and _fits(n, _request(res))]
     if not entries or not nodes:
         return 0
     room = ray.remote(num_cpus=0, max_retries=0)(_cache_room)
