@@ -201,11 +201,11 @@ class LoopbackCluster:
                 "print(json.dumps({n['NodeID']: n['NodeManagerPort'] for n in ray.nodes() if n['Alive']}))" % self.address)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=self.env, timeout=180,
                              check=True).stdout.strip().splitlines()[-1]
-        by_port = {n.port: n for n in self.nodes}
-        for nid, port in json.loads(out).items():
+        alive, by_port = json.loads(out), {n.port: n for n in self.nodes}
+        for nid, port in alive.items():
             if port in by_port:
                 by_port[port].node_id = nid
-        return {n.node_id: n for n in self.nodes if n.node_id}
+        return {nid: by_port[port] for nid, port in alive.items() if port in by_port}  # not the killed ones
 
 
 def _children(p: psutil.Process | None) -> list[psutil.Process]:
