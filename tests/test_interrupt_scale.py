@@ -43,7 +43,7 @@ def _wait_trials(p: subprocess.Popen, store: Path, err: Path) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_at_1000_trials_exits_fast_and_clean_with_every_trial_resumable(tmp_path, sig):
-    cfg = tiny_config(grid={"seed": list(range(500))}, train={"steps": 100, "checkpoint_every": 50})  # 1,000 trials
+    cfg = tiny_config(grid={"seed": list(range(500))}, train={"steps": 500, "checkpoint_every": 50})  # 1,000 trials; one is mid-training at the signal
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     store = tmp_path / "store"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONPATH": str(ROOT)}
