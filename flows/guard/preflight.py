@@ -271,7 +271,7 @@ def check_ray_head(address: str, timeout: float = 5.0) -> None:
             why = {None: "nothing listens there (connection failed)",
                    grpc.StatusCode.UNIMPLEMENTED: "a gRPC server that is not a Ray GCS answers there",
                    grpc.StatusCode.DEADLINE_EXCEEDED: f"no Ray GCS answered within {timeout:g} s",
-                   }.get(code, f"what listens there does not speak Ray's protocol ({code.name}: {details[:120]})")
+                   }.get(code) or f"what listens there does not speak Ray's protocol ({code.name}: {details[:120]})"
             raise PreflightError(f"--ray-address {address} is not a Ray head: {why}; give the head node's "
                                  "address (host:6379, as `ray start --head` prints it), or leave it out for a "
                                  "local Ray") from None
