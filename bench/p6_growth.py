@@ -21,9 +21,12 @@ Theoretical minimum: ratio 1.0; marginal seconds per trial: the storage writes a
 trial (~0.01 s here); driver memory and report build linear in trials at most.
 
     python -m bench.p6_growth STORAGE [N ...] [--before CHECKOUT [--before-at N,N]] [--steps S] [--profile DIR]
+        [--tune-at N,N]
 
 --before: another checkout's `gansweep run` (the code before a change) at the largest size (or at each size
 of --before-at) too, right before this checkout's, in the same run: its keys end in `_before`.
+--tune-at: Ray Tune (bench/tune_trials.py, the same trials as bare loops, 1 CPU each) at those sizes, right
+before this checkout's run, against the same ideal: keys `p6_ratio_N_tune`, `p6_wall_s_N_tune`.
 --steps: steps per trial (default: growth_steps' calibration). --profile DIR: `py-spy record` of each run's
 driver (raw folded stacks, DIR/p6-N[-before].txt; py-spy from PyPI).
 """
@@ -42,6 +45,7 @@ import yaml
 
 from bench.harness import Figure, bare_concurrent, bare_loop, bench_config, load_data, trials_of
 from bench.p5_many_trials import ROOT, _env
+from bench.p5_tune import ray_tune_run
 from gan_tasks.data.storage import Storage
 
 SIZES = (64, 256, 1024)
@@ -155,6 +159,14 @@ def _run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROO
     return wall, start, peaks
 
 
+def _tune_figures(n: int, wall: float, ideal: float) -> tuple[list[Figure], float]:
+    import ray
+
+    return [Figure(f"p6_ratio_{n}_tune", wall / ideal, f"P6 Ray Tune {ray.__version__} wall / ideal ({n} trials, same ideal)"),
+            Figure(f"p6_wall_s_{n}_tune", wall, f"P6 Ray Tune seconds ({n} trials)"),
+            Figure(f"p6_ideal_s_{n}_tune", ideal, f"P6 ideal seconds ({n} trials, Ray Tune's run)")], wall - ideal
+
+
 def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout: str = ROOT,
                tag: str = "", profile: str | None = None) -> tuple[list[Figure], float]:
     """The figures of one size (keys end in the size, then `tag`), and its overhead seconds."""
@@ -167,9 +179,15 @@ def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout:
     before, _ = bare_concurrent(sample[::2], data, n_slots)
     sid = f"bench-p6-{n}{tag.replace('_', '-')}-{run_id}"
     spy = os.path.join(profile, f"p6-{n}{tag.replace('_', '-')}.txt") if profile else None
-    wall, start, peaks = run_watched(raw, storage, sid, checkout, spy)
+    if tag == "_tune":
+        with tempfile.TemporaryDirectory() as tmp:
+            wall = ray_tune_run(raw, storage, tmp)
+    else:
+        wall, start, peaks = run_watched(raw, storage, sid, checkout, spy)
     after, _ = bare_concurrent(sample[1::2], data, n_slots)
     ideal = (before + after) * n / len(sample)
+    if tag == "_tune":
+        return _tune_figures(n, wall, ideal)
     rows = storage.read_table("sweeps", sid, "trials").to_pandas()
     assert (rows.status == "completed").sum() == n, rows.status.value_counts()
     report = storage.uri("sweeps", sid, "report", "index.html")
@@ -198,7 +216,7 @@ def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout:
 
 def bench_growth(storage: Storage, sizes: tuple[int, ...], n_slots: int, run_id: str, emit=print,
                  before: str | None = None, before_at: tuple[int, ...] = (), steps: int | None = None,
-                 profile: str | None = None) -> list[Figure]:
+                 profile: str | None = None, tune_at: tuple[int, ...] = ()) -> list[Figure]:
     figures, prev, steps = [], None, steps or growth_steps(storage)
     emit(Figure("p6_steps", float(steps), "P6 steps per trial"))
     for n in sizes:
@@ -208,6 +226,11 @@ def bench_growth(storage: Storage, sizes: tuple[int, ...], n_slots: int, run_id:
             for f in old:
                 emit(f)
             figures += old
+        if n in tune_at:
+            tuned, _ = bench_size(storage, raw, n_slots, run_id, tag="_tune")
+            for f in tuned:
+                emit(f)
+            figures += tuned
         new, overhead = bench_size(storage, raw, n_slots, run_id, profile=profile)
         if prev is not None:
             new.append(Figure(f"p6_marginal_s_{n}", (overhead - prev[1]) / (n - prev[0]),
@@ -231,6 +254,7 @@ if __name__ == "__main__":
         return args[args.index(name) + 1] if name in args else None
 
     old, at, steps, profile = option("--before"), option("--before-at"), option("--steps"), option("--profile")
+    tune_at = tuple(int(x) for x in (option("--tune-at") or "").split(",") if x)
     ns = tuple(int(a) for i, a in enumerate(args) if i and a.isdigit() and not args[i - 1].startswith("--")) or SIZES
     cpus = os.cpu_count() or 1  # `gansweep run`'s local Ray: one slot a CPU
     if profile:
@@ -240,4 +264,4 @@ if __name__ == "__main__":
                  lambda f: print(f"{f.key} = {f.value:.3f}  ({f.label})  [load {os.getloadavg()[0]:.1f}, {stamp()}]",
                                  flush=True),
                  os.path.abspath(old) if old else None, tuple(int(x) for x in at.split(",")) if at else (),
-                 int(steps) if steps else None, os.path.abspath(profile) if profile else None)
+                 int(steps) if steps else None, os.path.abspath(profile) if profile else None, tune_at)
