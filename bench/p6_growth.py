@@ -21,17 +21,20 @@ Theoretical minimum: ratio 1.0; marginal seconds per trial: the storage writes a
 trial (~0.01 s here); driver memory and report build linear in trials at most.
 
     python -m bench.p6_growth STORAGE [N ...] [--before CHECKOUT [--before-at N,N]] [--steps S] [--profile DIR]
-        [--tune-at N,N]
+        [--tune-at N,N] [--cluster W]
 
 --before: another checkout's `gansweep run` (the code before a change) at the largest size (or at each size
 of --before-at) too, right before this checkout's, in the same run: its keys end in `_before`.
 --tune-at: Ray Tune (bench/tune_trials.py, the same trials as bare loops, 1 CPU each) at those sizes, right
 before this checkout's run, against the same ideal: keys `p6_ratio_N_tune`, `p6_wall_s_N_tune`.
+--cluster W: every run on a loopback cluster (bench/loopback_cluster.py) of W worker nodes of 1 CPU, through
+`--ray-address` (keys end in `_cluster`), the ideal at W at once.
 --steps: steps per trial (default: growth_steps' calibration). --profile DIR: `py-spy record` of each run's
 driver (raw folded stacks, DIR/p6-N[-before].txt; py-spy from PyPI).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -44,6 +47,7 @@ from datetime import datetime, timezone
 import yaml
 
 from bench.harness import Figure, bare_concurrent, bare_loop, bench_config, load_data, trials_of
+from bench.loopback_cluster import LoopbackCluster
 from bench.p5_many_trials import ROOT, _env
 from bench.p5_tune import ray_tune_run
 from gan_tasks.data.storage import Storage
@@ -116,12 +120,12 @@ def db_rows(home: str) -> dict[str, float]:
 
 
 def run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT,
-                profile: str | None = None) -> tuple[float, datetime, dict]:
+                profile: str | None = None, cluster=None) -> tuple[float, datetime, dict]:
     """_run_watched, again (at most 5 times more, 20 s apart) where Ray's own start timed out: on a machine
     loaded by other work its dashboard agent can take longer to start than its raylet waits, before any trial."""
     for attempt in range(6):
         try:
-            return _run_watched(raw, storage, sweep_id, checkout, profile)
+            return _run_watched(raw, storage, sweep_id, checkout, profile, cluster)
         except RuntimeError as e:
             if "timed out during startup" not in str(e) or attempt == 5:
                 raise
@@ -130,16 +134,21 @@ def run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT
 
 
 def _run_watched(raw: dict, storage: Storage, sweep_id: str, checkout: str = ROOT,
-                 profile: str | None = None) -> tuple[float, datetime, dict]:
+                 profile: str | None = None, cluster=None) -> tuple[float, datetime, dict]:
     """`gansweep run` of this config in a subprocess of `checkout`, with a PREFECT_HOME (so a Prefect database)
-    of its own: (wall seconds, UTC start, peaks and the database's row counts). profile: py-spy's output file."""
+    of its own: (wall seconds, UTC start, peaks and the database's row counts). profile: py-spy's output file;
+    cluster: a LoopbackCluster to run on (`--ray-address`) instead of the run's own local Ray."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(raw, f)
     cmd = [sys.executable, "-m", "flows.cli", "run", f.name, "--storage", storage.url, "--sweep-id", sweep_id]
+    env = _env(checkout)
+    if cluster is not None:
+        cmd += ["--ray-address", cluster.address]
+        env.update({k: cluster.env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")})
     peaks = {"driver": 0.0, "api": 0.0, "threads": 0.0, "cpu": 0.0}
     start, t0 = datetime.now(timezone.utc), time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryDirectory() as home:
-        proc = subprocess.Popen(cmd, cwd=checkout, env={**_env(checkout), "PREFECT_HOME": home}, stdout=out,
+        proc = subprocess.Popen(cmd, cwd=checkout, env={**env, "PREFECT_HOME": home}, stdout=out,
                                 stderr=subprocess.STDOUT, text=True)
         spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "-r", "20", "-f", "raw", "-o", profile,
                                 "--pid", str(proc.pid)], stdout=subprocess.DEVNULL,
@@ -168,7 +177,7 @@ def _tune_figures(n: int, wall: float, ideal: float) -> tuple[list[Figure], floa
 
 
 def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout: str = ROOT,
-               tag: str = "", profile: str | None = None) -> tuple[list[Figure], float]:
+               tag: str = "", profile: str | None = None, cluster=None) -> tuple[list[Figure], float]:
     """The figures of one size (keys end in the size, then `tag`), and its overhead seconds."""
     from gan_tasks.evaluation.report import rebuild
 
@@ -183,7 +192,7 @@ def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout:
         with tempfile.TemporaryDirectory() as tmp:
             wall = ray_tune_run(raw, storage, tmp)
     else:
-        wall, start, peaks = run_watched(raw, storage, sid, checkout, spy)
+        wall, start, peaks = run_watched(raw, storage, sid, checkout, spy, cluster)
     after, _ = bare_concurrent(sample[1::2], data, n_slots)
     ideal = (before + after) * n / len(sample)
     if tag == "_tune":
@@ -197,7 +206,8 @@ def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout:
     rebuild(storage, sid)
     build = time.perf_counter() - t0
     n_ = f"{n}{tag}"
-    what = f"{n} trials{', ' + checkout if tag else ''}"
+    what = f"{n} trials" + (f", {checkout}" if "_before" in tag else "") + (
+        f", loopback cluster of {len(cluster.workers)} nodes" if cluster else "")
     return [Figure(f"p6_ratio_{n_}", wall / ideal, f"P6 wall / ideal ({what}; ideal: bare loops {n_slots} at once)"),
             Figure(f"p6_wall_s_{n_}", wall, f"P6 sweep seconds ({what})"),
             Figure(f"p6_ideal_s_{n_}", ideal, f"P6 ideal seconds ({what})"),
@@ -216,13 +226,14 @@ def bench_size(storage: Storage, raw: dict, n_slots: int, run_id: str, checkout:
 
 def bench_growth(storage: Storage, sizes: tuple[int, ...], n_slots: int, run_id: str, emit=print,
                  before: str | None = None, before_at: tuple[int, ...] = (), steps: int | None = None,
-                 profile: str | None = None, tune_at: tuple[int, ...] = ()) -> list[Figure]:
+                 profile: str | None = None, tune_at: tuple[int, ...] = (), cluster=None) -> list[Figure]:
     figures, prev, steps = [], None, steps or growth_steps(storage)
     emit(Figure("p6_steps", float(steps), "P6 steps per trial"))
     for n in sizes:
         raw = growth_config(steps, n)
         if before and n in (before_at or (max(sizes),)):
-            old, _ = bench_size(storage, raw, n_slots, run_id, before, "_before", profile)
+            old, _ = bench_size(storage, raw, n_slots, run_id, before, "_before" + ("_cluster" if cluster else ""),
+                                profile, cluster)
             for f in old:
                 emit(f)
             figures += old
@@ -231,7 +242,8 @@ def bench_growth(storage: Storage, sizes: tuple[int, ...], n_slots: int, run_id:
             for f in tuned:
                 emit(f)
             figures += tuned
-        new, overhead = bench_size(storage, raw, n_slots, run_id, profile=profile)
+        new, overhead = bench_size(storage, raw, n_slots, run_id, tag="_cluster" if cluster else "", profile=profile,
+                                   cluster=cluster)
         if prev is not None:
             new.append(Figure(f"p6_marginal_s_{n}", (overhead - prev[1]) / (n - prev[0]),
                               f"P6 extra overhead seconds per trial, {prev[0]} -> {n} trials"))
@@ -255,13 +267,16 @@ if __name__ == "__main__":
 
     old, at, steps, profile = option("--before"), option("--before-at"), option("--steps"), option("--profile")
     tune_at = tuple(int(x) for x in (option("--tune-at") or "").split(",") if x)
+    workers = int(option("--cluster") or 0)
     ns = tuple(int(a) for i, a in enumerate(args) if i and a.isdigit() and not args[i - 1].startswith("--")) or SIZES
-    cpus = os.cpu_count() or 1  # `gansweep run`'s local Ray: one slot a CPU
+    cpus = workers or os.cpu_count() or 1  # one slot a CPU: `gansweep run`'s local Ray's, or a node's
     if profile:
         os.makedirs(profile, exist_ok=True)
     stamp = lambda: datetime.now(timezone.utc).strftime("%H:%M:%S")  # noqa: E731
-    bench_growth(Storage.parse(args[0]), ns, cpus, utc_stamp(),
-                 lambda f: print(f"{f.key} = {f.value:.3f}  ({f.label})  [load {os.getloadavg()[0]:.1f}, {stamp()}]",
-                                 flush=True),
-                 os.path.abspath(old) if old else None, tuple(int(x) for x in at.split(",")) if at else (),
-                 int(steps) if steps else None, os.path.abspath(profile) if profile else None, tune_at)
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(LoopbackCluster(workers=workers, cpus=1)) if workers else None
+        bench_growth(Storage.parse(args[0]), ns, cpus, utc_stamp(),
+                     lambda f: print(f"{f.key} = {f.value:.3f}  ({f.label})  [load {os.getloadavg()[0]:.1f}, "
+                                     f"{stamp()}]", flush=True),
+                     os.path.abspath(old) if old else None, tuple(int(x) for x in at.split(",")) if at else (),
+                     int(steps) if steps else None, os.path.abspath(profile) if profile else None, tune_at, cluster)
