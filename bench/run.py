@@ -72,7 +72,8 @@ def run_bench(storage: Storage, short: bool, mnist: str | None = None,
                 upload(storage, "mnist", mnist)
             dc = trials_of(dcgan_config(10 if short else 200))[0]
             add(bench_step_rate(storage, dc, "dcgan", "dcgan-28 mnist", run_id))
-        add(bench_tune(storage, p5_config, p5_ideal))
+        if not short:  # Ray Tune's own start-up is most of a short run: the full run only
+            add(bench_tune(storage, p5_config, p5_ideal))
     table = pa.table({"run_id": [run_id] * len(figures), "figure": [f.key for f in figures],
                       "label": [f.label for f in figures], "value": [float(f.value) for f in figures],
                       "short": [short] * len(figures)})

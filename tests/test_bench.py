@@ -1,5 +1,5 @@
 """The benchmarks run in CI in short mode: every figure printed and saved under its stable key; no timing
-assertions beyond P3's data ratios."""
+assertions beyond P3's data ratios. (Ray Tune's P5 figure is in the full run only.)"""
 import pandas as pd
 import pytest
 
@@ -17,7 +17,6 @@ EVERY_FIGURE = {
     "p3_data", "p3_data_next_night", "p4_packing", "contention",
     "p3_mapped_mb", "p3_mapped_pss_ratio", "p3_mapped_rss_ratio", "p3_mapped_uss_mb",
     "p5_many_trials", "p5_many_trials_vs_serial", "p5_sweep_s", "p5_ideal_s", "p5_ideal_serial_s", "startup_s", "noop_rerun_s", "fan_in_s",
-    "p5_ray_tune", "p5_ray_tune_s",
     "p8_search", "p8_sweep_s", "p8_ideal_s", "p8_sampler_ms_random", "p8_sampler_ms_sobol", "p8_sampler_ms_tpe",
 }
 
@@ -26,7 +25,7 @@ POSITIVE = ("p1_overhead_2s", "p1_overhead_2s_warm", "p1_overhead_vs_serial_2s",
             "p1_bare_conc_trial_s_2s", "p5_many_trials_vs_serial", "p5_ideal_serial_s", "p1_actor_vs_bare_2s_warm", "p1_startup_s_2s", "p1_fan_in_s_2s",
             "p1_overhead_s_2s", "p2_step_rate_mlp", "p2_step_rate_dcgan", "memory_peak_rss_mb_mlp",
             "memory_peak_rss_mb_dcgan", "p3_data", "p3_data_next_night", "p4_packing", "p5_many_trials",
-            "p5_ray_tune", "startup_s", "noop_rerun_s", "fan_in_s", "p8_search", "p8_sampler_ms_tpe")
+            "startup_s", "noop_rerun_s", "fan_in_s", "p8_search", "p8_sampler_ms_tpe")
 
 
 def test_short_bench_prints_and_saves_every_figure(ray_session, prefect_harness, s3_storage, capsys):
