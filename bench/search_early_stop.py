@@ -6,7 +6,7 @@ two early-stopped runs stopped the same trials (they must: cohort decisions are 
 per loss whether the setting that is best at the full budget (the run without early stopping) survived the rungs,
 and which setting the early-stopped search calls best.
 
-    python bench/search_early_stop.py [--storage DIR] [--out bench/search_early_stop.md]
+    python bench/search_early_stop.py [--storage DIR] [--out bench/search_early_stop.md] [--after RUN1 [RUN2]]
 """
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--only", type=int, default=3, help="run only the first N of the three sweeps")
     ap.add_argument("--report", nargs="+", metavar="SWEEP_ID", help="write the report of sweeps already run "
                     "(run 1, run 2, without early_stop, in that order; fewer: the rest are left out)")
+    ap.add_argument("--after", nargs="+", metavar="SWEEP_ID", default=[], help="sweeps already run (run 1 [, run 2]) "
+                    "in --storage: run only the rest of the three")
     args = ap.parse_args()
     from flows.actors.session import ray_session
     from flows.run.flow import sweep_flow
@@ -56,9 +58,9 @@ def main() -> None:
         Path(args.out).write_text(report(st, runs, cfg, [os.getloadavg()[0]]))
         print(Path(args.out).read_text())
         return
-    runs, load = {}, []
+    runs, load = {label: (sid, None) for label, sid in zip(LABELS, args.after)}, []
     with ray_session(log_to_driver=False):
-        for label, c in list(zip(LABELS, (cfg, cfg, {**cfg, "early_stop": None})))[:args.only]:
+        for label, c in list(zip(LABELS, (cfg, cfg, {**cfg, "early_stop": None})))[len(runs):args.only]:
             sid = f"{cfg['name']}-{len(runs) + 1}-{stamp}"
             load.append(os.getloadavg()[0])
             t0 = time.perf_counter()
