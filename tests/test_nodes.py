@@ -58,9 +58,10 @@ def assert_metrics_contiguous(store: Path, sweep_id: str, trials: pd.DataFrame, 
         assert steps == list(range(log_every, t.steps + 1, log_every)), (t.trial_id, steps)
 
 
-def wait_for_victim(cluster, store: Path, sweep_id: str, proc, at_least: int):
-    """(trial id, Node) of a trial running on a worker node with a checkpoint at step >= at_least."""
-    ids, t0 = cluster.node_ids(), time.monotonic()
+def wait_for_victim(cluster, store: Path, sweep_id: str, proc, at_least: int, ids: dict | None = None):
+    """(trial id, Node) of a trial running on a worker node with a checkpoint at step >= at_least. ids: the
+    cluster's node_ids(), asked here unless given (a driver of its own: seconds)."""
+    ids, t0 = ids or cluster.node_ids(), time.monotonic()
     while time.monotonic() - t0 < 300 and proc.poll() is None:
         time.sleep(0.3)
         r = rows(store, sweep_id)

@@ -6,7 +6,8 @@ import torch
 
 from gan_tasks.config import ConfigError, expand_grid, parse_config
 from gan_tasks.data.datasets import ensure_dataset
-from gan_tasks.training.packing import PackedTrials, run_packed
+from gan_tasks.training.pack_run import run_packed
+from gan_tasks.training.packing import PackedTrials
 from gan_tasks.training.trial import Trial
 from tests.conftest import tiny_config
 

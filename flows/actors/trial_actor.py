@@ -92,12 +92,15 @@ class TrialActor:
         return row
 
     def train_packed(self, cfgs: list, storage, sweep_id: str) -> list[dict]:
-        from gan_tasks.training.packing import run_packed
+        """Train (or resume) one cell's seeds packed; after a SIGTERM as train()."""
+        from gan_tasks.training import preempt
+        from gan_tasks.training.pack_run import run_packed
 
         self.progress_ = (0, 0, 0.0)
         _adopt(*cfgs)
         node = ray.get_runtime_context().get_node_id()
-        return run_packed(cfgs, storage, sweep_id, _device(), self._on_progress, node)
+        with preempt.running():
+            return run_packed(cfgs, storage, sweep_id, _device(), self._on_progress, node)
 
     def evaluate(self, cfg, storage, sweep_id: str, ev) -> list[dict]:
         from gan_tasks.evaluation.evaluate import evaluate_trial

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Callable
 
 import ray
 from prefect import get_run_logger, task
@@ -41,9 +42,17 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
         return {"trial_id": cfg.trial_id, "status": "completed", "skipped": True}
     art = _progress(None, 0.0, f"{cfg.label} ({cfg.trial_id}): waiting for an actor")
     started, rate = datetime.now(timezone.utc), None
+
+    def show(step: int, steps: int, rate: float) -> None:
+        _progress(art, 100.0 * step / steps, progress_text(cfg, step, steps, rate))
+        logger.info("%s: step %d/%d (%.0f steps/s)", cfg.label, step, steps, rate)
+
+    def attempt(actor) -> tuple[list[dict], float | None]:
+        return _following(actor, actor.train.remote(cfg, storage, sweep_id, ev, es, ev is not None), show)
+
     with in_flight([cfg]):
         try:
-            row, rate = _train_resending(pool, art, cfg, storage, sweep_id, ev, es)
+            (row,), rate = _train_resending(pool, cfg.label, attempt)
         except (ray.exceptions.RayError, ActorLost, NoActor) as e:
             # The actor died more often than Ray restarts it, or no node was left: record it, the sweep goes on.
             row = _failed(storage, sweep_id, [cfg], started, e)[0]
@@ -55,19 +64,20 @@ def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPo
     return {"trial_id": cfg.trial_id, "status": row["status"], "evaluated": ev is not None}
 
 
-def _train_resending(pool: ActorPool, art, cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig | None,
-                     es: EarlyStop | None) -> tuple[dict, float | None]:
-    """_train_following in an actor of the pool. An actor lost with its node, or preempted (its trial
-    checkpointed and returned), is retired (stopped for good first: the trial never trains twice at once) and
-    the trial re-sent, first in line, to another actor: it resumes from its last checkpoint (flows/actors/lost.py)."""
+def _train_resending(pool: ActorPool, label: str, attempt: Callable) -> tuple[list[dict], float | None]:
+    """attempt(actor) -> (rows, steps/s): a trial (one row) or a packed group (a row per seed) trained in an
+    actor of the pool. An actor lost with its node, or preempted (its rows `preempted`: checkpointed and
+    returned), is retired (stopped for good first: nothing trains twice at once) and the attempt re-sent,
+    first in line, to another actor: it resumes from its last checkpoint (flows/actors/lost.py)."""
     first = False
     for _ in range(MAX_RESENDS + 1):
         with pool.lease(first, RESEND_S) as actor:
             try:
-                row, rate = _train_following(actor, art, cfg, storage, sweep_id, ev, es)
-                if row["status"] != "preempted":
-                    return row, rate
-                why: BaseException = RuntimeError(row["error"])
+                rows, rate = attempt(actor)
+                preempted = [r for r in rows if r["status"] == "preempted"]
+                if not preempted:
+                    return rows, rate
+                why: BaseException = RuntimeError(preempted[0]["error"])
             except (ray.exceptions.RayError, ActorLost) as e:
                 if not resendable(e):
                     raise
@@ -75,34 +85,33 @@ def _train_resending(pool: ActorPool, art, cfg: TrialConfig, storage: Storage, s
             if not pool.retire(actor):
                 raise ActorLost(f"its lost actor could not be stopped ({why}); not re-sent")
         get_run_logger().warning("%s: its actor was lost (%s); resuming it from its last checkpoint on another "
-                                 "actor", cfg.label, str(why).splitlines()[0][:300])
+                                 "actor", label, str(why).splitlines()[0][:300])
         first = True
     raise ActorLost(f"lost its actor {MAX_RESENDS + 1} times; last: {why}")
 
 
-def _train_following(actor, art, cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig | None,
-                     es: EarlyStop | None) -> tuple[dict, float | None]:
-    """The trial trained (and evaluated) by the actor, its progress shown every 10 %; (row, steps/s)."""
-    logger, rate, shown = get_run_logger(), None, 0.0
-    ref = actor.train.remote(cfg, storage, sweep_id, ev, es, ev is not None)
-    watch = Watch()
+def _following(actor, ref, show: Callable[[int, int, float], None]) -> tuple[list[dict], float | None]:
+    """The rows of `ref`, a training call on `actor`, once it ends; meanwhile the actor's progress is asked
+    every POLL_SECONDS and shown every 10 % (show(step, steps, steps/s)), and an actor that stops answering is
+    watched (lost.Watch). (rows, steps/s)."""
+    rate, shown, watch = None, 0.0, Watch()
     while not ray.wait([ref], timeout=POLL_SECONDS)[0]:
         try:
             step, steps, rate = ray.get(actor.progress.remote(), timeout=PROGRESS_TIMEOUT)
         except ray.exceptions.GetTimeoutError:  # restarting, or waiting for room after its node was lost
             watch.check(actor)
             continue
-        if steps and step / steps >= shown + 0.1:  # log every 10 %, not every poll
+        if steps and step / steps >= shown + 0.1:  # every 10 %, not every poll
             shown = step / steps
-            _progress(art, 100.0 * shown, progress_text(cfg, step, steps, rate))
-            logger.info("%s: step %d/%d (%.0f steps/s)", cfg.label, step, steps, rate)
-    row = ray.get(ref)
-    try:  # the rate over the whole run, as the trial ended (for the UI only: never fails the trial)
+            show(step, steps, rate)
+    out = ray.get(ref)
+    rows = out if isinstance(out, list) else [out]
+    try:  # the rate over the whole run, as it ended (for the UI only: never fails the trial)
         step, _, last = ray.get(actor.progress.remote(), timeout=10)
-        rate = last if step == row["steps"] else rate
+        rate = last if step == rows[0]["steps"] else rate
     except ray.exceptions.RayError:
         pass
-    return row, rate
+    return rows, rate
 
 
 def _progress(art, percent: float, text: str):
@@ -145,20 +154,33 @@ def _failed(storage: Storage, sweep_id: str, cfgs: list[TrialConfig], started: d
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def train_pack(cfgs: list[TrialConfig], storage: Storage, sweep_id: str, pool: ActorPool,
                force: bool = False) -> list[dict]:
-    """pack_seeds > 1: the seeds of one cell trained together in one actor (gan_tasks/training/packing.py)."""
+    """pack_seeds > 1: the seeds of one cell trained together in one actor (gan_tasks/training/packing.py),
+    re-sent as a trial is after its node was lost or preempted (_train_resending)."""
     for c in cfgs if force else []:
         forget_trial(storage, sweep_id, c.trial_id)
     todo = [c for c in cfgs if force or not completed(storage, sweep_id, c.trial_id)]
     out = {c.trial_id: {"trial_id": c.trial_id, "status": "completed", "skipped": True} for c in cfgs}
     if todo:
-        with pool.lease() as actor, in_flight(todo):
+        logger, label = get_run_logger(), pack_label(todo)
+
+        def show(step: int, steps: int, rate: float) -> None:
+            logger.info("%s: step %d/%d (%.0f steps/s)", label, step, steps, rate)
+
+        def attempt(actor) -> tuple[list[dict], float | None]:
+            return _following(actor, actor.train_packed.remote(todo, storage, sweep_id), show)
+
+        with in_flight(todo):
             started = datetime.now(timezone.utc)
             try:
-                rows = ray.get(actor.train_packed.remote(todo, storage, sweep_id))
-            except ray.exceptions.RayError as e:
+                rows, _ = _train_resending(pool, label, attempt)
+            except (ray.exceptions.RayError, ActorLost, NoActor) as e:
                 rows = _failed(storage, sweep_id, todo, started, e)
         out.update({r["trial_id"]: {"trial_id": r["trial_id"], "status": r["status"]} for r in rows})
     return [out[c.trial_id] for c in cfgs]
+
+
+def pack_label(cfgs: list[TrialConfig]) -> str:
+    return f"{cfgs[0].loss.name}/{cfgs[0].optimizer.name} seeds {','.join(str(t.seed) for t in cfgs)}"
 
 
 def packs(trials: list[TrialConfig], n: int) -> list[list[TrialConfig]]:
@@ -182,9 +204,8 @@ def train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, s
     es = sweep.early_stop if es == "sweep" else es
     if sweep.pack_seeds > 1:
         groups = packs(trials, sweep.pack_seeds)
-        futures = [submit(runner, train_pack.with_options(task_run_name=f"{g[0].loss.name}/{g[0].optimizer.name} "
-                                                                        f"seeds {','.join(str(t.seed) for t in g)}"),
-                          cfgs=g, storage=storage, sweep_id=sweep_id, pool=pool, force=force) for g in groups]
+        futures = [submit(runner, train_pack.with_options(task_run_name=pack_label(g)), cfgs=g, storage=storage,
+                          sweep_id=sweep_id, pool=pool, force=force) for g in groups]
     else:
         metrics = Listing(storage, sweep_id, "metrics")
         futures = [submit(runner, train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]", tags=_tags(t)),

@@ -14,7 +14,9 @@ is only the float rounding of batched matmuls (bmm) against plain ones, ~1e-7 pe
 training amplifies slowly: tests compare to 1e-4 after tens of steps.
 
 Each seed writes its own metrics rows, trial row and checkpoints in train.Trial's format (its
-slice of the weights and optimiser state), so evaluation, reports and resume see ordinary trials.
+slice of the weights and optimiser state), so evaluation, reports and resume see ordinary trials; a group
+resumes from its seeds' newest common checkpoint and checkpoints at the next step boundary after a
+preemption notice (pack_run.py).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import copy
 import io
 import math
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import pyarrow as pa
 import torch
@@ -31,6 +33,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from gan_tasks.data import schema
 from gan_tasks.methods.losses import LOSSES
 from gan_tasks.methods.tricks import pack
+from gan_tasks.training import preempt
 
 if TYPE_CHECKING:
     from gan_tasks.config import TrialConfig
@@ -68,6 +71,18 @@ def _slice_opt_state(opt: torch.optim.Optimizer, names: list[str], i: int) -> di
         full = params[idx].dim()
         state[idx] = {k: (v[i].clone() if torch.is_tensor(v) and v.dim() == full else v) for k, v in st.items()}
     return {"state": state, "param_groups": sd["param_groups"]}
+
+
+def _stack_opt_state(opt: torch.optim.Optimizer, per_seed: list[dict]) -> dict:
+    """The stacked optimiser's state_dict from its seeds' (_slice_opt_state's inverse)."""
+    params = list(opt.param_groups[0]["params"])
+    state = {}
+    for idx, st in per_seed[0]["state"].items():
+        seed_shape = params[idx].shape[1:]
+        state[idx] = {k: (torch.stack([sd["state"][idx][k] for sd in per_seed]).to(params[idx].device)
+                          if torch.is_tensor(v) and k != "step" and v.shape == seed_shape else v)
+                      for k, v in st.items()}
+    return {"state": state, "param_groups": per_seed[0]["param_groups"]}
 
 
 class PackedTrials:
@@ -108,7 +123,7 @@ class PackedTrials:
         self.opt_d = make_optimizer(o.name, self.D.params.values(), o.lr_d, o.params)
         self.gens = [torch.Generator(self.device).manual_seed(c.seed) for c in cfgs]
         self.step = 0
-        self.diverged: dict[int, str] = {}  # seed index -> error
+        self.diverged: dict[int, str] = {}  # seed index -> error; it trains on in the stack, unlogged
         self.rows: list[dict] = []
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,17 +203,36 @@ class PackedTrials:
             s["G_ema"] = {k: v[i].clone() for k, v in self.G_ema.items()}
         return s
 
+    def load_seed_states(self, states: list[dict]) -> None:
+        """seed_state's inverse: the group at the step of these checkpoints, one per seed (train.Trial's
+        format: an unpacked trial's checkpoint loads too)."""
+        with torch.no_grad():
+            for net, key in ((self.G, "G"), (self.D, "D")):
+                for k, v in net.params.items():
+                    v.copy_(torch.stack([s[key][k] for s in states]))
+            if self.G_ema is not None:  # a checkpoint from before g_ema was on starts the average at G
+                self.G_ema = {k: torch.stack([s.get("G_ema", s["G"])[k] for s in states]).to(self.device)
+                              for k in self.G_ema}
+        self.opt_g.load_state_dict(_stack_opt_state(self.opt_g, [s["opt_g"] for s in states]))
+        self.opt_d.load_state_dict(_stack_opt_state(self.opt_d, [s["opt_d"] for s in states]))
+        torch.set_rng_state(states[0]["rng_torch"].cpu())
+        for g, s in zip(self.gens, states):
+            g.set_state(s["rng_gen"].cpu())
+        self.step = int(states[0]["step"])
+
     def checkpoint(self) -> None:
-        for i, c in enumerate(self.cfgs):
-            if i in self.diverged:
-                continue
-            d = ("sweeps", self.sweep_id, "checkpoints", c.trial_id)
+        """Every live seed's checkpoint of this step, then the old ones pruned: a kill between two seeds'
+        writes leaves the previous step complete for all of them (pack_run resumes the newest common one)."""
+        dirs = [("sweeps", self.sweep_id, "checkpoints", c.trial_id) for c in self.cfgs]
+        live = [i for i in range(len(self.cfgs)) if i not in self.diverged]
+        for i in live:
             buf = io.BytesIO()
             torch.save(self.seed_state(i), buf)
-            self.storage.write_bytes(buf.getvalue(), *d, f"step-{self.step:09d}.pt")
-            old = [n for n in self.storage.ls(*d) if n.startswith("step-") and n.endswith(".pt")]
-            for name in old[: -c.train.keep_checkpoints]:
-                self.storage.rm(*d, name)
+            self.storage.write_bytes(buf.getvalue(), *dirs[i], f"step-{self.step:09d}.pt")
+        for i in live:
+            old = [n for n in self.storage.ls(*dirs[i]) if n.startswith("step-") and n.endswith(".pt")]
+            for name in old[: -self.cfgs[i].train.keep_checkpoints]:
+                self.storage.rm(*dirs[i], name)
 
     def flush_metrics(self) -> None:
         for c in self.cfgs:
@@ -208,48 +242,24 @@ class PackedTrials:
                                            self.sweep_id, "metrics", f"{c.trial_id}-{rows[0]['step']:09d}.parquet")
         self.rows = []
 
-    def run(self, on_progress: Callable[[int, int, float], None] | None = None) -> None:
+    def run(self, on_progress: Callable[[int, int, float], None] | None = None,
+            on_diverged: Callable[[int], None] | None = None) -> None:
+        """From self.step to train.steps. on_diverged(i) once seed i has diverged, its metric rows
+        written; a preemption notice: Preempted at the next step boundary (the caller checkpoints)."""
         t = self.cfgs[0].train
-        t0 = time.perf_counter()
+        t0, s0 = time.perf_counter(), self.step
         while self.step < t.steps and len(self.diverged) < len(self.cfgs):
             log_now = (self.step + 1) % t.log_every == 0 or self.step + 1 == t.steps
+            known = set(self.diverged)
             self.train_step(log_now)
             if log_now and on_progress:
-                on_progress(self.step, t.steps, self.step / (time.perf_counter() - t0))
+                on_progress(self.step, t.steps, (self.step - s0) / (time.perf_counter() - t0))
+            if on_diverged and set(self.diverged) - known:
+                self.flush_metrics()  # its rows up to the divergence: no later resume logs them again
+                for i in sorted(set(self.diverged) - known):
+                    on_diverged(i)
             if self.step % t.checkpoint_every == 0 or self.step == t.steps:
                 self.flush_metrics()
                 self.checkpoint()
-
-
-def run_packed(cfgs: list["TrialConfig"], storage: "Storage", sweep_id: str, device: str = "cpu",
-               on_progress: Callable[[int, int, float], None] | None = None, node: str = "") -> list[dict]:
-    """Train the seeds of one cell packed, from scratch; one trial row per seed. Returns those rows."""
-    import json
-
-    from gan_tasks.training.rows import now as _now, trial_row, write_trial_row
-
-    started = _now()
-    for c in cfgs:
-        storage.write_bytes(json.dumps(c.model_dump(mode="json"), indent=1).encode(),
-                            "sweeps", sweep_id, "checkpoints", c.trial_id, "config.json")
-        write_trial_row(storage, trial_row(c, sweep_id, "running", 0, started, None, device=device, node=node))
-    packed, err = None, ""
-    try:
-        packed = PackedTrials(cfgs, storage, sweep_id, device)
-        packed.run(on_progress)
-    except Exception as e:  # noqa: BLE001 - recorded on every seed's row, the sweep goes on
-        err = f"{type(e).__name__}: {e}"
-        if packed is not None:
-            packed.flush_metrics()
-    rows = []
-    for i, c in enumerate(cfgs):
-        if err:
-            status, msg = "failed", err
-        elif packed is not None and i in packed.diverged:
-            status, msg = "diverged", packed.diverged[i]
-        else:
-            status, msg = "completed", ""
-        row = trial_row(c, sweep_id, status, packed.step if packed else 0, started, _now(), msg, device, node)
-        write_trial_row(storage, row)
-        rows.append(row)
-    return rows
+            if preempt.requested() and self.step < t.steps and len(self.diverged) < len(self.cfgs):
+                raise preempt.Preempted(self.step)

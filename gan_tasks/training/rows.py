@@ -53,12 +53,19 @@ def fresh_history() -> dict:
 def history(storage: Storage, sweep_id: str, trial_id: str) -> dict:
     """The trial's `nodes`, `resumed_from` and `preemptions` as its stored row has them: empty for a new
     trial, a row written before these columns existed, or a damaged one (the re-run repairs it)."""
-    try:
-        row = storage.read_parquet("sweeps", sweep_id, "trials", f"{trial_id}.parquet").to_pylist()[-1]
-    except (FileNotFoundError, DamagedFile):
+    row = stored_row(storage, sweep_id, trial_id)
+    if row is None:
         return fresh_history()
     return {"nodes": list(row.get("nodes") or []), "resumed_from": list(row.get("resumed_from") or []),
             "preemptions": int(row.get("preemptions") or 0)}
+
+
+def stored_row(storage: Storage, sweep_id: str, trial_id: str) -> dict | None:
+    """The trial's row as stored; None for a new trial or a damaged row."""
+    try:
+        return storage.read_parquet("sweeps", sweep_id, "trials", f"{trial_id}.parquet").to_pylist()[-1]
+    except (FileNotFoundError, DamagedFile):
+        return None
 
 
 def started_on(h: dict, node: str, step: int) -> dict:

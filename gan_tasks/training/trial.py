@@ -89,12 +89,9 @@ class Trial:
 
     def try_resume(self) -> bool:
         """Load the newest readable checkpoint; a truncated one falls back to the one before."""
-        d = self._ckpt_dir()
-        names = [n for n in self.storage.ls(*d) if n.startswith("step-") and n.endswith(".pt")]
-        for name in reversed(names):
+        for name in reversed(checkpoint_names(self.storage, self.sweep_id, self.tid)):
             try:
-                s = torch.load(io.BytesIO(self.storage.read_bytes(*d, name)), map_location=self.device,
-                               weights_only=True)
+                s = read_checkpoint(self.storage, self.sweep_id, self.tid, name, self.device)
             except Exception as e:  # noqa: BLE001 - any unreadable file means: try the previous one
                 log.warning("checkpoint %s of trial %s is unreadable (%s); falling back", name, self.tid, e)
                 continue
@@ -112,11 +109,7 @@ class Trial:
         return ("sweeps", self.sweep_id, "metrics")
 
     def drop_metrics_after(self, step: int) -> None:
-        """Rows logged after the checkpoint we resume from are logged again: drop them first."""
-        self.storage.remove_partials(*self._metrics_dir(), prefix=f"{self.tid}-")  # a killed run's half-writes
-        for name in self.storage.ls(*self._metrics_dir(), prefix=f"{self.tid}-"):  # this trial's, not the sweep's
-            if int(name.rsplit("-", 1)[1].split(".")[0]) > step:
-                self.storage.rm(*self._metrics_dir(), name)
+        drop_metrics_after(self.storage, self.sweep_id, self.tid, step)
 
     def flush_metrics(self) -> None:
         rows, self.rows = self.rows, []
@@ -194,6 +187,25 @@ class Trial:
     def sample(self, n: int, seed: int = 12345) -> np.ndarray:
         """n samples from the evaluated generator, with a fixed z seed so evaluations are comparable."""
         return self.program.sample(n, seed)
+
+
+def checkpoint_names(storage: Storage, sweep_id: str, tid: str) -> list[str]:
+    """A trial's checkpoint files, oldest first."""
+    return [n for n in storage.ls("sweeps", sweep_id, "checkpoints", tid) if n.startswith("step-") and n.endswith(".pt")]
+
+
+def read_checkpoint(storage: Storage, sweep_id: str, tid: str, name: str, device: torch.device) -> dict:
+    return torch.load(io.BytesIO(storage.read_bytes("sweeps", sweep_id, "checkpoints", tid, name)),
+                      map_location=device, weights_only=True)
+
+
+def drop_metrics_after(storage: Storage, sweep_id: str, tid: str, step: int) -> None:
+    """Rows logged after the checkpoint a trial resumes from are logged again: drop them first."""
+    d = ("sweeps", sweep_id, "metrics")
+    storage.remove_partials(*d, prefix=f"{tid}-")  # a killed run's half-writes
+    for name in storage.ls(*d, prefix=f"{tid}-"):  # this trial's, not the sweep's
+        if int(name.rsplit("-", 1)[1].split(".")[0]) > step:
+            storage.rm(*d, name)
 
 
 # How a diverged network is named in the trial's error (others by their modules() name).
