@@ -30,7 +30,7 @@ from gan_tasks.evaluation.provenance import for_metric, key, reference_indices, 
 from gan_tasks.evaluation.metrics import METRICS, mode_coverage, stacked_mnist_coverage
 from gan_tasks.methods.registry import Registry
 from gan_tasks.data.storage import Storage, evaluation_file
-from gan_tasks.data.userdata import open_split, read_manifest, upload_id
+from gan_tasks.data.userdata import open_split, read_index, upload_id
 from gan_tasks.config.early_stop import go_on, rung_scores, show
 from gan_tasks.training.trial import EarlyStopped, Paused, Trial
 
@@ -80,7 +80,7 @@ def _reference(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> tuple[
     did = added or upload_id(storage, dataset)  # a built-in upload: its current (only) id
     images, _ = open_split(storage, dataset, did)
     if added:
-        p = read_manifest(storage, dataset, did)["params"]
+        p = read_index(storage, dataset, did)["params"]
         made = [f"data add: EXIF orientation, {p['crop']} crop, Pillow LANCZOS -> {p['size']}x{p['size']} {p['mode']}"]
     else:
         made = [f"stored {'x'.join(map(str, images.shape[1:]))} uint8"]
