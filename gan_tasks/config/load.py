@@ -121,7 +121,7 @@ def resolve_dataset(data: Any, storage: Any) -> Any:
         return {**data, "dataset": {**entry, "name": name}} if did else data
 
     try:
-        m = read_index(storage, name, did or entry.get("id"), check=True)  # the manifest checked once
+        m = read_index(storage, name, did or entry.get("id"))
     except ValueError as e:
         raise ConfigError(f"invalid sweep config:\n  dataset: {e}") from None
     resolved = {"name": name, "id": m["id"], "shape": m["shape"], "classes": len(m["classes"])}

@@ -86,7 +86,7 @@ def read_manifest(storage: Storage, name: str, did: str | None = None) -> dict:
 
 
 INDEX = "index.json"  # datasets/NAME/<id>/index.json: what trials read of the manifest (index_of)
-_READ: dict[tuple, tuple[dict, bool]] = {}  # (storage, name, id) -> (index, checked against the id): this process
+_READ: dict[tuple, tuple[dict, bool]] = {}  # (storage, name, id) -> (index, whether `check`ed): this process
 
 
 def index_of(manifest: dict) -> dict:
@@ -130,7 +130,7 @@ def read_index(storage: Storage, name: str, did: str | None = None, check: bool 
         from gan_tasks.data.storage import node_cache, write_local
 
         local = os.path.join(cache_dir or node_cache(), "datasets", "index", name, f"{did}.json")
-        index, checked = (_checked(storage, name, did), True) if check else _read(storage, name, did, local)
+        index, checked = (_checked(storage, name, did), True) if check else (_read(storage, name, did, local), False)
         if not os.path.exists(local):
             write_local(local, index_blob(index))
         if len(_READ) >= 64:
@@ -139,12 +139,12 @@ def read_index(storage: Storage, name: str, did: str | None = None, check: bool 
     return copy.deepcopy(index)
 
 
-def _read(storage: Storage, name: str, did: str, local: str) -> tuple[dict, bool]:
-    """(index, whether read from the manifest): the node's copy, else storage's index.json, else the manifest."""
+def _read(storage: Storage, name: str, did: str, local: str) -> dict:
+    """The node's copy of the index, else storage's index.json, else the manifest's (checked against the id)."""
     try:
         index = _parse_index(Path(local).read_bytes(), name, did)
         if index is not None:
-            return index, False
+            return index
         os.remove(local)  # damaged: read again
     except FileNotFoundError:
         pass
@@ -152,9 +152,7 @@ def _read(storage: Storage, name: str, did: str, local: str) -> tuple[dict, bool
         index = _parse_index(storage.read_bytes("datasets", name, did, INDEX), name, did)
     except FileNotFoundError:
         index = None
-    if index is None:  # a dataset from before index.json, or a damaged one
-        return _checked(storage, name, did, write=False), True
-    return index, False
+    return index if index is not None else _checked(storage, name, did, write=False)  # from before index.json
 
 
 def _checked(storage: Storage, name: str, did: str, write: bool = True) -> dict:
