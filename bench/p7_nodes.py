@@ -4,7 +4,8 @@ A loopback cluster (bench/loopback_cluster.py) of N worker nodes of 1 CPU, each 
 S3 endpoint (moto) on 127.0.0.1 that counts the bytes of every dataset object it sends, per requester (each
 node's processes name themselves in their S3 User-Agent: AWS_SDK_UA_APP_ID=loopback_node_<i>; the driver
 `driver`). The dataset: the first M MNIST training images added with `gansweep data add` (shards of 4,096).
-The sweep: T trials of dcgan-28 on it, a few steps each, through `gansweep run --ray-address`, cold caches.
+The sweep: T trials of dcgan-28 on it, a few steps each, through `gansweep run --ray-address`, cold caches
+(the driver's too).
 
 - `p7_dataset_reads`: dataset bytes sent to anyone ÷ (dataset size × N). Goal ≤ 1.1: each node downloads
   the dataset once whatever the number of its trials, and the driver reads only what its report shows.
@@ -98,7 +99,8 @@ def bench_nodes(nodes: int, trials: int, images: int, steps: int) -> list[Figure
         tmp = Path(tmp)
         (tmp / "png").mkdir()
         _pngs(tmp / "png", images)
-        env = {**cluster.env, "PYTHONPATH": str(ROOT), "AWS_SDK_UA_APP_ID": "driver"}
+        env = {**cluster.env, "PYTHONPATH": str(ROOT), "AWS_SDK_UA_APP_ID": "driver",
+               "GANSWEEP_CACHE": str(tmp / "driver-cache")}  # cold, like the nodes
         subprocess.run([*GANSWEEP, "data", "add", "digits", str(tmp / "png"), "--size", "28", "--mode", "L",
                         *storage], check=True, env=env, cwd=tmp, capture_output=True, timeout=900)
         listing = boto3.client("s3", endpoint_url=s3.url).list_objects_v2(Bucket=BUCKET,

@@ -7,7 +7,7 @@ import pytest
 
 from flows.run.flow import sweep_flow
 from gan_tasks.config import ConfigError, parse_config
-from gan_tasks.config.early_stop import EarlyStop, go_on
+from gan_tasks.config.early_stop import EarlyStop, forget_rungs, go_on, record_rung, rung_scores
 from tests.conftest import tiny_config
 
 
@@ -80,6 +80,26 @@ def test_several_metrics_decide_by_mean_rank():
     with pytest.raises(ConfigError, match="early_stop.metric"):
         parse_config(tiny_config(evaluation={"eval_every": 10},
                                  early_stop={"metric": ["modes_covered", "fid"], "rungs": [20]}))
+
+
+def test_a_rung_decision_lists_the_marks_which_are_the_evaluation_files_values(local_storage):
+    """A trial at a rung marks its values there (one empty object per metric, named by the exact value); a
+    decision reads one listing. A trial that reached the rung without a mark gets it from its evaluation file."""
+    from gan_tasks.evaluation.evaluate import write_evaluations
+
+    es = EarlyStop(metric=["reverse_kl", "modes_covered"], rungs=(100,), reduction_factor=2, min_trials=2)
+    record_rung(local_storage, "s", 100, "a", {"reverse_kl": 0.1 + 0.2, "modes_covered": 8.0})
+    record_rung(local_storage, "s", 100, "b", {"reverse_kl": math.nan, "modes_covered": 7.0})
+    record_rung(local_storage, "s", 100, "b", {"reverse_kl": 1e-300, "modes_covered": 6.0})  # evaluated again
+    row = {"sweep_id": "s", "trial_id": "c", "step": 100, "extractor": "", "extractor_hash": "", "provenance": "",
+           "provenance_key": ""}
+    write_evaluations(local_storage, "s", "c", [{**row, "metric": "reverse_kl", "value": 2.5},
+                                                {**row, "metric": "modes_covered", "value": 3.0}], 100)
+    assert rung_scores(local_storage, "s", 100, es) == {"a": (0.1 + 0.2, 8.0), "b": (1e-300, 6.0)}
+    assert rung_scores(local_storage, "s", 100, es, reached={"a", "c"})["c"] == (2.5, 3.0)  # from its file, marked
+    assert len(local_storage.ls("sweeps", "s", "rungs", f"{100:09d}")) == 6
+    forget_rungs(local_storage, "s", "b")
+    assert set(rung_scores(local_storage, "s", 100, es)) == {"a", "c"}
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import json
 from typing import Callable
 
 from gan_tasks.config import TrialConfig
+from gan_tasks.config.early_stop import forget_rungs
 from gan_tasks.data.storage import DamagedFile, Storage
 from gan_tasks.errors import BadInput
 
@@ -56,6 +57,7 @@ def supersede(storage: Storage, sweep_id: str, tid: str) -> None:
                 storage.write_bytes(storage.read_bytes(*src), "sweeps", sweep_id, "superseded", folder, name)
                 storage.rm(*src)
     storage.rm("sweeps", sweep_id, "checkpoints", tid, recursive=True)
+    forget_rungs(storage, sweep_id, tid)  # its values at early_stop rungs count no more
 
 
 def check_code(storage: Storage, sweep_id: str, trials: list[TrialConfig], retrain: bool,

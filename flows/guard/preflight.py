@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from gan_tasks.data.datasets import DATASETS, RESHARD_HINT, dataset_spec, stored_path
-from gan_tasks.data.userdata import manifest_path, read_manifest
+from gan_tasks.data.userdata import manifest_path, read_index
 from gan_tasks.data.storage import Storage, node_cache
 from gan_tasks.errors import UserError
 
@@ -116,7 +116,7 @@ def _cache_entries(st: Storage, sweep: Any) -> list[tuple[str, int]]:
     """(sha256, bytes) of each file of the sweep's dataset that trials cache on a node."""
     name, spec = sweep.dataset.name, dataset_spec(sweep.dataset)
     if spec.sharded:  # data add, data upload: its shards and labels, sizes from the manifest
-        splits = read_manifest(st, name, sweep.dataset.id)["splits"].values()
+        splits = read_index(st, name, sweep.dataset.id)["splits"].values()
         return [(e["sha256"], int(np.prod(e["shape"])) * itemsize) for s in splits  # uint8 images, int16 labels
                 for e, itemsize in [*((shard, 1) for shard in s["shards"]), (s["labels"], 2)]]
     if spec.generate is not None or not st.exists("datasets", name, "manifest.json"):

@@ -20,7 +20,7 @@ from gan_tasks.config import (ConfigError, SweepConfig, TrialConfig, check_sweep
                               expand_grid, extends, parse_config, same_trials)
 from gan_tasks.config.tpe import rounds
 from gan_tasks.data.datasets import ensure_dataset
-from gan_tasks.data.userdata import read_manifest
+from gan_tasks.data.userdata import read_index
 from gan_tasks.data.schema import DONE
 from gan_tasks.data.storage import Storage
 from gan_tasks.errors import UserError
@@ -59,8 +59,8 @@ def prepare(sweep: SweepConfig, storage: Storage, sweep_id: str, trials: list[Tr
         storage.write_bytes(dump_config(sweep).encode(), *path)
     if sweep.search is not None and not storage.exists("sweeps", sweep_id, "search", "settings.parquet"):
         write_settings(storage, sweep_id, settings_rows(sweep, sweep_id))  # every setting, before any trains
-    if sweep.dataset.id:  # added with gansweep data add: its manifest must be there (read_manifest says why not)
-        read_manifest(storage, sweep.dataset.name, sweep.dataset.id)
+    if sweep.dataset.id:  # added with gansweep data add: its manifest there and hashing to its id, before any trial
+        read_index(storage, sweep.dataset.name, sweep.dataset.id, check=True)
     else:
         ensure_dataset(storage, sweep.dataset.name, sweep.dataset.params)
 

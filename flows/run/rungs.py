@@ -48,7 +48,7 @@ def train_rungs(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage,
         states = {t.trial_id: _state(storage, sweep_id, t.trial_id) for t in active}
         reached = {tid for tid, (status, steps) in states.items()
                    if status == "completed" or (status in ("paused", "stopped") and steps == rung)}
-        values = rung_scores(storage, sweep_id, rung, es)
+        values = rung_scores(storage, sweep_id, rung, es, reached)
         survivors: set[str] = set()
         for cohort in sorted({cohorts[t] for t in reached}):
             members = {t: values[t] for t in reached if cohorts[t] == cohort and t in values}

@@ -7,6 +7,7 @@ import threading
 from prefect import get_run_logger
 
 from gan_tasks.config import TrialConfig
+from gan_tasks.config.early_stop import forget_rungs
 from gan_tasks.data.schema import DONE
 from gan_tasks.data.storage import DamagedFile, Storage
 
@@ -82,6 +83,7 @@ def forget_trial(storage: Storage, sweep_id: str, tid: str) -> None:
     for folder in ("trials", "evaluations", "eval_every", "metrics"):
         for name in storage.ls("sweeps", sweep_id, folder, prefix=tid):
             storage.rm("sweeps", sweep_id, folder, name)
+    forget_rungs(storage, sweep_id, tid)
 
 
 def mark_failed(storage: Storage, sweep_id: str, cfg: TrialConfig, error: str) -> dict:

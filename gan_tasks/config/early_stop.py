@@ -2,9 +2,11 @@
 
 A sweep's `early_stop:` names a metric that the training-time evaluation already logs
 (`evaluation.eval_every`), the rungs (generator steps) where trials are compared, and a reduction
-factor eta. When a trial reaches a rung it writes its metric there like every evaluation row, then
-reads the values every trial of the sweep has recorded at that rung so far (storage is the shared
-state: no coordinator to start, and every decision can be re-derived from the Parquet files). It
+factor eta. When a trial reaches a rung it writes its metric there like every evaluation row, marks it
+at the rung (rungs/<step>/<trial>~<metric>~<value>: an empty object named by its value), then lists the
+values every trial of the sweep has marked at that rung so far: one listing, not a read of each trial's
+file (storage is the shared state: no coordinator to start, and every mark is a copy of an evaluation
+file's value, so every decision can be re-derived from the Parquet files). It
 goes on if it is among the best ceil(n / eta) of those n, else it stops: status `stopped`, its rows
 and a checkpoint at that step kept, its evaluation done at that step; rankings leave it out of the
 cell's statistics and say so. Asynchronous, as in ASHA and Ray Tune: a trial is compared with the
@@ -99,11 +101,21 @@ def cohort_survivors(values: dict[str, Any], es: EarlyStop) -> set[str]:
     return {t for t in values if go_on(values, t, es)}
 
 
-def rung_scores(storage, sweep_id: str, step: int, es: EarlyStop) -> dict[str, Any]:
-    """rung_values of es.metric, or of each of es.metrics as one tuple per trial (NaN where one is missing)."""
+def rung_scores(storage, sweep_id: str, step: int, es: EarlyStop, reached=()) -> dict[str, Any]:
+    """The value of es.metric of every trial at rung `step`, or of each of es.metrics as one tuple per trial
+    (NaN where one is missing), from one listing of the rung's marks (record_rung). A trial of `reached`
+    without a mark (a run cut short between its evaluation and its mark, or one from before marks) is
+    read from its evaluation file at the step and marked now: the values are those of the files."""
+    marks = rung_marks(storage, sweep_id, step)
+    for tid in set(reached) - set().union(*marks.values()):
+        found = _evaluation_at(storage, sweep_id, step, tid, es.metrics)
+        if found:
+            record_rung(storage, sweep_id, step, tid, found)
+            for m, v in found.items():
+                marks.setdefault(m, {})[tid] = v
     if len(es.metrics) == 1:
-        return rung_values(storage, sweep_id, step, es.metrics[0])
-    per = [rung_values(storage, sweep_id, step, m) for m in es.metrics]
+        return marks.get(es.metrics[0], {})
+    per = [marks.get(m, {}) for m in es.metrics]
     ids = set().union(*per)
     return {t: tuple(p.get(t, math.nan) for p in per) for t in ids}
 
@@ -112,13 +124,43 @@ def show(v: Any) -> str:
     return ", ".join(f"{x:.4g}" for x in v) if isinstance(v, tuple) else f"{v:.4g}"
 
 
-def rung_values(storage, sweep_id: str, step: int, metric: str) -> dict[str, float]:
-    """The metric of every trial of the sweep at `step`, from its eval_every/<trial>-<step>.parquet (or
-    evaluations/<trial>-<step>.parquet, where a sweep begun before eval_every/ existed wrote it)."""
-    out = {}
-    for folder in (("sweeps", sweep_id, "evaluations"), ("sweeps", sweep_id, "eval_every")):
-        for name in storage.ls(*folder):
-            if name.endswith(f"-{step:09d}.parquet"):
-                rows = storage.read_parquet(*folder, name).to_pylist()
-                out.update({r["trial_id"]: float(r["value"]) for r in rows if r["metric"] == metric})
+def _rung(sweep_id: str, step: int) -> tuple[str, ...]:
+    return ("sweeps", sweep_id, "rungs", f"{step:09d}")
+
+
+def record_rung(storage, sweep_id: str, step: int, trial_id: str, values: dict[str, float]) -> None:
+    """A trial's metrics at a rung, as the names of empty objects rungs/<step>/<trial>~<metric>~<value>
+    (repr: exact), so that a decision is one listing of the rung, not a read of every trial's file there.
+    Written after the trial's evaluation file; an older mark of the trial at this rung goes."""
+    new = {f"{trial_id}~{m}~{float(v)!r}" for m, v in values.items()}
+    for name in new:
+        storage.write_bytes(b"", *_rung(sweep_id, step), name)
+    for name in set(storage.ls(*_rung(sweep_id, step), prefix=f"{trial_id}~")) - new:
+        storage.rm(*_rung(sweep_id, step), name)
+
+
+def rung_marks(storage, sweep_id: str, step: int) -> dict[str, dict[str, float]]:
+    """metric -> {trial id: value} of every mark at rung `step`: one listing."""
+    out: dict[str, dict[str, float]] = {}
+    for name in storage.ls(*_rung(sweep_id, step)):
+        tid, metric, value = name.split("~")
+        out.setdefault(metric, {})[tid] = float(value)
     return out
+
+
+def forget_rungs(storage, sweep_id: str, trial_id: str) -> None:
+    """Remove a trial's marks at every rung (it trains again from scratch, or is superseded)."""
+    for step in storage.ls("sweeps", sweep_id, "rungs"):
+        for name in storage.ls("sweeps", sweep_id, "rungs", step, prefix=f"{trial_id}~"):
+            storage.rm("sweeps", sweep_id, "rungs", step, name)
+
+
+def _evaluation_at(storage, sweep_id: str, step: int, trial_id: str, metrics: tuple[str, ...]) -> dict[str, float]:
+    """{metric: value} of a trial's evaluation at `step`: eval_every/<trial>-<step>.parquet (or evaluations/,
+    where a sweep begun before eval_every/ existed wrote it); {} if it has none."""
+    for folder in ("eval_every", "evaluations"):
+        path = ("sweeps", sweep_id, folder, f"{trial_id}-{step:09d}.parquet")
+        if storage.exists(*path):
+            rows = storage.read_parquet(*path).to_pylist()
+            return {r["metric"]: float(r["value"]) for r in rows if r["metric"] in metrics}
+    return {}

@@ -112,7 +112,7 @@ def resolve_dataset(data: Any, storage: Any) -> Any:
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or entry.get("shape"):
         return data
     name, _, did = entry["name"].partition("@")
-    from gan_tasks.data.userdata import read_manifest, upload_id
+    from gan_tasks.data.userdata import read_index, upload_id
 
     if name in DATASETS:  # NAME@ID of an upload: checked against what storage holds, then the plain name
         if did and did != upload_id(storage, name):
@@ -121,7 +121,7 @@ def resolve_dataset(data: Any, storage: Any) -> Any:
         return {**data, "dataset": {**entry, "name": name}} if did else data
 
     try:
-        m = read_manifest(storage, name, did or entry.get("id"))
+        m = read_index(storage, name, did or entry.get("id"))
     except ValueError as e:
         raise ConfigError(f"invalid sweep config:\n  dataset: {e}") from None
     resolved = {"name": name, "id": m["id"], "shape": m["shape"], "classes": len(m["classes"])}
@@ -147,13 +147,13 @@ def check_fid_data(sweep: SweepConfig, storage: Any) -> None:
     """FID on a dataset added with `gansweep data add`: its reference side is at most its training images,
     which must be as many as the extractor's feature dimension (the built-ins have 50,000 or more)."""
     from gan_tasks.config.eval_options import EXTRACTORS
-    from gan_tasks.data.userdata import read_manifest
+    from gan_tasks.data.userdata import read_index
 
     d, ev = sweep.dataset, sweep.evaluation
     extractor = ev.feature_extractor or ("classifier" if ev.classifier_dataset else None)
     if not d.id or extractor is None or "fid" not in ev.image_metrics:  # no FID measured on it
         return
-    n, dim = read_manifest(storage, d.name, d.id)["splits"]["train"]["count"], EXTRACTORS.get(extractor).dim
+    n, dim = read_index(storage, d.name, d.id)["splits"]["train"]["count"], EXTRACTORS.get(extractor).dim
     if n < dim:
         raise ConfigError(f"invalid sweep config:\n  dataset: {d.name}@{d.id} has {n:,} training images, fewer than "
                           f"the {dim} features of {extractor}: FID's reference covariance would be singular; use KID "

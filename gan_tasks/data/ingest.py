@@ -7,7 +7,8 @@ number of images, written under a temporary prefix; then moved to <storage>/data
 manifest.json is published last. The id is a hash of the canonical manifest (every file's path, sha256
 and label, the parameters, the library versions, every shard's sha256), so the same images give the same
 id and one changed byte a new one. datasets/NAME/current.json names the id a sweep gets for `NAME`.
-Layout of one id: {train,test}-NNNNN.npy shards, {train,test}_labels.npy (int16; -1 unlabelled).
+Layout of one id: {train,test}-NNNNN.npy shards, {train,test}_labels.npy (int16; -1 unlabelled), index.json
+(the manifest less its per-file lists: what trials read, gan_tasks/data/userdata.py read_index), manifest.json.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from gan_tasks.data.storage import Storage
+from gan_tasks.data.userdata import INDEX, check_name, dataset_id, index_blob, index_of, set_current
 from gan_tasks.errors import BadInput
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
@@ -169,12 +171,6 @@ class _Writer:
         return {"file": name, "sha256": hashlib.sha256(blob).hexdigest(), "shape": list(arr.shape)}
 
 
-def dataset_id(manifest: dict) -> str:
-    """A hash of the canonical manifest (everything but name, id and where the files came from)."""
-    canon = {k: v for k, v in manifest.items() if k not in ("name", "id", "source")}
-    return hashlib.sha256(json.dumps(canon, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
-
-
 def _refuse_bad(bad: list[dict], what: str, hint: str) -> None:
     if bad:
         shown = ", ".join(b["path"].split(":", 1)[-1] for b in bad[:SHOW_BAD])
@@ -186,8 +182,6 @@ def add(storage: Storage, name: str, src: str, opts: IngestOptions, test_from: s
         endpoint_url: str | None = None) -> dict:
     """Ingest SRC as dataset NAME; returns its manifest (already published and made current)."""
     import PIL
-
-    from gan_tasks.data.userdata import check_name, set_current
 
     check_name(name)
     opts.check()
@@ -245,8 +239,6 @@ def publish_arrays(storage: Storage, name: str, arrays: dict[str, np.ndarray], p
     """Decoded arrays ({train, test}[_labels]: a built-in's canonical files read by `gansweep data upload`)
     as a dataset of this layout: shards, manifest and id as `add` writes them, made current. The same
     files give the same shards, hence the same id."""
-    from gan_tasks.data.userdata import set_current
-
     tmp = ("datasets", name, f".tmp-{uuid.uuid4().hex[:12]}")
     try:
         w = _Writer(storage, tmp, IngestOptions())
@@ -265,9 +257,13 @@ def _publish(storage: Storage, tmp: tuple[str, ...], manifest: dict) -> None:
     exists once it is there."""
     manifest["id"] = dataset_id(manifest)
     dest = ("datasets", manifest["name"], manifest["id"])
-    if storage.exists(*dest, "manifest.json"):
-        return  # the same images, parameters and versions: already there
+    index = index_blob(index_of(manifest))  # what trials read: the manifest less its per-file lists
+    if storage.exists(*dest, "manifest.json"):  # the same images, parameters and versions: already there
+        if not storage.exists(*dest, INDEX):  # published before index.json
+            storage.write_bytes(index, *dest, INDEX)
+        return
     storage.rm(*dest, recursive=True)  # an earlier add cut short before its manifest
     for name in storage.ls(*tmp):
         storage.write_bytes(storage.read_bytes(*tmp, name), *dest, name)
+    storage.write_bytes(index, *dest, INDEX)
     storage.write_bytes(json.dumps(manifest, indent=1).encode(), *dest, "manifest.json")

@@ -8,9 +8,12 @@ seed, step) alone: a resumed trial draws exactly the batches it would have drawn
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -58,6 +61,12 @@ def ids(storage: Storage, name: str) -> list[str]:
     return [d for d in storage.ls("datasets", name) if _ID.fullmatch(d) and storage.exists(*manifest_path(name, d))]
 
 
+def dataset_id(manifest: dict) -> str:
+    """A hash of the canonical manifest (everything but name, id and where the files came from)."""
+    canon = {k: v for k, v in manifest.items() if k not in ("name", "id", "source")}
+    return hashlib.sha256(json.dumps(canon, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+
+
 def read_manifest(storage: Storage, name: str, did: str | None = None) -> dict:
     """NAME's manifest at id `did` (None: the current one); a missing one is a ValueError saying what exists."""
     check_name(name, adding=False)
@@ -76,12 +85,97 @@ def read_manifest(storage: Storage, name: str, did: str | None = None) -> dict:
                          f"{', '.join(ids(storage, name)) or 'none'}") from None
 
 
+INDEX = "index.json"  # datasets/NAME/<id>/index.json: what trials read of the manifest (index_of)
+_READ: dict[tuple, tuple[dict, bool]] = {}  # (storage, name, id) -> (index, whether `check`ed): this process
+
+
+def index_of(manifest: dict) -> dict:
+    """What trials, evaluations and the report read of a manifest: all of it but the per-file lists (every
+    source file's path and sha256, the skipped ones: 2.8 MB for 20,000 images) and where the files came from,
+    so a function of (name, id): a few hundred bytes a shard."""
+    splits = {s: {k: v for k, v in sp.items() if k != "files"} for s, sp in manifest["splits"].items()}
+    return {**{k: v for k, v in manifest.items() if k not in ("splits", "skipped", "source")}, "splits": splits}
+
+
+def index_blob(index: dict) -> bytes:
+    """index.json's bytes: the index and the sha256 of its canonical form, which a reader checks."""
+    canon = json.dumps(index, sort_keys=True, separators=(",", ":"))
+    return json.dumps({"index": index, "sha256": hashlib.sha256(canon.encode()).hexdigest()}).encode()
+
+
+def _parse_index(blob: bytes, name: str, did: str) -> dict | None:
+    """index.json's index if it is whole and names NAME@did; None if not (read the manifest instead)."""
+    try:
+        d = json.loads(blob)
+        ok = index_blob(d["index"]) == blob and d["index"]["id"] == did and d["index"]["name"] == name
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    return d["index"] if ok else None
+
+
+def read_index(storage: Storage, name: str, did: str | None = None, check: bool = False,
+               cache_dir: str | None = None) -> dict:
+    """NAME@did's index (index_of its manifest; did None: the current id), read once per process and once
+    per node: from this process's memo, the node cache (<GANSWEEP_CACHE>/datasets/index/NAME/<id>.json:
+    the id is a hash of the manifest, so a copy never goes stale), else storage's index.json (checked
+    whole), else the manifest, checked against the id. `check` (the driver, once a sweep before any trial
+    starts): the manifest itself is read and checked against the id, and storage's index.json made to
+    match it. A missing dataset or id is read_manifest's BadInput."""
+    check_name(name, adding=False)
+    did = did or current_id(storage, name) or read_manifest(storage, name)["id"]  # no current one: raises
+    check_id(did)
+    key = (storage, name, did)
+    index, checked = _READ.get(key, (None, False))
+    if index is None or (check and not checked):
+        from gan_tasks.data.storage import node_cache, write_local
+
+        local = os.path.join(cache_dir or node_cache(), "datasets", "index", name, f"{did}.json")
+        index, checked = (_checked(storage, name, did), True) if check else (_read(storage, name, did, local), False)
+        if not os.path.exists(local):
+            write_local(local, index_blob(index))
+        if len(_READ) >= 64:
+            _READ.clear()
+        _READ[key] = index, checked
+    return copy.deepcopy(index)
+
+
+def _read(storage: Storage, name: str, did: str, local: str) -> dict:
+    """The node's copy of the index, else storage's index.json, else the manifest's (checked against the id)."""
+    try:
+        index = _parse_index(Path(local).read_bytes(), name, did)
+        if index is not None:
+            return index
+        os.remove(local)  # damaged: read again
+    except FileNotFoundError:
+        pass
+    try:
+        index = _parse_index(storage.read_bytes("datasets", name, did, INDEX), name, did)
+    except FileNotFoundError:
+        index = None
+    return index if index is not None else _checked(storage, name, did, write=False)  # from before index.json
+
+
+def _checked(storage: Storage, name: str, did: str, write: bool = True) -> dict:
+    """The index of NAME@did's manifest, whose hash must be the id; `write`: storage's index.json made to match."""
+    m = read_manifest(storage, name, did)
+    if dataset_id(m) != did or m.get("id") != did or m.get("name") != name:
+        raise BadInput(f"dataset {name}@{did}: {storage.uri(*manifest_path(name, did))} is corrupt: its hash is "
+                       f"{dataset_id(m)}, not its id (add the images again with gansweep data add)")
+    index = index_of(m)
+    if write:
+        try:
+            same = storage.read_bytes("datasets", name, did, INDEX) == index_blob(index)
+        except FileNotFoundError:
+            same = False
+        if not same:  # from before index.json (or damaged): written once, for the nodes
+            storage.write_bytes(index_blob(index), "datasets", name, did, INDEX)
+    return index
+
+
 def upload_id(storage: Storage, name: str) -> str | None:
     """The id of a built-in image dataset uploaded with `gansweep data upload`: a sharded one's current id
     (its manifest's hash, as for data add); a two-domain one's sha256[:12] of its manifest, which holds every
     array's sha256. The same files, the same id; None if not uploaded."""
-    import hashlib
-
     if DATASETS.get(name).sharded:
         return current_id(storage, name)
     try:
@@ -162,8 +256,6 @@ class ShardedImages:
 
 def _cached(storage: Storage, folder: tuple[str, ...], entry: dict, cache_dir: str) -> str:
     """A shard's local path in the node cache, downloaded once and checked against its sha256."""
-    import hashlib
-
     from gan_tasks.data.storage import write_local
 
     local = os.path.join(cache_dir, "datasets", f"{entry['sha256']}.npy")
@@ -183,7 +275,7 @@ def open_split(storage: Storage, name: str, did: str | None, split: str = "train
     from gan_tasks.data.storage import node_cache
 
     cache_dir = cache_dir or node_cache()
-    m = read_manifest(storage, name, did)
+    m = read_index(storage, name, did, cache_dir=cache_dir)
     did = m["id"]
     if split not in m["splits"]:
         raise BadInput(f"dataset {name}@{did} has no {split} split (add it with --test-fraction or --test-from)")

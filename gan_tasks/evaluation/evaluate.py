@@ -30,8 +30,8 @@ from gan_tasks.evaluation.provenance import for_metric, key, reference_indices, 
 from gan_tasks.evaluation.metrics import METRICS, mode_coverage, stacked_mnist_coverage
 from gan_tasks.methods.registry import Registry
 from gan_tasks.data.storage import Storage, evaluation_file
-from gan_tasks.data.userdata import open_split, read_manifest, upload_id
-from gan_tasks.config.early_stop import go_on, rung_scores, show
+from gan_tasks.data.userdata import open_split, read_index, upload_id
+from gan_tasks.config.early_stop import go_on, record_rung, rung_scores, show
 from gan_tasks.training.trial import EarlyStopped, Paused, Trial
 
 
@@ -80,7 +80,7 @@ def _reference(trial: Trial, storage: Storage, ev: EvalConfig, n: int) -> tuple[
     did = added or upload_id(storage, dataset)  # a built-in upload: its current (only) id
     images, _ = open_split(storage, dataset, did)
     if added:
-        p = read_manifest(storage, dataset, did)["params"]
+        p = read_index(storage, dataset, did)["params"]
         made = [f"data add: EXIF orientation, {p['crop']} crop, Pillow LANCZOS -> {p['size']}x{p['size']} {p['mode']}"]
     else:
         made = [f"stored {'x'.join(map(str, images.shape[1:]))} uint8"]
@@ -214,7 +214,11 @@ def on_eval(storage: Storage, sweep_id: str, ev: EvalConfig, es=None) -> Callabl
     an early_stop rung (es), the trial then stops unless it is among the best so far there."""
     def hook(trial: Trial) -> None:
         m = measure(trial, storage, ev, ev.eval_every_samples)
-        write_evaluations(storage, sweep_id, trial.tid, rows(trial.cfg, sweep_id, trial.step, m), trial.step)
+        out = rows(trial.cfg, sweep_id, trial.step, m)
+        write_evaluations(storage, sweep_id, trial.tid, out, trial.step)
+        if es is not None and trial.step in es.rungs:  # its mark at the rung, after its evaluation file
+            record_rung(storage, sweep_id, trial.step, trial.tid,
+                        {r["metric"]: r["value"] for r in out if r["metric"] in es.metrics})
         if es is not None and trial.step in es.rungs and es.decide == "cohort":
             raise Paused(f"paused at step {trial.step}: its cohort's rung is decided by the flow")
         if es is not None and trial.step in es.rungs:

@@ -6,7 +6,7 @@ import numpy as np
 
 from gan_tasks.data.datasets import dataset_spec
 from gan_tasks.data.storage import Storage
-from gan_tasks.data.userdata import read_manifest, upload_id
+from gan_tasks.data.userdata import read_index, upload_id
 from gan_tasks.evaluation.provenance import reference_indices
 
 SHOWN = 64  # real images in the grid: as many as a trial's generated grid
@@ -22,13 +22,13 @@ def describe(storage: Storage, entry: dict) -> tuple[dict[str, str], np.ndarray 
         return {"name": name, "kind": spec.kind}, None
     try:
         did = did or upload_id(storage, name)  # a built-in upload: its current (only) id
-        m = read_manifest(storage, name, did)
+        m = read_index(storage, name, did)
         counts = {s: v["count"] for s, v in m["splits"].items()}
         shards = m["splits"]["train"]["shards"]
         files = [("datasets", name, did, e["file"]) for e in shards]
         real = _rows(storage, files, [e["shape"][0] for e in shards], counts["train"])
         classes = len(m["classes"])
-    except (FileNotFoundError, ValueError):  # not uploaded (read_manifest's BadInput)
+    except (FileNotFoundError, ValueError):  # not uploaded (read_index's BadInput)
         return {"name": name, "kind": spec.kind, "images": "not in storage"}, None
     info = {"name": name, "id": did or "-", "images": " / ".join(f"{s} {n:,}" for s, n in counts.items()),
             "shape": "x".join(map(str, real.shape[1:])), "classes": str(classes) if classes else "none"}
