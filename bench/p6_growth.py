@@ -245,7 +245,7 @@ def bench_growth(storage: Storage, sizes: tuple[int, ...], n_slots: int, run_id:
         new, overhead = bench_size(storage, raw, n_slots, run_id, tag="_cluster" if cluster else "", profile=profile,
                                    cluster=cluster)
         if prev is not None:
-            new.append(Figure(f"p6_marginal_s_{n}", (overhead - prev[1]) / (n - prev[0]),
+            new.append(Figure(f"p6_marginal_s_{n}{'_cluster' if cluster else ''}", (overhead - prev[1]) / (n - prev[0]),
                               f"P6 extra overhead seconds per trial, {prev[0]} -> {n} trials"))
         prev = (n, overhead)
         for f in new:
