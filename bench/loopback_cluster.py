@@ -86,8 +86,10 @@ class LoopbackCluster:
     def up(self) -> "LoopbackCluster":
         head = self._node(0, {"head": 1})
         # The GCS declares a node dead after 3 missed health checks a second apart (Ray's default is
-        # 5 of 3 s): a lost node is noticed in seconds, not half a minute.
-        system = {"health_check_period_ms": self.health_check_ms, "health_check_failure_threshold": 3}
+        # 5 of 3 s): a lost node is noticed in seconds, not half a minute. Workers at nice 0, as `gansweep run`'s
+        # own Ray has them (Ray's default, 15, would let anything else on the machine starve the trials).
+        system = {"health_check_period_ms": self.health_check_ms, "health_check_failure_threshold": 3,
+                  "worker_niceness": 0}
         self._ray("start", "--head", "--port", str(self.head_port), "--num-cpus", "0", "--num-gpus", "0",
                   "--system-config", json.dumps(system), "--include-dashboard", "false", *self._common(head), node=head)
         for _ in range(self.n_workers):
