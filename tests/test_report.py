@@ -115,3 +115,11 @@ def test_report_shows_the_dataset_and_real_images_beside_the_generated(tmp_path,
     assert page.index(f"real: digits@{did}", first) < page.index("non-saturating/adam/seed 0", first)
     ring = render_html(local_storage, "r1") if fake_sweep(local_storage) else ""
     assert "name ring-8, kind points" in ring and "real:" not in ring
+
+
+def test_the_budget_line_names_seeds_as_ranges():
+    """A sweep of 5,000 seeds has a budget line, not 5,000 numbers."""
+    from gan_tasks.evaluation.report import _spans
+
+    assert _spans(list(range(5000))) == "0-4999"
+    assert _spans([0, 1]) == "0, 1" and _spans([0, 1, 2, 5, 7, 8]) == "0-2, 5, 7, 8" and _spans([3]) == "3"

@@ -172,13 +172,24 @@ def _budget_html(trials: pd.DataFrame) -> str:
     seeds = sorted({c["seed"] for c in cfgs})
     ema = sorted({c["train"].get("g_ema") or 0.0 for c in cfgs})
     cells = trials.groupby(["loss", "optimizer"]).ngroups
-    text = (f"Budget: {len(trials)} trials = {cells} cells x {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
+    text = (f"Budget: {len(trials)} trials = {cells} cells x {len(seeds)} seeds ({_spans(seeds)}), "
             f"{' / '.join(f'{s:,}' for s in steps)} generator steps each, dataset {cfgs[0]['dataset']['name']}, "
             f"model {cfgs[0]['model']['name']}, batch {cfgs[0]['train']['batch_size']}{_protocol(cfgs[0]['train'])}. "
             "Evaluated: "
             + ("the raw generator" if ema == [0.0] else f"an EMA of the generator's weights (decay {ema[-1]})")
             + ". Every resolved setting: each trial's config_json below.")
     return f"<p>{html.escape(text)}</p>"
+
+
+def _spans(values: list[int]) -> str:
+    """Sorted integers, runs of three or more as ranges: '0-511' for 512 seeds, '0-2, 5, 7, 8'."""
+    runs: list[list[int]] = []
+    for v in values:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1][1] = v
+        else:
+            runs.append([v, v])
+    return ", ".join(f"{a}-{b}" if b - a >= 2 else ", ".join(map(str, range(a, b + 1))) for a, b in runs)
 
 
 def _protocol(train: dict) -> str:
