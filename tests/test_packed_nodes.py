@@ -27,7 +27,9 @@ def test_packed_group_resumes_after_a_preemption_and_a_node_loss(loopback_cluste
         took = cluster.preempt_node(first[1])
         lost += 1
         noticed = rows(store, "pack").set_index("trial_id")
-        at = int(noticed.loc[first[0]].steps)
+        # The driver may have re-sent the group by now: its rows then say running, resumed from the preempted step.
+        row = noticed.loc[first[0]]
+        at = int(row.steps) if row.status == "preempted" else int(row.resumed_from[-1])
         newest = checkpoint_step(store, "pack", first[0])
         second = wait_for_victim(cluster, store, "pack", proc, at + 1, ids)  # resumed on the other node
         killed_at = checkpoint_step(store, "pack", second[0])
@@ -43,8 +45,10 @@ def test_packed_group_resumes_after_a_preemption_and_a_node_loss(loopback_cluste
             cluster.add_node()
     print(f"\nworkers exited {took:.2f} s after SIGTERM; rows then:\n{noticed[['status', 'steps', 'error']]}")
     assert took < 10, took
-    assert (noticed.status == "preempted").all() and (noticed.preemptions == 1).all(), noticed.to_dict()
-    assert (noticed.steps == at).all() and newest == at, (noticed.steps, newest)
+    assert noticed.status.isin(["preempted", "running"]).all() and (noticed.preemptions == 1).all(), noticed.to_dict()
+    for r in noticed.itertuples():  # checkpointed at the preempted step; a re-sent group resumed from exactly there
+        assert (r.steps == at) if r.status == "preempted" else (list(r.resumed_from) == [0, at]), r
+    assert newest >= at > 0, (newest, at)
     assert proc.returncode == 0, out[-4000:]
     assert out.count("resuming it from its last checkpoint") >= 2, out[-3000:]
     trials = rows(store, "pack")
