@@ -1,6 +1,6 @@
 """P6 interrupt: Ctrl-C or SIGTERM on a sweep of N short trials (issue 28 item 6), as a new user's terminal
 sees it. `gansweep run` of N ring-8 MLP trials (500 steps, a checkpoint every 50) in a subprocess with the
-embedded defaults; once 10 trials are evaluated and another is training, the signal; then:
+embedded defaults; once 10 trials are evaluated and another is at most half way, the signal; then:
 
 - `p6_signal_exit_s_N`: signal to exit; `p6_signal_rc_N`: the exit status (130 for both signals);
 - `p6_signal_noise_N`: stderr lines that read as trouble (tracebacks, Ray "failed to connect to GCS",
@@ -33,25 +33,31 @@ from flows.guard.interrupt import _alive, _start_time, descendants
 NOISE = ("Traceback", "Error", "error", "GCS", "websocket", "Exception", "WARNING", "Crash")
 
 
-def interrupt_config(n: int) -> dict:
-    """n trials (2 losses x n/2 seeds) of 500 steps: one is mid-training whenever the signal lands."""
+def interrupt_config(n: int, steps: int = 500) -> dict:
+    """n trials (2 losses x n/2 seeds) of `steps` steps: one is mid-training whenever the signal lands."""
     return {"name": "p6-interrupt", "dataset": "ring-8", "model": "mlp",
             "grid": {"loss": ["non-saturating", "lsgan-011"], "optimizer": ["adam"], "seed": list(range(n // 2))},
-            "train": {"steps": 500, "batch_size": 64, "log_every": 10, "checkpoint_every": 50},
+            "train": {"steps": steps, "batch_size": 64, "log_every": 10, "checkpoint_every": 50},
             "evaluation": {"n_samples": 500}}
 
 
-def _running(sweep: Path) -> bool:
-    """Whether a trial not evaluated yet has a `running` row (only those rows are read)."""
+def _running(sweep: Path, steps: int) -> bool:
+    """Whether a trial not evaluated yet has a `running` row and at most half its steps checkpointed (only
+    those rows are read)."""
     evaluated = {f.stem for f in (sweep / "evaluations").glob("*.parquet")}
-    return any((pd.read_parquet(f).status == "running").any() for f in (sweep / "trials").glob("*.parquet")
-               if f.stem not in evaluated)
+    for f in (sweep / "trials").glob("*.parquet"):
+        if f.stem in evaluated or not (pd.read_parquet(f).status == "running").any():
+            continue
+        ckpts = sorted((sweep / "checkpoints" / f.stem).glob("step-*.pt"))
+        if not ckpts or int(ckpts[-1].name[5:14]) <= steps // 2:
+            return True
+    return False
 
 
-def _wait(p: subprocess.Popen, sweep: Path, err: Path, timeout_s: float) -> None:
-    """Until 10 trials are evaluated and another is training."""
+def _wait(p: subprocess.Popen, sweep: Path, err: Path, timeout_s: float, steps: int, evaluated: int) -> None:
+    """Until `evaluated` trials are evaluated and another is training."""
     deadline = time.monotonic() + timeout_s
-    while len(list((sweep / "evaluations").glob("*.parquet"))) < 10 or not _running(sweep):
+    while len(list((sweep / "evaluations").glob("*.parquet"))) < evaluated or not _running(sweep, steps):
         if time.monotonic() > deadline or p.poll() is not None:
             raise RuntimeError(f"no trial training after {timeout_s:.0f} s:\n{err.read_text()[-3000:]}")
         time.sleep(0.1)
@@ -67,9 +73,11 @@ def unresumable(sweep: Path) -> tuple[int, int]:
     return bad, int((rows.status == "interrupted").sum())
 
 
-def signal_run(folder: Path, n: int, sig: signal.Signals, wait_s: float = 900) -> tuple[list[Figure], str, str]:
-    """One run of n trials under folder, signalled: (figures, its stdout, its stderr)."""
-    (folder / "c.yaml").write_text(yaml.safe_dump(interrupt_config(n)))
+def signal_run(folder: Path, n: int, sig: signal.Signals, wait_s: float = 900, steps: int = 500,
+               evaluated: int = 10) -> tuple[list[Figure], str, str]:
+    """One run of n trials of `steps` steps under folder, signalled once `evaluated` are evaluated: (figures,
+    its stdout, its stderr)."""
+    (folder / "c.yaml").write_text(yaml.safe_dump(interrupt_config(n, steps)))
     store, sweep = folder / "store", folder / "store" / "sweeps" / "big"
     env = {**_env(ROOT), "PREFECT_HOME": str(folder / "prefect")}
     out, err = folder / "out", folder / "err"
@@ -78,7 +86,7 @@ def signal_run(folder: Path, n: int, sig: signal.Signals, wait_s: float = 900) -
                               str(store), "--sweep-id", "big"], cwd=ROOT, stdout=o, stderr=e, text=True, env=env,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
-            _wait(p, sweep, err, wait_s)
+            _wait(p, sweep, err, wait_s, steps, evaluated)
         except BaseException:
             p.send_signal(signal.SIGINT)  # the run stops its Ray and API server itself
             p.wait(timeout=60)
