@@ -17,7 +17,7 @@ from gan_tasks.data.schema import DONE
 from gan_tasks.data.storage import DamagedFile, Storage
 
 
-@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="evaluate {cfg.label} [{cfg.trial_id}]")
 def evaluate_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, ev: EvalConfig, pool: ActorPool) -> list[dict]:
     with pool.lease() as actor:
         return ray.get(actor.evaluate.remote(cfg, storage, sweep_id, ev))
@@ -29,7 +29,7 @@ def evaluate_rest(sweep: SweepConfig, trials: list[TrialConfig], results: list[d
     evaluation is missing. A failed evaluation fails its trial; the results, updated."""
     done = [t for t, r in zip(trials, results) if r["status"] in DONE and not r.get("evaluated")
             and not (r.get("skipped") and evaluated(storage, sweep_id, t.trial_id))]
-    evals = [submit(runner, evaluate_trial.with_options(task_run_name=f"evaluate {t.label} [{t.trial_id}]"),
+    evals = [submit(runner, evaluate_trial,
                     cfg=t, storage=storage, sweep_id=sweep_id, ev=sweep.evaluation, pool=pool) for t in done]
     results, position = list(results), {t.trial_id: i for i, t in enumerate(trials)}
     for t, f in zip(done, evals):

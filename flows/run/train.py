@@ -28,7 +28,8 @@ POLL_SECONDS = 2.0  # how often a trial's task asks its actor for progress
 PROGRESS_TIMEOUT = 20.0  # an actor that does not answer for progress this long is checked (lost.Watch)
 
 
-@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
+# The run's name from its parameters: a `with_options` per trial re-reads this function's source (~2 ms).
+@task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE, task_run_name="{cfg.label} [{cfg.trial_id}]")
 def train_trial(cfg: TrialConfig, storage: Storage, sweep_id: str, pool: ActorPool, force: bool = False,
                 ev: EvalConfig | None = None, es: EarlyStop | None = None, metrics: Listing | None = None) -> dict:
     """Runs one trial in a Ray actor of the sweep's pool and reports its progress while it trains;
@@ -208,20 +209,19 @@ def train_all(sweep: SweepConfig, trials: list[TrialConfig], storage: Storage, s
                           sweep_id=sweep_id, pool=pool, force=force) for g in groups]
     else:
         metrics = Listing(storage, sweep_id, "metrics")
-        futures = [submit(runner, train_trial.with_options(task_run_name=f"{t.label} [{t.trial_id}]", tags=_tags(t)),
-                          cfg=t, storage=storage, sweep_id=sweep_id, pool=pool, force=force, ev=sweep.evaluation,
-                          es=es, metrics=metrics) for t in trials]
+        tagged = not on_temporary_api()
+        futures = [submit(runner, train_trial.with_options(tags=_tags(t)) if tagged else train_trial, cfg=t,
+                          storage=storage, sweep_id=sweep_id, pool=pool, force=force, ev=sweep.evaluation, es=es,
+                          metrics=metrics) for t in trials]
     by_id = {r["trial_id"]: r for r in _follow(futures, len(trials), len(pool.actors))}
     return [by_id[t.trial_id] for t in trials]
 
 
 def _tags(t: TrialConfig) -> list[str]:
-    """loss:, optimizer:, seed: tags for filtering in a Prefect UI; none on the temporary API a run
-    starts without PREFECT_API_URL, which has no UI and ends with the run. Each tag costs its task
+    """loss:, optimizer:, seed: tags for filtering in a Prefect UI; train_all puts none on the temporary API a
+    run starts without PREFECT_API_URL, which has no UI and ends with the run. Each tag costs its task
     run a concurrency-slot acquire, lease and release (API round trips against SQLite on the same
     cores): with 256 one-second trials on 2 busy cores, that API answered 503 and the flow crashed."""
-    if on_temporary_api():
-        return []
     return [f"loss:{t.loss.name}", f"optimizer:{t.optimizer.name}", f"seed:{t.seed}"]
 
 
