@@ -72,6 +72,20 @@ def test_failed_cell_without_any_value_is_listed():
     assert pa.Table.from_pandas(r, schema=schema.RANKINGS, preserve_index=False).num_rows == len(r)
 
 
+def test_a_completed_seed_without_a_value_is_named_not_silently_dropped():
+    """reverse_kl_hq is not finite for a seed with no high-quality sample: its cell's statistics are over
+    the other seeds, and the note says so (the seed that lost its value is the worst one)."""
+    trials, ev = frames()
+    hq = ev[ev.metric == "fid"].assign(metric="reverse_kl_hq", value=lambda d: d.value / 10)
+    hq.loc[hq.trial_id.eq("a-adam-2") & hq.step.eq(100), "value"] = np.nan
+    r = rank_cells(trials, pd.concat([ev, hq]), "s1")
+    a = r[(r.metric == "reverse_kl_hq")].set_index("loss")
+    assert a.loc["a", "seeds"] == 2 and np.isclose(a.loc["a", "mean"], 1.1)
+    assert a.loc["a", "note"] == "no value for 1 of 3 completed seeds", a.loc["a", "note"]
+    assert a.loc["b", "note"] == "" and a.loc["c", "note"] == "diverged 1 of 3 seeds"
+    assert r[(r.metric == "fid") & (r.loss == "a")].note.iloc[0] == ""
+
+
 def test_one_optimizer_name_at_two_settings_stays_two_cells():
     import json
 

@@ -7,7 +7,9 @@ t-test, p_adj by Holm over all pairs of the metric's cells, significant when p_a
 (gan_tasks/evaluation/stats.py, docs/statistics.md). Seeds that all agree have no interval: "no spread".
 The values are the seeds' results as gan_tasks/evaluation/seeds.py defines them: completed trials'
 final evaluations. A cell's diverged, failed or interrupted seeds are counted in `seeds_failed`,
-and they and its early-stopped seeds are named in `note`; its statistics are over completed seeds.
+and they and its early-stopped seeds are named in `note`; its statistics are over completed seeds. A
+completed seed without a value of a metric (not finite: reverse_kl_hq with no high-quality sample) is named
+in the note too: the worst seeds are the ones that lose their value, so the statistics are then optimistic.
 Image metrics whose provenance differs (gan_tasks/evaluation/provenance.py) are not compared: a cell
 whose seeds differ has no statistics, a metric whose cells differ no tests; the note says why.
 """
@@ -24,7 +26,7 @@ from gan_tasks.config.scores import DIRECTIONS, bounds
 from gan_tasks.evaluation import provenance, stats
 from gan_tasks.data.storage import Storage
 from gan_tasks.config.labels import cell_parts
-from gan_tasks.evaluation.seeds import seed_counts, seed_results
+from gan_tasks.evaluation.seeds import final_rows, seed_counts, seed_results
 from gan_tasks.methods.trick_settings import tricks_label
 
 # Which way is better (the directions gan_tasks/evaluation/compare.py uses for regressions); only these
@@ -47,6 +49,13 @@ def _cell(values: pd.DataFrame, higher: bool, low: float | None, high: float | N
             "ci95_low": lo, "ci95_high": hi, "median": float(np.median(v)) if n else np.nan,
             "best_seed": int(best.seed) if best is not None else -1,
             "best_value": float(best.value) if best is not None else np.nan}
+
+
+def _valueless(trials: pd.DataFrame, evaluations: pd.DataFrame) -> dict[tuple[str, str, str], int]:
+    """Per (loss, optimizer, metric), completed seeds whose final value is not finite (no value: seeds.py)."""
+    rows = final_rows(trials, evaluations, HIGHER_IS_BETTER)
+    rows = rows[~np.isfinite(rows.value.astype(float))]
+    return rows.groupby(["loss", "optimizer", "metric"]).size().to_dict()
 
 
 def _incomparable(metric: str, values: pd.DataFrame) -> str | None:
@@ -100,6 +109,7 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
         return schema.RANKINGS.empty_table().to_pandas()
     trials = cell_frame(trials)
     vals = final_values(trials, evaluations)  # completed seeds only; the others are counted in `counts`
+    valueless = _valueless(trials, evaluations)
     counts = seed_counts(trials).set_index(["loss", "optimizer"])
     cells = trials[["loss", "optimizer"]].drop_duplicates()
     totals = _upper(evaluations)
@@ -112,6 +122,8 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
             c = m[(m.loss == loss) & (m.optimizer == opt)]
             n = counts.loc[(loss, opt)]
             notes = [n.note] if n.note else []
+            if k := valueless.get((loss, opt, metric), 0):
+                notes.append(f"no value for {k} of {int(n.completed)} completed seeds")
             refused = _incomparable(metric, c)
             if refused:  # the cell's seeds were measured differently: no statistic over them
                 notes.append(refused)

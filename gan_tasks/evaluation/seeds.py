@@ -7,7 +7,8 @@ at its last step (evaluation.n_samples). Nothing else is one:
 - a trial early_stop cut short (`stopped`, at a rung: an earlier step) is left out of the statistics
   too; it is named in its cell's note ("stopped 1 of 3 seeds (early_stop)"), not counted as failed;
 - an evaluation during training (evaluation.eval_every; storage's `final` column False) is never one;
-- a non-finite value (reverse_kl_hq without a high-quality sample) is no value.
+- a non-finite value (reverse_kl_hq without a high-quality sample) is no value; rankings name such seeds in
+  the cell's note ("no value for 1 of 3 completed seeds"), as a value missing for a reason, not at random.
 A trial still `running` (a report during a sweep) is named in the note, neither result nor failure.
 Rankings, published vs measured, compare, the report's tables, the defaults table and queries.py
 (and docs/storage.md's recipes: status 'completed', the evaluation at the trial's final step) use it.
@@ -30,6 +31,13 @@ def seed_results(trials: pd.DataFrame, evaluations: pd.DataFrame, metrics=None) 
     a `final` column; a frame without one is taken to hold final evaluations. Of several final rows of
     one metric, the last step's. `metrics`: only these (e.g. the ranked ones)."""
     import numpy as np
+
+    final = final_rows(trials, evaluations, metrics)
+    return final[np.isfinite(final.value.astype(float))]
+
+
+def final_rows(trials: pd.DataFrame, evaluations: pd.DataFrame, metrics=None) -> pd.DataFrame:
+    """seed_results with the non-finite values kept (a completed seed that has no value of a metric)."""
     import pandas as pd
 
     if trials.empty or evaluations.empty:
@@ -38,7 +46,6 @@ def seed_results(trials: pd.DataFrame, evaluations: pd.DataFrame, metrics=None) 
     done = trials[trials.status == COMPLETED]
     ev = ev[ev.trial_id.isin(done.trial_id) & (ev.metric.isin(metrics) if metrics is not None else True)]
     ev = ev.sort_values("step", kind="stable").groupby(["trial_id", "metric"]).tail(1)
-    ev = ev[np.isfinite(ev.value.astype(float))]
     cell = ["trial_id", "loss", "optimizer", "seed"] + (["cell"] if "cell" in trials else [])
     return ev.drop(columns=[c for c in cell[1:] if c in ev]).merge(done[cell], on="trial_id")
 
