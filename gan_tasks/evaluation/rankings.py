@@ -51,10 +51,9 @@ def _cell(values: pd.DataFrame, higher: bool, low: float | None, high: float | N
             "best_value": float(best.value) if best is not None else np.nan}
 
 
-def _valueless(trials: pd.DataFrame, evaluations: pd.DataFrame) -> dict[tuple[str, str, str], int]:
+def _valueless(final: pd.DataFrame) -> dict[tuple[str, str, str], int]:
     """Per (loss, optimizer, metric), completed seeds whose final value is not finite (no value: seeds.py)."""
-    rows = final_rows(trials, evaluations, HIGHER_IS_BETTER)
-    rows = rows[~np.isfinite(rows.value.astype(float))]
+    rows = final[~np.isfinite(final.value.astype(float))]
     return rows.groupby(["loss", "optimizer", "metric"]).size().to_dict()
 
 
@@ -108,8 +107,8 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
     if trials.empty:
         return schema.RANKINGS.empty_table().to_pandas()
     trials = cell_frame(trials)
-    vals = final_values(trials, evaluations)  # completed seeds only; the others are counted in `counts`
-    valueless = _valueless(trials, evaluations)
+    final = final_rows(trials, evaluations, HIGHER_IS_BETTER)  # completed seeds only; others are in `counts`
+    vals, valueless = final[np.isfinite(final.value.astype(float))], _valueless(final)
     counts = seed_counts(trials).set_index(["loss", "optimizer"])
     cells = trials[["loss", "optimizer"]].drop_duplicates()
     totals = _upper(evaluations)
