@@ -20,14 +20,16 @@ def fake_sweep(st, sid="r1"):
     """4 trials (2 cells x 2 seeds) written as the flow writes them; one seed of lsgan diverged."""
     trials = expand_grid(parse_config(tiny_config(grid={"seed": [0, 1]})))
     now = datetime.now(timezone.utc)
-    ev, metrics = [], []
+    ev = []
     for i, t in enumerate(trials):
         diverged = t.loss.name == "lsgan-011" and t.seed == 1
         write_trial_row(st, trial_row(t, sid, "diverged" if diverged else "completed", 60, now, now,
                                       "non-finite loss_d at step 40" if diverged else ""))
-        metrics += [{"sweep_id": sid, "trial_id": t.trial_id, "step": s, "loss_d": 1.0 / s, "loss_g": 2.0,
-                     "penalty": math.nan, "d_real": 0.5, "d_fake": 0.5, "grad_norm_d": 0.1 * s, "grad_norm_g": 1.0,
-                     "wasserstein": math.nan, "began_k": math.nan, "convergence": math.nan} for s in (10, 20)]
+        metrics = [{"sweep_id": sid, "trial_id": t.trial_id, "step": s, "loss_d": 1.0 / s, "loss_g": 2.0,
+                    "penalty": math.nan, "d_real": 0.5, "d_fake": 0.5, "grad_norm_d": 0.1 * s, "grad_norm_g": 1.0,
+                    "wasserstein": math.nan, "began_k": math.nan, "convergence": math.nan} for s in (10, 20)]
+        st.write_parquet(pa.Table.from_pylist(metrics, schema=schema.METRICS), "sweeps", sid, "metrics",
+                         f"{t.trial_id}-{10:09d}.parquet")  # as the flow names them: the report reads by trial
         if diverged:
             continue
         for step, cov in ((30, 3 + i), (60, 5 + i)):
@@ -37,7 +39,6 @@ def fake_sweep(st, sid="r1"):
         buf = io.BytesIO()
         np.save(buf, np.random.default_rng(i).standard_normal((200, 2)).astype(np.float32))
         st.write_bytes(buf.getvalue(), "sweeps", sid, "samples", f"{t.trial_id}.npy")
-    st.write_parquet(pa.Table.from_pylist(metrics, schema=schema.METRICS), "sweeps", sid, "metrics", "m.parquet")
     st.write_parquet(pa.Table.from_pylist(ev, schema=schema.EVALUATIONS), "sweeps", sid, "evaluations", "e.parquet")
     st.write_bytes(json.dumps({"test_accuracy": 0.9923}).encode(), "evaluators", "mnist", "feedc0ffee123456.json")
     return trials

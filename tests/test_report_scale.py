@@ -28,3 +28,22 @@ def test_large_sweep_report_shows_cells_bounded_samples_and_every_trial_in_csv(l
     csv = pd.read_csv(io.BytesIO(local_storage.read_bytes("sweeps", "big", "report", "trials.csv")))
     assert len(csv) == 320 and set(csv.trial_id) == {t.trial_id for t in trials}
     assert (csv.status == "failed").sum() == 40 and csv.modes_covered.notna().sum() == 280
+
+
+def test_training_curves_are_the_best_cells_lowest_seeds_and_the_note_says_which(local_storage):
+    """12 cells x 40 seeds: the curves are the 10 best cells by the ranking, each its 32 lowest seeds, and the
+    note says so; a small sweep is drawn whole, with no note."""
+    from gan_tasks.evaluation.report_scale import CURVE_CELLS, CURVE_SEEDS, curve_trials
+
+    table = pd.DataFrame([{"trial_id": f"t{c:02d}{s:02d}", "loss": "ns", "optimizer": f"o{c}", "seed": s,
+                           "status": "completed", "modes_covered": float(c)} for c in range(12) for s in range(40)])
+    ranks = pd.DataFrame({"metric": "modes_covered", "loss": "ns", "optimizer": [f"o{c}" for c in range(12)],
+                          "rank": [12 - c for c in range(12)]})  # o11 best
+    ids, note = curve_trials(table, ranks)
+    drawn = table[table.trial_id.isin(ids)]
+    assert (CURVE_CELLS, CURVE_SEEDS) == (10, 32)
+    assert set(drawn.optimizer) == {f"o{c}" for c in range(2, 12)} and set(drawn.seed) == set(range(32))
+    assert len(ids) == 320
+    assert note == "Drawn: the best 10 of 12 cells by modes_covered; each cell's 32 lowest seed numbers."
+    small = table[(table.optimizer.isin(["o0", "o1"])) & (table.seed < 3)]
+    assert curve_trials(small, ranks) == (set(small.trial_id), "")

@@ -64,16 +64,10 @@ def compare_with_previous(storage: Storage, name: str, sweep_id: str) -> dict:
 @task(retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def report(storage: Storage, sweep_id: str) -> dict:
     """Rankings over seeds (Parquet + table artifact), then report/index.html from storage alone."""
-    from gan_tasks.evaluation.report import rebuild, summary_table
+    from gan_tasks.evaluation.report import summary_table
     from gan_tasks.evaluation.report_scale import at_scale, cells_table
 
-    for folder in (("sweeps", sweep_id, "evaluations"), ("sweeps", sweep_id, "eval_every")):
-        for name in storage.ls(*folder):  # final evaluations were just rewritten; a damaged older one goes aside
-            try:
-                storage.read_parquet(*folder, name)
-            except DamagedFile as e:
-                get_run_logger().warning("%s; moved to %s", e, storage.quarantine(*folder, name))
-    frames, ranks, url = rebuild(storage, sweep_id)
+    frames, ranks, url = _rebuilt(storage, sweep_id)
     if not ranks.empty:
         create_table_artifact(ranks.astype(object).where(ranks.notna(), None).to_dict(orient="records"),
                               key=artifact_key(sweep_id, "rankings"), description=f"Rankings over seeds of {sweep_id}")
@@ -89,3 +83,17 @@ def report(storage: Storage, sweep_id: str) -> dict:
                              + ranking_md(ranks),
                              key=artifact_key(sweep_id, "report"), description="Sweep report")
     return {"report": url, "counts": counts}
+
+
+def _rebuilt(storage: Storage, sweep_id: str) -> tuple:
+    """report.rebuild, each file read once: a damaged evaluation (an older run's; final ones were just
+    rewritten) is moved aside and the rebuild starts again without it; any other damaged file is an error."""
+    from gan_tasks.evaluation.report import rebuild
+
+    while True:
+        try:
+            return rebuild(storage, sweep_id)
+        except DamagedFile as e:
+            if e.parts[:2] != ("sweeps", sweep_id) or e.parts[2:3] not in (("evaluations",), ("eval_every",)):
+                raise
+            get_run_logger().warning("%s; moved to %s", e, storage.quarantine(*e.parts))

@@ -11,6 +11,7 @@ trials' final evaluations; a failed seed never counts, a setting without a compl
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -24,13 +25,16 @@ N_BOOT = 2000  # bootstrap resamples of the settings; seeded, so a report is rep
 LEVEL = 0.95
 
 
+@functools.lru_cache(maxsize=64)  # pair_table asks for the same n for every pair of cells and every k
 def best_weights(n: int) -> np.ndarray:
-    """W[k-1, i]: probability that the (i+1)-th worst of n values is the best of k drawn without replacement."""
+    """W[k-1, i]: probability that the (i+1)-th worst of n values is the best of k drawn without replacement
+    (read-only: it is shared)."""
     w = np.zeros((n, n))
     for k in range(1, n + 1):
         total = math.comb(n, k)
         for i in range(k, n + 1):
             w[k - 1, i - 1] = math.comb(i - 1, k - 1) / total
+    w.flags.writeable = False
     return w
 
 

@@ -117,8 +117,9 @@ def rank_cells(trials: pd.DataFrame, evaluations: pd.DataFrame, sweep_id: str, p
         higher = HIGHER_IS_BETTER[metric]
         m = vals[vals.metric == metric]
         mixed[metric] = _incomparable(metric, m)
+        by_cell = dict(list(m.groupby(["loss", "optimizer"], sort=False)))  # a search has hundreds of cells
         for loss, opt in cells.itertuples(index=False):
-            c = m[(m.loss == loss) & (m.optimizer == opt)]
+            c = by_cell.get((loss, opt), m.iloc[:0])
             n = counts.loc[(loss, opt)]
             notes = [n.note] if n.note else []
             if k := valueless.get((loss, opt, metric), 0):

@@ -14,7 +14,8 @@ from gan_tasks.config.published import Published
 from gan_tasks.evaluation.figures import curves, image_grid, quality, scatter
 from gan_tasks.evaluation.rankings import ALPHA, cell_frame, final_values, rank_cells
 from gan_tasks.evaluation.real_data import describe
-from gan_tasks.evaluation.report_scale import TRIALS_CSV, at_scale, cells_html, fold_rankings, sample_rows, trials_csv
+from gan_tasks.evaluation.report_scale import (TRIALS_CSV, at_scale, cells_html, curve_trials, fold_rankings,
+                                               sample_rows, trials_csv)
 from gan_tasks.evaluation.seeds import seed_results
 from gan_tasks.evaluation.search_report import search_html, write_search_tables
 from gan_tasks.data.storage import Storage, read_evaluations
@@ -22,11 +23,11 @@ from gan_tasks.errors import UserError
 
 
 def load_frames(storage: Storage, sweep_id: str) -> dict[str, pd.DataFrame]:
-    """trials, metrics and evaluations (final ones and those during training: the `final` column)."""
+    """trials and evaluations (final ones and those during training: the `final` column). Training metrics are
+    read where they are drawn, for the trials drawn (curve_metrics): not every trial's for every reader."""
     out = {}
-    for name in ("trials", "metrics"):
-        t = storage.read_table("sweeps", sweep_id, name)
-        out[name] = t.to_pandas() if t is not None else pd.DataFrame()
+    t = storage.read_table("sweeps", sweep_id, "trials")
+    out["trials"] = t.to_pandas() if t is not None else pd.DataFrame()
     t = read_evaluations(storage, sweep_id)
     out["evaluations"] = t.to_pandas() if t is not None else pd.DataFrame()
     out["trials"] = cell_frame(out["trials"])  # cells differing by settings or tricks keep apart everywhere
@@ -149,6 +150,24 @@ def _samples_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFram
     return "".join(parts)
 
 
+def _curves_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame], table: pd.DataFrame,
+                 ranks: pd.DataFrame) -> str:
+    """Training curves and quality over training steps of at most CURVE_CELLS cells x CURVE_SEEDS seeds
+    (report_scale.curve_trials): only those trials' metrics files are read."""
+    trials, ev = frames["trials"], frames["evaluations"]
+    if trials.empty:
+        return ""
+    ids, note = curve_trials(table, ranks)
+    note = f"<p>{html.escape(note)}</p>" if note else ""
+    out = ""
+    metrics = storage.read_table("sweeps", sweep_id, "metrics", keep=lambda n: n.rsplit("-", 1)[0] in ids)
+    if metrics is not None:
+        out += f"<h2>Training curves</h2>{note}<img src='data:image/png;base64,{curves(metrics.to_pandas(), trials)}'>"
+    if not ev.empty and (q := quality(ev[ev.trial_id.isin(ids)], trials)):
+        out += f"<h2>Quality over training steps</h2>{note}<img src='data:image/png;base64,{q}'>"
+    return out
+
+
 def _dataset_html(storage: Storage, trials: pd.DataFrame) -> tuple[str, str]:
     """(the Dataset section: name, id, images, shape, classes; a figure of real images for the samples grid)."""
     if trials.empty or "config_json" not in trials:
@@ -235,10 +254,7 @@ def render_html(storage: Storage, sweep_id: str, frames: dict[str, pd.DataFrame]
         parts.append(f"<h2>Trials</h2><p>{len(table)} trials: {html.escape(json.dumps(counts))}</p>")
         parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="",
                                    classes="trials sortable", border=0))
-    if not frames["metrics"].empty:
-        parts.append(f"<h2>Training curves</h2><img src='data:image/png;base64,{curves(frames['metrics'], frames['trials'])}'>")
-    if not frames["evaluations"].empty and (q := quality(frames["evaluations"], frames["trials"])):
-        parts.append(f"<h2>Quality over training steps</h2><img src='data:image/png;base64,{q}'>")
+    parts.append(_curves_html(storage, sweep_id, frames, table, ranks))
     parts.append("<h2>Extractors and versions</h2>" + _provenance(storage, frames["evaluations"]))
     parts.append(_SORT_JS + "</body></html>")
     return "".join(parts)

@@ -1,7 +1,8 @@
 """The report of a large sweep (more than SCALE_TRIALS trials), readable at 10,000 trials: a table per cell
 instead of a row per trial, sample images of each cell's best, median and worst seed only (at most
 MAX_SAMPLES images), the rankings' top TOP_CELLS cells per metric with the rest folded, and every trial in
-report/trials.csv beside index.html. A smaller sweep's report is as it was (report.py)."""
+report/trials.csv beside index.html. A smaller sweep's report is as it was (report.py). Training curves, at any
+size, are drawn for at most CURVE_CELLS cells x CURVE_SEEDS seeds (curve_trials), the note saying which."""
 from __future__ import annotations
 
 import html
@@ -14,6 +15,7 @@ from gan_tasks.evaluation.seeds import seed_counts
 SCALE_TRIALS = 256  # above this many trials the report aggregates
 MAX_SAMPLES = 96  # sample images in a large sweep's report: best, median and worst seed of at most 32 cells
 TOP_CELLS = 10  # rankings rows shown per metric; the rest folded under <details>
+CURVE_CELLS, CURVE_SEEDS = 10, 32  # training curves: of at most this many cells, and seeds of each
 CELL = ["loss", "optimizer"]
 TRIALS_CSV = "trials.csv"
 
@@ -33,12 +35,7 @@ def sample_rows(table: pd.DataFrame, ranks: pd.DataFrame) -> pd.DataFrame:
     metric's rankings (the first cells otherwise); each row has a `pick` column (best / median / worst)."""
     metric = _primary(table)
     done = table[table.status == "completed"]
-    cells = list(dict.fromkeys(zip(done.loss, done.optimizer)))
-    if metric is not None and not ranks.empty:
-        r = ranks[ranks.metric == metric].sort_values("rank")
-        order = [c for c in zip(r.loss, r.optimizer) if c in set(cells)]
-        cells = order + [c for c in cells if c not in set(order)]
-    keep, picked = set(cells[:MAX_SAMPLES // 3]), []
+    keep, picked = set(_best_cells(done, ranks, metric)[:MAX_SAMPLES // 3]), []
     for (loss, opt), g in done.groupby(CELL, sort=False):
         if (loss, opt) not in keep:
             continue
@@ -48,6 +45,32 @@ def sample_rows(table: pd.DataFrame, ranks: pd.DataFrame) -> pd.DataFrame:
         names = {0: "best", (len(g) - 1) // 2: "median", len(g) - 1: "worst"} if metric else {}
         picked += [g.iloc[[i]].assign(pick=names.get(i, "")) for i in idx]
     return pd.concat(picked, ignore_index=True) if picked else table.iloc[:0].assign(pick="")
+
+
+def _best_cells(table: pd.DataFrame, ranks: pd.DataFrame, metric: str | None) -> list[tuple[str, str]]:
+    """The cells of `table`, best first by `metric`'s rankings (unranked ones after, in table order)."""
+    cells = list(dict.fromkeys(zip(table.loss, table.optimizer)))
+    if metric is None or ranks.empty:
+        return cells
+    r = ranks[ranks.metric == metric].sort_values("rank")
+    order = [c for c in zip(r.loss, r.optimizer) if c in set(cells)]
+    return order + [c for c in cells if c not in set(order)]
+
+
+def curve_trials(table: pd.DataFrame, ranks: pd.DataFrame) -> tuple[set[str], str]:
+    """The trials whose training curves a report draws, and a note saying which where not all: the best
+    CURVE_CELLS cells by the primary metric's rankings, each with its CURVE_SEEDS lowest seed numbers (not
+    seeds chosen by their outcome). Only their metrics files are read: at 10,000 trials, 64 of 10,000."""
+    metric = _primary(table)
+    cells = _best_cells(table, ranks, metric)
+    keep = set(cells[:CURVE_CELLS])
+    mine = table[[c in keep for c in zip(table.loss, table.optimizer)]]
+    mine = mine.sort_values("seed", kind="stable").groupby(CELL, sort=False).head(CURVE_SEEDS)
+    notes = ([f"the best {CURVE_CELLS} of {len(cells)} cells by {metric or 'their order'}"]
+             if len(cells) > CURVE_CELLS else [])
+    notes += ([f"each cell's {CURVE_SEEDS} lowest seed numbers"]
+              if table.groupby(CELL).size().max() > CURVE_SEEDS else [])
+    return set(mine.trial_id), ("Drawn: " + "; ".join(notes) + "." if notes else "")
 
 
 def cells_table(table: pd.DataFrame) -> pd.DataFrame:
