@@ -36,6 +36,27 @@ def _read(st, sid: str, metric) -> dict:
     return {"trials": trials, "best": best_settings(scores, metric), "scores": scores}
 
 
+def _stored_wall(st, sid: str) -> float:
+    """Seconds from the sweep's config.yaml written (its start) to report/index.html written (its end)."""
+    return (st.fs.modified(st.uri("sweeps", sid, "report", "index.html"))
+            - st.fs.modified(st.uri("sweeps", sid, "config.yaml"))).total_seconds()
+
+
+def _full_rank(scores, cell: str, setting: int, metric) -> str:
+    """Where `setting` stands among the cell's settings at the full budget: its rank by the search's metric
+    (mean rank over several, as best_settings orders them) and its scores."""
+    from gan_tasks.config.scores import mean_ranks
+
+    metrics = (metric,) if isinstance(metric, str) else tuple(metric)
+    g = scores[(scores.cell == cell) & scores.metric.isin(metrics)]
+    table = g.pivot(index="setting", columns="metric", values="score").reindex(columns=list(metrics))
+    order = table.assign(r=mean_ranks({m: table[m] for m in metrics}, metrics)).sort_values("r", kind="stable")
+    vals = ", ".join(f"{m} {table.loc[setting, m]:.3g}" for m in metrics)
+    best = ", ".join(f"{m} {order.iloc[0][m]:.3g}" for m in metrics)
+    return (f"number {list(order.index).index(setting) + 1} of {len(order)} at the full budget ({vals}; "
+            f"the best: {best})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--storage", default=str(ROOT / "gansweep-results"))
@@ -83,17 +104,21 @@ def report(st, runs: dict, cfg: dict, load: list[float]) -> str:
              f"settings x 1 seed, {cfg['train']['steps']:,} steps ({budget_steps:,} generator steps in all); "
              f"early_stop on {' + '.join(es['metric'])} at rungs {es['rungs']}, eta {es['reduction_factor']}, "
              f"decide {es['decide']}; twice, then the same without early_stop).", "",
-             "| run | trials stopped | generator steps | trial-seconds | sweep wall s | best setting per loss |",
+             "| run | trials stopped | generator steps | sweep wall s | config to report s | best setting per loss |",
              "|---|---|---|---|---|---|"]
+    walls = {label: _stored_wall(st, sid) for label, (sid, _) in runs.items()}
     for label, (sid, wall) in runs.items():
         t = got[label]["trials"]
         best = ", ".join(f"{c.split('/')[0]} s{s}" for c, s in sorted(got[label]["best"].items()))
         lines.append(f"| {label} | {(t.status == 'stopped').sum()} of {len(t)} | {t.steps.sum():,} | "
-                     f"{t.wall_seconds.sum():.0f} | {'-' if wall is None else f'{wall:.0f}'} | {best} |")
+                     f"{'-' if wall is None else f'{wall:.0f}'} | {walls[label]:.0f} | {best} |")
     stopped = [set(g["trials"].query("status == 'stopped'").trial_id) for g in got.values()][:2]
+    # A row's wall_seconds is its last segment's (a trial paused at a rung resumes later): walls compare, not those
+    later = LABELS[1] if LABELS[1] in runs else LABELS[0]
     lines += ["", f"- **Saved**: {1 - first['trials'].steps.sum() / budget_steps:.0%} of the search's generator steps"
-              + (f", {1 - first['trials'].wall_seconds.sum() / full['trials'].wall_seconds.sum():.0%} of its "
-                 "trial-seconds (against the run without early stopping)." if full is not None else ".")]
+              + (f"; {1 - walls[later] / walls[LABELS[2]]:.0%} of the wall from config written to report written "
+                 f"({later}: {walls[later]:.0f} s against {walls[LABELS[2]]:.0f} s without early stopping)."
+                 if full is not None else ".")]
     if len(stopped) == 2:
         a, b = stopped
         lines.append(f"- **Same decisions**: the two early-stopped runs stopped {'the same' if a == b else 'different'} "
@@ -109,7 +134,8 @@ def report(st, runs: dict, cfg: dict, load: list[float]) -> str:
         fate = "survived" if (row.status == "completed").all() else f"was stopped at step {int(row.steps.max())}"
         picked = first["best"].get(cell)
         lines.append(f"- **{cell}**: its best setting at the full budget, s{s}, {fate}; the early-stopped search "
-                     f"picks s{picked}" + (" (the same)." if picked == s else "."))
+                     f"picks s{picked}" + (" (the same)." if picked == s else
+                                           f", which is {_full_rank(full['scores'], cell, picked, metric)}."))
     lines += ["", f"Measured on {os.cpu_count()} CPU cores shared with other sessions' runs (load average "
               f"{min(load):.0f}-{max(load):.0f}), {datetime.now(timezone.utc):%Y-%m-%d}.", ""]
     return "\n".join(lines)
