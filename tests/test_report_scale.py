@@ -30,7 +30,7 @@ def test_large_sweep_report_shows_cells_bounded_samples_and_every_trial_in_csv(l
     assert (csv.status == "failed").sum() == 40 and csv.modes_covered.notna().sum() == 280
 
 
-def test_training_curves_are_the_best_cells_lowest_seeds_and_the_note_says_which(local_storage):
+def test_training_curves_are_the_best_cells_lowest_seeds_and_the_note_says_which():
     """12 cells x 40 seeds: the curves are the 10 best cells by the ranking, each its 32 lowest seeds, and the
     note says so; a small sweep is drawn whole, with no note."""
     from gan_tasks.evaluation.report_scale import CURVE_CELLS, CURVE_SEEDS, curve_trials
@@ -47,3 +47,26 @@ def test_training_curves_are_the_best_cells_lowest_seeds_and_the_note_says_which
     assert note == "Drawn: the best 10 of 12 cells by modes_covered; each cell's 32 lowest seed numbers."
     small = table[(table.optimizer.isin(["o0", "o1"])) & (table.seed < 3)]
     assert curve_trials(small, ranks) == (set(small.trial_id), "")
+
+
+def test_report_reads_the_metrics_of_drawn_trials_only(local_storage):
+    """40 cells: a metrics file of a trial the curves do not draw is never read (garbage there breaks nothing);
+    a drawn trial's is, and the curves say which cells they show."""
+    import pyarrow as pa
+
+    from gan_tasks.data import schema
+    from gan_tasks.evaluation.report_scale import curve_trials
+    from gan_tasks.evaluation.report import load_frames, summary_table
+
+    synthetic_sweep(local_storage, "cur", lrs=20, seeds=8)
+    _, ranks, _ = rebuild(local_storage, "cur")
+    table = summary_table(load_frames(local_storage, "cur"))
+    drawn, _ = curve_trials(table, ranks)
+    undrawn = sorted(set(table.trial_id) - drawn)[0]
+    local_storage.write_bytes(b"not parquet", "sweeps", "cur", "metrics", f"{undrawn}-{10:09d}.parquet")
+    row = {"sweep_id": "cur", "trial_id": sorted(drawn)[0], "step": 10, "loss_d": 1.0, "loss_g": 2.0}
+    local_storage.write_parquet(pa.Table.from_pylist([row], schema=schema.METRICS), "sweeps", "cur", "metrics",
+                                f"{sorted(drawn)[0]}-{10:09d}.parquet")
+    rebuild(local_storage, "cur")
+    html = local_storage.read_bytes("sweeps", "cur", "report", "index.html").decode()
+    assert "<h2>Training curves</h2>" in html and "Drawn: the best 10 of 40 cells by modes_covered." in html

@@ -90,10 +90,13 @@ def _rebuilt(storage: Storage, sweep_id: str) -> tuple:
     rewritten) is moved aside and the rebuild starts again without it; any other damaged file is an error."""
     from gan_tasks.evaluation.report import rebuild
 
+    moved: set[tuple[str, ...]] = set()
     while True:
         try:
             return rebuild(storage, sweep_id)
         except DamagedFile as e:
-            if e.parts[:2] != ("sweeps", sweep_id) or e.parts[2:3] not in (("evaluations",), ("eval_every",)):
+            if (e.parts[:2] != ("sweeps", sweep_id) or e.parts[2:3] not in (("evaluations",), ("eval_every",))
+                    or e.parts in moved):  # a file that could not be moved aside: no loop, the error stands
                 raise
+            moved.add(e.parts)
             get_run_logger().warning("%s; moved to %s", e, storage.quarantine(*e.parts))

@@ -24,7 +24,7 @@ from gan_tasks.errors import UserError
 
 def load_frames(storage: Storage, sweep_id: str) -> dict[str, pd.DataFrame]:
     """trials and evaluations (final ones and those during training: the `final` column). Training metrics are
-    read where they are drawn, for the trials drawn (curve_metrics): not every trial's for every reader."""
+    read where they are drawn, for the trials drawn (_curves_html): not every trial's for every reader."""
     out = {}
     t = storage.read_table("sweeps", sweep_id, "trials")
     out["trials"] = t.to_pandas() if t is not None else pd.DataFrame()
